@@ -1,0 +1,59 @@
+/** How stored farms and backends look in ZAPI answers, with what the data plane knows. */
+import type { Backend, BackendStatus, Farm, FarmStatus } from '../model/farm.js';
+import type { FarmRuntime } from '../model/runtime.js';
+
+export interface BackendView {
+  id: number;
+  ip: string;
+  port: number | null;
+  weight: number;
+  priority: number;
+  max_conns: number;
+  status: BackendStatus;
+  status_reason?: string;
+}
+
+export function backendView(backend: Backend, farm: Farm, runtime: FarmRuntime | undefined): BackendView {
+  const view: BackendView = {
+    id: backend.id,
+    ip: backend.ip,
+    port: backend.port,
+    weight: backend.weight,
+    priority: backend.priority,
+    max_conns: backend.maxConns,
+    status: 'up',
+  };
+  if (backend.maintenance !== 'none') {
+    view.status = 'maintenance';
+    return view;
+  }
+  const rt = farm.running ? runtime?.backends.get(backend.uid) : undefined;
+  if (rt && !rt.usable) {
+    view.status = 'down';
+    if (rt.reason) view.status_reason = rt.reason;
+  }
+  return view;
+}
+
+/** ZEVENET's order: stopped, then no backend up, then some down, then maintenance. */
+export function farmStatus(farm: Farm, backends: BackendView[]): FarmStatus {
+  if (!farm.running) return 'down';
+  if (!backends.some((b) => b.status === 'up')) return 'critical';
+  if (backends.some((b) => b.status === 'down')) return 'problem';
+  if (backends.some((b) => b.status === 'maintenance')) return 'maintenance';
+  return 'up';
+}
+
+/** The persistence value as ZAPI shows it. */
+export const persistenceView = (farm: Farm): string => (farm.persistence === 'srcip' ? 'ip' : farm.persistence);
+
+/** The `dataplane` object of GET /farms/{f} and /system/status. */
+export function dataplaneView(farm: Farm, runtime: FarmRuntime | undefined) {
+  return {
+    generation: farm.generation,
+    applied_generation: runtime?.appliedGeneration ?? null,
+    state: runtime?.state ?? (farm.running ? 'pending' : 'stopped'),
+    error: runtime?.error ?? null,
+    interface: runtime?.interface ?? null,
+  };
+}

@@ -1,0 +1,173 @@
+import type { FastifyInstance, FastifyRequest } from 'fastify';
+import type { Backend } from '../../model/farm.js';
+import type { BackendChanges, NewBackend } from '../../store/store.js';
+import { enumParam, messages, ParamError, parseParams } from '../params.js';
+import { badRequest, notFound, zapiRoute } from '../zapi.js';
+import { deleteEnvelope, successEnvelope } from '../schemas.js';
+import { backendPortParam, ipv4Param, maxConnsParam, priorityParam, weightParam } from '../farm-params.js';
+import { backendView } from '../present.js';
+import { checkFarmRules, checkNetwork, describeFarm, farmDoesNotExist, farmPathParams, requireFarm } from './farms.js';
+
+type FarmRequest = FastifyRequest<{ Params: { farmname: string }; Body: Record<string, unknown> }>;
+type BackendRequest = FastifyRequest<{ Params: { farmname: string; id: string }; Body: Record<string, unknown> }>;
+
+const backendSpecs = {
+  ip: ipv4Param,
+  port: backendPortParam,
+  weight: weightParam,
+  priority: priorityParam,
+  max_conns: maxConnsParam,
+};
+
+const maintenanceSpecs = {
+  action: enumParam(['up', 'maintenance'] as const),
+  mode: enumParam(['drain', 'cut'] as const),
+};
+
+const backendPathParams = {
+  type: 'object',
+  required: ['farmname', 'id'],
+  properties: { ...farmPathParams.properties, id: { type: 'string', pattern: '^[0-9]{1,9}$' } },
+} as const;
+
+const farmStatusProp = { status: { $ref: 'FarmStatus#' } };
+
+const BACKEND_NOT_FOUND = 'Could not find a backend with such id.';
+
+export async function backendRoutes(app: FastifyInstance): Promise<void> {
+  const { store } = app.deps;
+
+  const farmOf = (req: FarmRequest | BackendRequest) => requireFarm(app, req.params.farmname, farmDoesNotExist(req.params.farmname));
+  const backendOf = (req: BackendRequest): { farm: ReturnType<typeof farmOf>; backend: Backend } => {
+    const farm = farmOf(req);
+    const backend = store.getBackend(farm.id, Number(req.params.id));
+    if (!backend) throw notFound(BACKEND_NOT_FOUND);
+    return { farm, backend };
+  };
+  const duplicate = (farmName: string, ip: string) => badRequest(`The IP ${ip} is already set in farm ${farmName}`);
+  const sameTarget = (a: Pick<Backend, 'ip' | 'port'>, b: Pick<Backend, 'ip' | 'port'>) => a.ip === b.ip && a.port === b.port;
+
+  zapiRoute<FarmRequest>(app, {
+    method: 'GET',
+    url: '/farms/:farmname/backends',
+    summary: 'List the backends of a farm',
+    tags: ['backends'],
+    params: farmPathParams,
+    description: () => 'List backends',
+    before: (req) => void farmOf(req),
+    response: { 200: successEnvelope({ type: 'array', items: { $ref: 'Backend#' } }) },
+    handler: async (req) => ({ description: 'List backends', params: describeFarm(app, farmOf(req)).backends }),
+  });
+
+  zapiRoute<FarmRequest>(app, {
+    method: 'POST',
+    url: '/farms/:farmname/backends',
+    summary: 'Add a backend; its id is the lowest free one',
+    tags: ['backends'],
+    params: farmPathParams,
+    description: () => 'New farm backend',
+    body: { specs: backendSpecs, required: ['ip'] },
+    before: (req) => void farmOf(req),
+    response: { 201: successEnvelope({ $ref: 'Backend#' }, farmStatusProp, ['message', 'status']) },
+    handler: async (req, reply) => {
+      const farm = farmOf(req);
+      const p = parseParams(backendSpecs, req.body, ['ip']);
+      const candidate: NewBackend = { ip: p.ip as string, port: p.port ?? null, weight: p.weight ?? 1, priority: p.priority ?? 1, maxConns: p.max_conns ?? 0 };
+      const network = await checkNetwork(app, farm.vip, [...store.listBackends(farm.id).map((b) => b.ip), candidate.ip]);
+      const added = store.write((generation) => {
+        const current = farmOf(req);
+        const backends = store.listBackends(farm.id);
+        if (backends.some((b) => sameTarget(b, candidate))) throw duplicate(farm.name, candidate.ip);
+        checkFarmRules(app, current, [...backends, { ...candidate, uid: -1, farmId: farm.id, id: -1, maintenance: 'none' }], network);
+        return store.insertBackend(farm.id, candidate, generation);
+      });
+      reply.code(201);
+      const { status, runtime } = describeFarm(app, farm);
+      return { description: 'New farm backend', params: backendView(added, farm, runtime), message: 'Backend added.', status };
+    },
+  });
+
+  zapiRoute<BackendRequest>(app, {
+    method: 'PUT',
+    url: '/farms/:farmname/backends/:id',
+    summary: 'Modify a backend',
+    tags: ['backends'],
+    params: backendPathParams,
+    description: () => 'Modify backend',
+    body: { specs: backendSpecs },
+    before: (req) => void backendOf(req),
+    response: { 200: successEnvelope({ type: 'object', additionalProperties: true }, farmStatusProp, ['message', 'status']) },
+    handler: async (req) => {
+      const { farm, backend } = backendOf(req);
+      const p = parseParams(backendSpecs, req.body);
+      const changes: BackendChanges = { ip: p.ip, port: p.port, weight: p.weight, priority: p.priority, maxConns: p.max_conns };
+      const network = await checkNetwork(app, farm.vip, [...store.listBackends(farm.id).map((b) => b.ip), p.ip ?? backend.ip]);
+      store.write((generation) => {
+        const { farm: current, backend: stored } = backendOf(req);
+        const merged: Backend = { ...stored, ...Object.fromEntries(Object.entries(changes).filter(([, v]) => v !== undefined)) };
+        const others = store.listBackends(farm.id).filter((b) => b.id !== stored.id);
+        if (others.some((b) => sameTarget(b, merged))) throw duplicate(farm.name, merged.ip);
+        checkFarmRules(app, current, [...others, merged], network);
+        store.updateBackend(farm.id, stored.id, changes, generation);
+      });
+      return { description: 'Modify backend', params: req.body, message: 'Backend modified.', status: describeFarm(app, farm).status };
+    },
+  });
+
+  zapiRoute<BackendRequest>(app, {
+    method: 'DELETE',
+    url: '/farms/:farmname/backends/:id',
+    summary: 'Remove a backend',
+    tags: ['backends'],
+    params: backendPathParams,
+    description: () => 'Delete backend',
+    before: (req) => void backendOf(req),
+    response: { 200: deleteEnvelope(farmStatusProp) },
+    handler: async (req) => {
+      const { farm, backend } = backendOf(req);
+      store.write((generation) => store.deleteBackend(farm.id, backend.id, generation));
+      return { description: 'Delete backend', message: 'Backend removed', status: describeFarm(app, farm).status, success: 'true' };
+    },
+  });
+
+  zapiRoute<BackendRequest>(app, {
+    method: 'PUT',
+    url: '/farms/:farmname/backends/:id/maintenance',
+    summary: 'Put a backend in maintenance (drain: no new flows; cut: also drop its flows) or back up',
+    tags: ['backends'],
+    params: backendPathParams,
+    description: () => 'Set backend status',
+    body: { specs: maintenanceSpecs, required: ['action'] },
+    before: (req) => void backendOf(req),
+    response: {
+      200: successEnvelope(
+        {
+          type: 'object',
+          required: ['action', 'farm'],
+          properties: {
+            action: { type: 'string' },
+            mode: { type: 'string' },
+            farm: { type: 'object', required: ['status'], properties: farmStatusProp },
+          },
+        },
+        farmStatusProp,
+        ['message', 'status'],
+      ),
+    },
+    handler: async (req) => {
+      const { farm, backend } = backendOf(req);
+      const p = parseParams(maintenanceSpecs, req.body, ['action']);
+      // `mode` only belongs to the maintenance action: with `up` it is an unknown parameter.
+      if (p.action === 'up' && p.mode !== undefined) throw new ParamError(messages.unknown(['mode'], ['action']));
+      const maintenance = p.action === 'up' ? 'none' : (p.mode ?? 'drain');
+      store.write((generation) => store.updateBackend(farm.id, backend.id, { maintenance }, generation));
+      const status = describeFarm(app, farm).status;
+      return {
+        description: 'Set backend status',
+        params: { action: p.action as string, ...(p.action === 'maintenance' ? { mode: maintenance } : {}), farm: { status } },
+        message: `The action ${p.action} has been performed in farm ${farm.name}.`,
+        status,
+      };
+    },
+  });
+}

@@ -1,0 +1,408 @@
+import type { FastifyInstance, FastifyRequest } from 'fastify';
+import type { Backend, Farm } from '../../model/farm.js';
+import type { FarmChanges } from '../../store/store.js';
+import { dsrBackendPortProblem, dsrFeatureProblem, portConflict, startConflict } from '../../model/rules.js';
+import { parseVport } from '../../model/ports.js';
+import { enumParam, parseParams } from '../params.js';
+import { badRequest, notFound, ZapiError, zapiRoute } from '../zapi.js';
+import { deleteEnvelope, successEnvelope } from '../schemas.js';
+import {
+  algorithmParam,
+  FARMNAME_PATTERN,
+  farmnameParam,
+  ipv4Param,
+  nattypeParam,
+  persistenceParam,
+  protocolParam,
+  ttlParam,
+  vportParam,
+} from '../farm-params.js';
+import { backendView, dataplaneView, farmStatus, persistenceView } from '../present.js';
+
+type FarmRequest = FastifyRequest<{ Params: { farmname: string } }>;
+type FarmBodyRequest = FastifyRequest<{ Params: { farmname: string }; Body: Record<string, unknown> }>;
+type CreateRequest = FastifyRequest<{ Body: Record<string, unknown> }>;
+
+/** ZEVENET's routes only match valid farm names; anything else is an unknown route. */
+export const farmPathParams = {
+  type: 'object',
+  required: ['farmname'],
+  properties: { farmname: { type: 'string', pattern: FARMNAME_PATTERN } },
+} as const;
+
+const createSpecs = {
+  farmname: farmnameParam,
+  profile: enumParam(['l4xnat'] as const),
+  vip: ipv4Param,
+  vport: vportParam,
+  copy_from: farmnameParam,
+};
+
+const modifySpecs = {
+  newfarmname: farmnameParam,
+  vip: ipv4Param,
+  vport: vportParam,
+  protocol: protocolParam,
+  nattype: nattypeParam,
+  algorithm: algorithmParam,
+  persistence: persistenceParam,
+  ttl: ttlParam,
+};
+
+const actionSpecs = { action: enumParam(['stop', 'start', 'restart'] as const) };
+
+/** Loads the farm named in the path or answers 404 with the given message. */
+export function requireFarm(app: FastifyInstance, name: string, message = 'Farm not found.'): Farm {
+  const farm = app.deps.store.getFarm(name);
+  if (!farm) throw notFound(message);
+  return farm;
+}
+
+export const farmDoesNotExist = (name: string): string => `The farmname ${name} does not exist.`;
+
+/** Everything GET /farms/{f} and the backend calls show about a farm. */
+export function describeFarm(app: FastifyInstance, farm: Farm) {
+  const { store, dataplane } = app.deps;
+  const runtime = dataplane.farm(farm.id);
+  const backends = store.listBackends(farm.id).map((b) => backendView(b, farm, runtime));
+  return { backends, status: farmStatus(farm, backends), runtime };
+}
+
+export interface NetworkCheck {
+  /** Set when the VIP is in no connected network. */
+  problem: string | null;
+  interface: string | null;
+  network: string | null;
+  /** Backend IPs on the network of the VIP's interface. */
+  backendsInside: Set<string>;
+}
+
+/** Looks up (async, read-only) where the VIP and the backends sit on this host's networks. */
+export async function checkNetwork(app: FastifyInstance, vip: string, backendIps: string[]): Promise<NetworkCheck> {
+  const { host } = app.deps;
+  const vipNet = await host.connectedNetwork(vip);
+  if (!vipNet) {
+    return {
+      problem: `The VIP '${vip}' is not in a network connected to this host: nftfarm announces a VIP on the interface whose network holds it.`,
+      interface: null,
+      network: null,
+      backendsInside: new Set(),
+    };
+  }
+  const inside = new Set<string>();
+  for (const ip of new Set(backendIps)) {
+    const net = await host.connectedNetwork(ip);
+    if (net && net.interface === vipNet.interface && net.network === vipNet.network) inside.add(ip);
+  }
+  return { problem: null, interface: vipNet.interface, network: vipNet.network, backendsInside: inside };
+}
+
+/**
+ * The rules every change of a farm or of its backends must pass, checked on the merged
+ * result (so the order in which fields were set does not matter). Synchronous on purpose:
+ * it runs inside the write transaction, after the async network lookups.
+ */
+export function checkFarmRules(app: FastifyInstance, farm: Farm, backends: Backend[], network: NetworkCheck, conflictMessage = portConflict): void {
+  const problem =
+    network.problem ??
+    backends.map((b) => dsrBackendPortProblem(farm, b)).find((p) => p !== null) ??
+    dsrFeatureProblem(farm, backends);
+  if (problem) throw badRequest(problem);
+  if (farm.nattype === 'dsr') {
+    const outside = backends.find((b) => !network.backendsInside.has(b.ip));
+    if (outside) {
+      throw badRequest(
+        `The backend IP '${outside.ip}' is not in the network ${network.network} of interface '${network.interface}' that carries the VIP: ` +
+          'in DSR mode frames are forwarded by MAC address, so backends must be directly connected to that network.',
+      );
+    }
+  }
+  if (farm.running) {
+    const running = app.deps.store.listFarms().filter((f) => f.running && f.id !== farm.id);
+    const conflict = conflictMessage(farm, running);
+    if (conflict) throw badRequest(conflict);
+  }
+}
+
+const rangeProblem = (vport: string): string | null => {
+  if (parseVport(vport)) return null;
+  const bad = vport.split(',').find((part) => {
+    const [low, high] = part.split(':').map(Number);
+    return high !== undefined && (low as number) > high;
+  });
+  return bad ? `Range ${bad} in virtual port is not a valid value.` : 'The virtual port must be an acceptable value and must be available.';
+};
+
+const summaryParams = { type: 'array', items: { $ref: 'FarmSummary#' } };
+
+export async function farmRoutes(app: FastifyInstance): Promise<void> {
+  const { store } = app.deps;
+
+  zapiRoute(app, {
+    method: 'GET',
+    url: '/farms',
+    summary: 'List the farms',
+    tags: ['farms'],
+    description: () => 'List farms',
+    response: { 200: successEnvelope(summaryParams) },
+    handler: async () => ({
+      description: 'List farms',
+      params: store.listFarms().map((farm) => ({
+        farmname: farm.name,
+        profile: farm.profile,
+        status: describeFarm(app, farm).status,
+        vip: farm.vip,
+        vport: farm.vport,
+      })),
+    }),
+  });
+
+  zapiRoute<CreateRequest>(app, {
+    method: 'POST',
+    url: '/farms',
+    summary: 'Create a farm; it starts at once',
+    tags: ['farms'],
+    description: () => 'Creating a farm',
+    body: { specs: createSpecs, required: ['farmname', 'profile', 'vip', 'vport'] },
+    before: (req) => {
+      const { farmname, copy_from: copyFrom } = req.body ?? {};
+      if (typeof farmname === 'string' && store.getFarm(farmname)) {
+        throw badRequest('Error trying to create a new farm, the farm name already exists.');
+      }
+      if (typeof copyFrom === 'string' && !store.getFarm(copyFrom)) throw notFound(`The farm '${copyFrom}' does not exist.`);
+    },
+    errorCodes: [404],
+    response: {
+      201: successEnvelope(
+        {
+          type: 'object',
+          required: ['farmname', 'profile', 'vip', 'vport', 'interface'],
+          properties: {
+            farmname: { type: 'string' },
+            profile: { type: 'string' },
+            vip: { type: 'string' },
+            vport: { type: 'string' },
+            interface: { type: 'string' },
+            copy_from: { type: 'string' },
+          },
+        },
+        {},
+        ['message'],
+      ),
+    },
+    handler: async (req, reply) => {
+      const p = parseParams(createSpecs, req.body, ['farmname', 'profile', 'vip', 'vport']);
+      const name = p.farmname as string;
+      const vport = p.vport as string;
+      const vportProblem = rangeProblem(vport);
+      if (vportProblem) throw badRequest(vportProblem);
+      const source = p.copy_from === undefined ? undefined : store.getFarm(p.copy_from);
+      const sourceBackends = source ? store.listBackends(source.id) : [];
+      const network = await checkNetwork(app, p.vip as string, sourceBackends.map((b) => b.ip));
+      store.write((generation) => {
+        if (store.getFarm(name)) throw badRequest('Error trying to create a new farm, the farm name already exists.');
+        const draft = {
+          name,
+          vip: p.vip as string,
+          vport,
+          // '*' means every port of every protocol, so it makes an 'all' farm (as in ZEVENET).
+          protocol: vport === '*' ? 'all' : source && source.protocol !== 'all' ? source.protocol : 'tcp',
+          nattype: source?.nattype ?? 'nat',
+          algorithm: source?.algorithm ?? 'weight',
+          persistence: source?.persistence ?? '',
+          ttl: source?.ttl ?? 60,
+          running: true,
+        } as const;
+        checkFarmRules(app, { ...draft, id: -1, profile: 'l4xnat', generation }, sourceBackends, network);
+        const farm = store.insertFarm(draft, generation);
+        for (const b of sourceBackends) store.insertBackend(farm.id, b, generation);
+        const check = source && store.farmCheckName(source.id);
+        if (check) store.linkHealthCheck(farm.id, check, generation);
+      });
+      reply.code(201);
+      return {
+        description: 'Creating a farm',
+        params: { ...(req.body as Record<string, string>), interface: network.interface },
+        message: `The farm ${name} has been created successfully.`,
+      };
+    },
+  });
+
+  zapiRoute<FarmRequest>(app, {
+    method: 'GET',
+    url: '/farms/:farmname',
+    summary: 'Show a farm with its backends',
+    tags: ['farms'],
+    params: farmPathParams,
+    description: (req) => `List farm ${req.params.farmname}`,
+    before: (req) => void requireFarm(app, req.params.farmname),
+    response: {
+      200: successEnvelope({ $ref: 'FarmDetail#' }, { backends: { type: 'array', items: { $ref: 'Backend#' } } }, ['backends']),
+    },
+    handler: async (req) => {
+      const farm = requireFarm(app, req.params.farmname);
+      const { backends, status, runtime } = describeFarm(app, farm);
+      return {
+        description: `List farm ${farm.name}`,
+        params: {
+          algorithm: farm.algorithm,
+          farmguardian: store.farmCheckName(farm.id),
+          listener: 'l4xnat',
+          nattype: farm.nattype,
+          persistence: persistenceView(farm),
+          protocol: farm.protocol,
+          sessions: [],
+          status,
+          ttl: farm.ttl,
+          vip: farm.vip,
+          vport: farm.vport,
+          dataplane: dataplaneView(farm, runtime),
+        },
+        backends,
+      };
+    },
+  });
+
+  zapiRoute<FarmRequest>(app, {
+    method: 'GET',
+    url: '/farms/:farmname/status',
+    summary: 'Show the status of a farm',
+    tags: ['farms'],
+    params: farmPathParams,
+    description: (req) => `Show farm ${req.params.farmname} status`,
+    before: (req) => void requireFarm(app, req.params.farmname),
+    response: {
+      200: successEnvelope({ type: 'object', required: ['status'], properties: { status: { $ref: 'FarmStatus#' } } }),
+    },
+    handler: async (req) => {
+      const farm = requireFarm(app, req.params.farmname);
+      return { description: `Show farm ${farm.name} status`, params: { status: describeFarm(app, farm).status } };
+    },
+  });
+
+  zapiRoute<FarmBodyRequest>(app, {
+    method: 'PUT',
+    url: '/farms/:farmname',
+    summary: 'Modify a farm',
+    tags: ['farms'],
+    params: farmPathParams,
+    description: (req) => `Modify L4xNAT farm '${req.params.farmname}'`,
+    body: { specs: modifySpecs },
+    before: (req) => {
+      requireFarm(app, req.params.farmname, farmDoesNotExist(req.params.farmname));
+      if (req.body?.algorithm === 'prio') throw new ZapiError(410, "'Prio' algorithm is not supported anymore.");
+    },
+    errorCodes: [410],
+    response: {
+      200: successEnvelope({ type: 'object', additionalProperties: true }, {}, ['message']),
+    },
+    handler: async (req) => {
+      const farm = requireFarm(app, req.params.farmname, farmDoesNotExist(req.params.farmname));
+      const p = parseParams(modifySpecs, req.body);
+      const echo: Record<string, unknown> = { ...req.body };
+      // As in ZEVENET: protocol 'all' and vport '*' go together, so either one sets both.
+      if (p.protocol === 'all' || p.vport === '*') {
+        p.protocol = 'all';
+        p.vport = '*';
+        echo.protocol = 'all';
+        echo.vport = '*';
+      }
+      if (p.persistence !== undefined) echo.persistence = p.persistence === 'srcip' ? 'ip' : p.persistence;
+      if (p.ttl !== undefined) echo.ttl = p.ttl;
+      const protocol = p.protocol ?? farm.protocol;
+      const vport = p.vport ?? farm.vport;
+      if (p.protocol !== undefined && protocol !== 'all' && vport === '*') throw badRequest(`Protocol can not be '${protocol}' with port '*'`);
+      if (p.vport !== undefined && vport !== '*' && protocol === 'all') throw badRequest(`Port can not be '${vport}' with protocol 'all'`);
+      if (p.vport !== undefined) {
+        const vportProblem = rangeProblem(p.vport);
+        if (vportProblem) throw badRequest(vportProblem);
+      }
+      const changes: FarmChanges = {
+        name: p.newfarmname,
+        vip: p.vip,
+        vport: p.vport,
+        protocol: p.protocol,
+        nattype: p.nattype,
+        algorithm: p.algorithm === 'prio' ? undefined : p.algorithm,
+        persistence: p.persistence,
+        ttl: p.ttl,
+      };
+      const network = await checkNetwork(app, p.vip ?? farm.vip, store.listBackends(farm.id).map((b) => b.ip));
+      const updated = store.write((generation) => {
+        const current = store.getFarmById(farm.id);
+        if (!current) throw notFound(farmDoesNotExist(farm.name));
+        if (p.newfarmname !== undefined && p.newfarmname !== current.name && store.getFarm(p.newfarmname)) {
+          throw badRequest(`The farm ${p.newfarmname} already exists, try another name.`);
+        }
+        checkFarmRules(app, { ...current, ...definedOnly(changes) }, store.listBackends(farm.id), network);
+        return store.updateFarm(farm.id, changes, generation);
+      });
+      return {
+        description: `Modify L4xNAT farm '${farm.name}'`,
+        params: echo,
+        message: `Some parameters have been changed in farm ${updated.name}.`,
+      };
+    },
+  });
+
+  zapiRoute<FarmRequest>(app, {
+    method: 'DELETE',
+    url: '/farms/:farmname',
+    summary: 'Delete a farm',
+    tags: ['farms'],
+    params: farmPathParams,
+    description: (req) => `Delete farm ${req.params.farmname}`,
+    before: (req) => void requireFarm(app, req.params.farmname, `The farm ${req.params.farmname} doesn't exist, try another name.`),
+    response: { 200: deleteEnvelope() },
+    handler: async (req) => {
+      const name = req.params.farmname;
+      const farm = requireFarm(app, name, `The farm ${name} doesn't exist, try another name.`);
+      store.write(() => store.deleteFarm(farm.id));
+      return { description: `Delete farm ${name}`, message: `The Farm ${name} has been deleted.`, success: 'true' };
+    },
+  });
+
+  zapiRoute<FarmBodyRequest>(app, {
+    method: 'PUT',
+    url: '/farms/:farmname/actions',
+    summary: 'Start, stop or restart a farm',
+    tags: ['farms'],
+    params: farmPathParams,
+    description: (req) => `Set a new action in ${req.params.farmname}`,
+    body: { specs: actionSpecs, required: ['action'] },
+    before: (req) => void requireFarm(app, req.params.farmname, farmDoesNotExist(req.params.farmname)),
+    response: {
+      200: successEnvelope(
+        {
+          type: 'object',
+          required: ['action', 'status'],
+          properties: { action: { type: 'string' }, status: { $ref: 'FarmStatus#' } },
+        },
+        {},
+        ['message'],
+      ),
+    },
+    handler: async (req) => {
+      const farm = requireFarm(app, req.params.farmname, farmDoesNotExist(req.params.farmname));
+      const { action } = parseParams(actionSpecs, req.body, ['action']);
+      const running = action !== 'stop';
+      const network = running ? await checkNetwork(app, farm.vip, store.listBackends(farm.id).map((b) => b.ip)) : null;
+      const updated = store.write((generation) => {
+        const current = store.getFarmById(farm.id);
+        if (!current) throw notFound(farmDoesNotExist(farm.name));
+        if (network) checkFarmRules(app, { ...current, running: true }, store.listBackends(farm.id), network, startConflict);
+        // A restart is a write too: the reconciler re-renders the whole farm.
+        return store.updateFarm(farm.id, { running }, generation);
+      });
+      return {
+        description: `Set a new action in ${farm.name}`,
+        params: { action, status: describeFarm(app, updated).status },
+        message: `The action ${action} has been performed in farm ${farm.name}.`,
+      };
+    },
+  });
+}
+
+function definedOnly<T extends object>(obj: T): Partial<T> {
+  return Object.fromEntries(Object.entries(obj).filter(([, v]) => v !== undefined)) as Partial<T>;
+}

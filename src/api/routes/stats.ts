@@ -1,0 +1,94 @@
+import type { FastifyInstance, FastifyRequest } from 'fastify';
+import { zapiRoute } from '../zapi.js';
+import { describeFarm, farmDoesNotExist, farmPathParams, requireFarm } from './farms.js';
+
+type FarmRequest = FastifyRequest<{ Params: { farmname: string } }>;
+
+const farmStatsResponse = {
+  type: 'object',
+  required: ['description', 'backends', 'sessions', 'total_sessions'],
+  properties: {
+    description: { type: 'string' },
+    backends: { type: 'array', items: { $ref: 'BackendStats#' } },
+    sessions: { type: 'array', items: { $ref: 'Session#' } },
+    total_sessions: { type: 'integer' },
+  },
+};
+
+/** Counters come from the data plane in a later issue; until then they are zeros. */
+export async function statsRoutes(app: FastifyInstance): Promise<void> {
+  const { store } = app.deps;
+
+  zapiRoute(app, {
+    method: 'GET',
+    url: '/stats/farms',
+    summary: 'Connection counts of every farm',
+    tags: ['stats'],
+    description: () => 'List all farms stats',
+    response: {
+      200: {
+        type: 'object',
+        required: ['description', 'farms'],
+        properties: { description: { type: 'string' }, farms: { type: 'array', items: { $ref: 'FarmStats#' } } },
+      },
+    },
+    handler: async () => ({
+      description: 'List all farms stats',
+      farms: store.listFarms().map((farm) => ({
+        farmname: farm.name,
+        profile: farm.profile,
+        status: describeFarm(app, farm).status,
+        vip: farm.vip,
+        vport: farm.vport,
+        established: 0,
+        pending: 0,
+      })),
+    }),
+  });
+
+  const farmOf = (req: FarmRequest) => requireFarm(app, req.params.farmname, farmDoesNotExist(req.params.farmname));
+  const farmStats = async (req: FarmRequest) => {
+    const farm = farmOf(req);
+    const { backends } = describeFarm(app, farm);
+    return {
+      description: 'Get farm stats',
+      backends: backends.map((b) => ({
+        id: b.id,
+        ip: b.ip,
+        port: b.port,
+        weight: b.weight,
+        priority: b.priority,
+        status: b.status,
+        max_conns: b.max_conns,
+        established: 0,
+        pending: 0,
+      })),
+      sessions: [],
+      total_sessions: 0,
+    };
+  };
+
+  zapiRoute<FarmRequest>(app, {
+    method: 'GET',
+    url: '/stats/farms/:farmname',
+    summary: 'Connection counts of one farm and its backends',
+    tags: ['stats'],
+    params: farmPathParams,
+    description: () => 'Get farm stats',
+    before: (req) => void farmOf(req),
+    response: { 200: farmStatsResponse },
+    handler: farmStats,
+  });
+
+  zapiRoute<FarmRequest>(app, {
+    method: 'GET',
+    url: '/stats/farms/:farmname/backends',
+    summary: 'Connection counts of the backends of one farm',
+    tags: ['stats'],
+    params: farmPathParams,
+    description: () => 'Get farm stats',
+    before: (req) => void farmOf(req),
+    response: { 200: farmStatsResponse },
+    handler: farmStats,
+  });
+}

@@ -1,0 +1,142 @@
+import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest, RouteOptions } from 'fastify';
+import { bodyProblem, bodySchema, ParamError, type ParamSpecs } from './params.js';
+
+export const ZAPI_PREFIX = '/zapi/v4.0/zapi.cgi';
+
+/** A refused request: rendered as the ZAPI error envelope with this status. */
+export class ZapiError extends Error {
+  constructor(
+    readonly statusCode: number,
+    message: string,
+    readonly params?: unknown,
+  ) {
+    super(message);
+  }
+}
+
+export const notFound = (message: string): ZapiError => new ZapiError(404, message);
+export const badRequest = (message: string): ZapiError => new ZapiError(400, message);
+export const requestNotFound = (): ZapiError => notFound('Request not found');
+
+/** What the error handler needs to know about the route that failed. */
+interface ZapiRouteConfig {
+  zapiDescription?: (request: FastifyRequest) => string;
+  zapiParams?: ParamSpecs;
+  zapiRequired?: readonly string[];
+}
+
+declare module 'fastify' {
+  interface FastifyContextConfig extends ZapiRouteConfig {}
+}
+
+export interface ZapiRouteDef<Req extends FastifyRequest = FastifyRequest> {
+  method: 'GET' | 'POST' | 'PUT' | 'DELETE';
+  url: string;
+  /** The `description` of every answer of this route, errors included. */
+  description: (request: Req) => string;
+  summary: string;
+  tags: string[];
+  params?: Record<string, unknown>;
+  querystring?: Record<string, unknown>;
+  body?: { specs: ParamSpecs; required?: readonly string[] };
+  /**
+   * Checks that ZEVENET makes before looking at the body (the farm exists, the name is
+   * free...): a 404 for a missing farm wins over a complaint about the body.
+   */
+  before?: (request: Req) => void;
+  /** Response schemas by status code; the error envelope codes are added automatically. */
+  response: Record<number, unknown>;
+  errorCodes?: number[];
+  /** Runs only with a body and path the schemas accepted. */
+  handler: (request: Req, reply: FastifyReply) => Promise<unknown>;
+}
+
+const ERROR_REF = { $ref: 'ZapiError#' };
+
+/** Registers a ZAPI route: body schema from its parameter specs, error envelopes for the refusals. */
+export function zapiRoute<Req extends FastifyRequest = FastifyRequest>(app: FastifyInstance, def: ZapiRouteDef<Req>): void {
+  const errorCodes = new Set([...(def.errorCodes ?? []), ...(def.body ? [400, 415] : []), ...(def.params ? [404] : [])]);
+  const response: Record<number, unknown> = { ...def.response, 401: { $ref: 'Unauthorized#' } };
+  for (const code of errorCodes) response[code] = ERROR_REF;
+  const config: ZapiRouteConfig = {
+    zapiDescription: def.description as (r: FastifyRequest) => string,
+    zapiParams: def.body?.specs,
+    zapiRequired: def.body?.required,
+  };
+  const route: RouteOptions = {
+    method: def.method,
+    url: def.url,
+    config,
+    // The handler decides when a schema error is reported, so `before` can answer first.
+    attachValidation: true,
+    schema: {
+      summary: def.summary,
+      tags: def.tags,
+      ...(def.params ? { params: def.params } : {}),
+      ...(def.querystring ? { querystring: def.querystring } : {}),
+      ...(def.body ? { body: bodySchema(def.body.specs, def.body.required) } : {}),
+      response,
+    },
+    handler: async (request: FastifyRequest, reply: FastifyReply) => {
+      const failure = request.validationError as (FastifyError & { validationContext?: string }) | undefined;
+      // ZEVENET's routes only match valid names and numeric ids: anything else is an unknown route.
+      if (failure?.validationContext === 'params') throw requestNotFound();
+      def.before?.(request as Req);
+      if (failure) throw validationToZapi(request, failure);
+      return def.handler(request as Req, reply);
+    },
+  };
+  app.route(route);
+}
+
+function routeConfig(request: FastifyRequest): ZapiRouteConfig {
+  return (request.routeOptions?.config ?? {}) as ZapiRouteConfig;
+}
+
+function describe(request: FastifyRequest): string {
+  const fn = routeConfig(request).zapiDescription;
+  if (!fn) return 'Request not found';
+  try {
+    return fn(request);
+  } catch {
+    return 'Request not found';
+  }
+}
+
+/**
+ * ajv refused the request. For bodies the message is found again by the parameter checks,
+ * which know ZEVENET's order and texts; the schema and the checks state the same rules.
+ */
+function validationToZapi(request: FastifyRequest, failure: FastifyError & { validationContext?: string }): ZapiError {
+  if (failure.validationContext === 'body') {
+    const { zapiParams = {}, zapiRequired = [] } = routeConfig(request);
+    const problem = bodyProblem(zapiParams, zapiRequired, request.body);
+    if (problem) return new ZapiError(400, problem.message, problem.help);
+  }
+  return badRequest(failure.message);
+}
+
+/** Turns every failure into a ZAPI error envelope; 5xx details stay in the log. */
+export function zapiErrorHandler(error: FastifyError, request: FastifyRequest, reply: FastifyReply): FastifyReply {
+  let zapi: ZapiError;
+  const thrown: unknown = error;
+  if (thrown instanceof ZapiError) zapi = thrown;
+  else if (thrown instanceof ParamError) zapi = new ZapiError(400, thrown.message, thrown.help);
+  else if (error.validation) zapi = validationToZapi(request, error as FastifyError & { validationContext?: string });
+  else if (error.code === 'FST_ERR_CTP_EMPTY_JSON_BODY') {
+    const { zapiParams = {}, zapiRequired = [] } = routeConfig(request);
+    const problem = bodyProblem(zapiParams, zapiRequired, {}) as ParamError;
+    zapi = new ZapiError(400, problem.message, problem.help);
+  } else if (error.code === 'FST_ERR_CTP_INVALID_JSON_BODY' || (error instanceof SyntaxError && error.statusCode === 400)) {
+    zapi = badRequest('The body does not look a valid JSON');
+  } else if (error.code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE') zapi = new ZapiError(415, 'Content-Type not supported');
+  else if (error.code === 'FST_ERR_CTP_BODY_TOO_LARGE') zapi = new ZapiError(413, 'The body is too large');
+  else if (error.statusCode && error.statusCode >= 400 && error.statusCode < 500) zapi = new ZapiError(error.statusCode, error.message);
+  else {
+    request.log.error({ err: error }, 'request failed');
+    zapi = new ZapiError(500, 'An internal error happened; the nftfarm log has the details');
+  }
+  const body: Record<string, unknown> = { description: describe(request), error: 'true', message: zapi.message };
+  if (zapi.params !== undefined) body.params = zapi.params;
+  return reply.code(zapi.statusCode).send(body);
+}

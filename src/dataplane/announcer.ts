@@ -1,0 +1,115 @@
+/**
+ * Makes this host answer ARP for the VIPs of running farms, with a proxy neighbour entry per
+ * VIP and what the kernel needs for it to answer (checked on this kernel): forwarding on the
+ * interface, a unicast route for the VIP through another device (lo), proxy_delay 0.
+ * The VIP routes carry nftfarm's route protocol: they are the record of what nftfarm
+ * announced, so a restart (even after kill -9) finds and removes what is no longer wanted.
+ */
+import fs from 'node:fs';
+import type { Logger } from 'pino';
+import type { Announcement } from '../reconcile/desired.js';
+import { HostNetworkError, type HostNetwork } from './netlink/host-network.js';
+
+/** Where the settings nftfarm changes are kept, with their value from before. */
+export interface SettingsMemory {
+  savedKernelSettings(): Map<string, string>;
+  saveKernelSetting(name: string, value: string): void;
+  forgetKernelSetting(name: string): void;
+}
+
+export interface Sysctl {
+  read(path: string): string;
+  write(path: string, value: string): void;
+}
+
+export const procSysctl: Sysctl = {
+  read: (p) => fs.readFileSync(`/proc/sys/${p}`, 'utf8').trim(),
+  write: (p, v) => fs.writeFileSync(`/proc/sys/${p}`, `${v}\n`),
+};
+
+const LOOPBACK_IFINDEX = 1;
+const forwardingKey = (ifname: string) => `net/ipv4/conf/${ifname}/forwarding`;
+const proxyDelayKey = (ifname: string) => `neigh/${ifname}/proxy_delay_ms`;
+
+export class VipAnnouncer {
+  constructor(
+    private readonly net: HostNetwork,
+    private readonly memory: SettingsMemory,
+    private readonly log: Logger,
+    private readonly sysctl: Sysctl = procSysctl,
+  ) {}
+
+  /** Withdraws what is no longer wanted. Runs before the rules for those VIPs go away. */
+  async retract(wanted: readonly Announcement[]): Promise<void> {
+    const wantedIfindex = new Map(wanted.map((a) => [a.vip, a.iface.index]));
+    const owned = (await this.net.listOwnedRoutes()).filter((r) => r.prefixLength === 32).map((r) => r.ip);
+    const proxies = await this.net.listProxyNeighbors();
+    for (const p of proxies) {
+      // Only proxies for VIPs nftfarm announced (it holds their route) are nftfarm's to remove.
+      if (owned.includes(p.ip) && wantedIfindex.get(p.ip) !== p.ifindex) {
+        await this.net.deleteProxyNeighbor(p.ifindex, p.ip);
+        this.log.info({ vip: p.ip, ifindex: p.ifindex }, 'VIP no longer announced');
+      }
+    }
+    for (const vip of owned) if (!wantedIfindex.has(vip)) await this.net.deleteVipRoute(vip);
+
+    const wantedInterfaces = new Set(wanted.map((a) => a.iface.name));
+    for (const [name, value] of this.memory.savedKernelSettings()) {
+      const ifname = name.split('/')[name.startsWith('neigh/') ? 1 : 3] as string;
+      if (wantedInterfaces.has(ifname)) continue;
+      await this.restore(name, ifname, value);
+      this.memory.forgetKernelSetting(name);
+    }
+  }
+
+  /** Announces every wanted VIP. Runs after the rules for them exist. */
+  async announce(wanted: readonly Announcement[]): Promise<void> {
+    const interfaces = new Map(wanted.map((a) => [a.iface.name, a.iface]));
+    for (const iface of interfaces.values()) {
+      // Proxy ARP answers only on interfaces that forward.
+      const fwd = forwardingKey(iface.name);
+      const current = this.sysctl.read(fwd);
+      if (current !== '1') {
+        this.memory.saveKernelSetting(fwd, current);
+        this.sysctl.write(fwd, '1');
+        this.log.info({ interface: iface.name }, 'forwarding enabled on the VIP interface (proxy ARP needs it)');
+      }
+      // The default proxy_delay answers 0-800 ms late; clients would retry their first packet.
+      const delay = await this.net.getProxyDelay(iface.index);
+      if (delay !== 0) {
+        this.memory.saveKernelSetting(proxyDelayKey(iface.name), String(delay));
+        await this.net.setProxyDelay(iface.index, 0);
+      }
+    }
+    for (const a of wanted) {
+      await this.addRoute(a.vip);
+      await this.net.addProxyNeighbor(a.iface.index, a.vip);
+    }
+  }
+
+  private async addRoute(vip: string): Promise<void> {
+    try {
+      await this.net.addVipRoute(vip);
+    } catch (err) {
+      // A route through lo needs lo up; a fresh network namespace starts with it down.
+      if (!(err instanceof HostNetworkError && err.code === 'ENETDOWN')) throw err;
+      this.log.warn('the loopback interface was down: setting it up for the VIP routes');
+      await this.net.setLinkUp(LOOPBACK_IFINDEX);
+      await this.net.addVipRoute(vip);
+    }
+  }
+
+  private async restore(name: string, ifname: string, value: string): Promise<void> {
+    try {
+      if (name.startsWith('neigh/')) {
+        const iface = (await this.net.listInterfaces()).find((i) => i.name === ifname);
+        if (iface) await this.net.setProxyDelay(iface.index, Number(value));
+      } else if (fs.existsSync(`/proc/sys/${name}`)) {
+        this.sysctl.write(name, value);
+      }
+      this.log.info({ setting: name, value }, 'restored a kernel setting nftfarm no longer needs');
+    } catch (err) {
+      this.log.warn({ err, setting: name }, 'could not restore a kernel setting (the interface may be gone)');
+    }
+  }
+}

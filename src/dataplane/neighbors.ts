@@ -1,0 +1,94 @@
+/**
+ * Backend MAC addresses, from the kernel's ARP table. nftfarm never talks to DSR backends
+ * over IP itself, so it asks the kernel to resolve them: a datagram to the discard port makes
+ * the kernel ARP for the address (on a miss) or revalidate a stale entry (which follows a
+ * backend whose MAC changed). The last MAC seen is remembered across restarts, so flows
+ * pinned to a backend survive a restart even when the kernel has forgotten the entry.
+ */
+import dgram from 'node:dgram';
+import type { Logger } from 'pino';
+import type { HostNetwork, NeighborEntry } from './netlink/host-network.js';
+
+export interface NeighborMemory {
+  knownNeighbors(): { interface: string; ip: string; mac: string }[];
+  rememberNeighbor(iface: string, ip: string, mac: string): void;
+}
+
+/** States in which the kernel's MAC is current. FAILED/INCOMPLETE entries hold none. */
+const VALID_STATES = new Set(['reachable', 'stale', 'delay', 'probe', 'permanent', 'noarp']);
+const DISCARD_PORT = 9;
+/** How often an unresolved backend is asked for again. */
+const MISS_PROBE_INTERVAL_MS = 1000;
+/** How often a resolved but stale entry is revalidated. */
+const STALE_PROBE_INTERVAL_MS = 30_000;
+
+export interface Lookup {
+  mac: string | null;
+  /** From the kernel now, or only remembered. */
+  source: 'kernel' | 'remembered' | 'none';
+}
+
+export class NeighborTable {
+  private entries = new Map<string, NeighborEntry>();
+  private readonly remembered = new Map<string, string>();
+  private readonly lastProbe = new Map<string, number>();
+  private socket: dgram.Socket | null = null;
+
+  constructor(
+    private readonly net: HostNetwork,
+    private readonly memory: NeighborMemory,
+    private readonly log: Logger,
+  ) {
+    for (const n of memory.knownNeighbors()) this.remembered.set(`${n.interface}|${n.ip}`, n.mac);
+  }
+
+  /** Reads the kernel's ARP table (one netlink dump). */
+  async refresh(): Promise<void> {
+    const entries = await this.net.listNeighbors();
+    this.entries = new Map(entries.map((e) => [`${e.ifindex}|${e.ip}`, e]));
+  }
+
+  lookup(ifindex: number, ifname: string, ip: string): Lookup {
+    const entry = this.entries.get(`${ifindex}|${ip}`);
+    const key = `${ifname}|${ip}`;
+    if (entry && entry.mac && VALID_STATES.has(entry.state)) {
+      if (this.remembered.get(key) !== entry.mac) {
+        if (this.remembered.has(key)) this.log.info({ ip, interface: ifname, from: this.remembered.get(key), to: entry.mac }, 'backend MAC address changed');
+        this.remembered.set(key, entry.mac);
+        this.memory.rememberNeighbor(ifname, ip, entry.mac);
+      }
+      return { mac: entry.mac, source: 'kernel' };
+    }
+    const mac = this.remembered.get(key);
+    return mac ? { mac, source: 'remembered' } : { mac: null, source: 'none' };
+  }
+
+  /** Asks the kernel to resolve or revalidate the backends that need it; rate-limited per IP. */
+  probe(backends: readonly { ifindex: number; ip: string }[], now = Date.now()): void {
+    for (const { ifindex, ip } of backends) {
+      const entry = this.entries.get(`${ifindex}|${ip}`);
+      const valid = entry && entry.mac && VALID_STATES.has(entry.state);
+      const interval = !valid ? MISS_PROBE_INTERVAL_MS : entry.state === 'stale' ? STALE_PROBE_INTERVAL_MS : Infinity;
+      const last = this.lastProbe.get(ip) ?? -Infinity;
+      if (now - last < interval) continue;
+      this.lastProbe.set(ip, now);
+      this.send(ip);
+    }
+  }
+
+  close(): void {
+    this.socket?.close();
+    this.socket = null;
+  }
+
+  private send(ip: string): void {
+    if (!this.socket) {
+      this.socket = dgram.createSocket('udp4');
+      this.socket.on('error', (err) => this.log.debug({ err }, 'neighbour probe socket error'));
+      this.socket.unref();
+    }
+    this.socket.send(Buffer.alloc(0), DISCARD_PORT, ip, (err) => {
+      if (err) this.log.debug({ err, ip }, 'neighbour probe not sent');
+    });
+  }
+}

@@ -1,0 +1,310 @@
+// nftfarm's only rtnetlink client: links, addresses, the ARP table, proxy ARP entries,
+// the VIP routes nftfarm owns and the per-interface proxy_delay, over the npm `netlink`
+// package, in the network namespace of the current process.
+import { createRtNetlink, FlagsNew, rt, type RtNetlinkSocket } from 'netlink';
+import { HostNetworkError, toHostNetworkError } from './errors.js';
+import { formatIPv4, parseIPv4 } from './ipv4.js';
+
+export { HostNetworkError, type HostNetworkErrorKind } from './errors.js';
+
+export interface HostAddress { address: string; prefixLength: number }
+/** `mac` is lower-case "aa:bb:cc:dd:ee:ff" ("" for links without a hardware address); `up` is IFF_UP. */
+export interface HostInterface { name: string; index: number; mac: string; up: boolean; addresses: HostAddress[] }
+export type NeighborState = 'incomplete' | 'reachable' | 'stale' | 'delay' | 'probe' | 'failed' | 'noarp' | 'permanent' | 'none';
+export interface NeighborEntry { ip: string; ifindex: number; mac: string | null; state: NeighborState }
+
+/** rtm_protocol value marking routes nftfarm owns. */
+export const NFTFARM_ROUTE_PROTOCOL = 222;
+
+export interface HostNetwork {
+  /** All links sorted by ifindex, each with its IPv4 addresses (IFA_LOCAL); loopback is named 'lo'. */
+  listInterfaces(): Promise<HostInterface[]>;
+  /** The IPv4 ARP table, without proxy entries. */
+  listNeighbors(): Promise<NeighborEntry[]>;
+  listProxyNeighbors(): Promise<{ ip: string; ifindex: number }[]>;
+  /** Idempotent: an existing entry is success. */
+  addProxyNeighbor(ifindex: number, ip: string): Promise<void>;
+  /** Idempotent: a missing entry (or a vanished interface) is success. */
+  deleteProxyNeighbor(ifindex: number, ip: string): Promise<void>;
+  /** Main-table IPv4 routes whose protocol is NFTFARM_ROUTE_PROTOCOL. */
+  listOwnedRoutes(): Promise<{ ip: string; prefixLength: number; ifindex: number }[]>;
+  /**
+   * Installs (replaces) `ip/32 dev lo proto 222` in the main table. Proxy ARP answers only when
+   * the VIP has a unicast route through a device other than the one the request came in on.
+   * Fails with code ENETDOWN while lo is down (fresh namespaces): see setLinkUp.
+   */
+  addVipRoute(ip: string): Promise<void>;
+  /** Idempotent; deletes only a route carrying NFTFARM_ROUTE_PROTOCOL, never someone else's. */
+  deleteVipRoute(ip: string): Promise<void>;
+  /**
+   * proxy_delay of the interface's ARP parameters, in milliseconds (NDTPA_PROXY_DELAY over
+   * RTM_SETNEIGHTBL). The kernel stores jiffies, so values read back are rounded to the tick;
+   * the sysctl net.ipv4.neigh.<if>.proxy_delay shows the same value in USER_HZ (1/100 s).
+   */
+  setProxyDelay(ifindex: number, ms: number): Promise<void>;
+  getProxyDelay(ifindex: number): Promise<number>;
+  /** Sets a link administratively up (IFF_UP), e.g. `lo` in a fresh namespace. */
+  setLinkUp(ifindex: number): Promise<void>;
+  /**
+   * Calls onChange after every RTNLGRP_NEIGH notification, and after a lost notification
+   * (socket overrun): the caller re-reads the table. Proxy entries send no notifications.
+   * Returns the unsubscribe function.
+   */
+  watchNeighbors?(onChange: () => void): () => void;
+  /** Closes the sockets; later calls reject, requests in flight reject at their 5 s timeout. */
+  close(): void;
+}
+
+const AF_INET = 2;
+const ARP_TABLE_NAME = 'arp_cache';
+/** The kernel gives every namespace's loopback device ifindex 1 (LOOPBACK_IFINDEX). */
+const LOOPBACK_IFINDEX = 1;
+const REQUEST_TIMEOUT_MS = 5000;
+/** The package's RouteProtocol enum lists only well-known values; the kernel stores any u8 as given. */
+const OWNED_PROTOCOL = NFTFARM_ROUTE_PROTOCOL as rt.RouteProtocol;
+
+const NEIGHBOR_STATES: readonly Exclude<NeighborState, 'none'>[] = [
+  'permanent', 'noarp', 'reachable', 'stale', 'delay', 'probe', 'failed', 'incomplete',
+];
+
+export function openHostNetwork(): HostNetwork {
+  return new NetlinkHostNetwork();
+}
+
+class NetlinkHostNetwork implements HostNetwork {
+  private readonly socket: RtNetlinkSocket = openSocket(() => {});
+  private readonly watchers = new Set<() => void>();
+  /** Tail of the request queue; never rejects. */
+  private queue: Promise<unknown> = Promise.resolve();
+  private closed = false;
+
+  async listInterfaces(): Promise<HostInterface[]> {
+    const [links, addrs] = await this.run('list interfaces', async (s) => [
+      await s.getLinks(undefined, undefined, { timeout: REQUEST_TIMEOUT_MS }),
+      await s.getAddresses({ family: AF_INET }, undefined, { timeout: REQUEST_TIMEOUT_MS }),
+    ] as const);
+    const byIndex = new Map<number, HostInterface>();
+    for (const link of links) {
+      const index = link.data.index ?? 0;
+      byIndex.set(index, {
+        name: link.attrs.ifname ?? '',
+        index,
+        mac: link.attrs.address ? formatMac(link.attrs.address) : '',
+        up: link.data.flags?.up === true,
+        addresses: [],
+      });
+    }
+    for (const addr of addrs) {
+      if (addr.data.family !== AF_INET) continue;
+      // IFA_LOCAL is the interface's own address; IFA_ADDRESS is the peer on point-to-point links.
+      const raw = addr.attrs.local ?? addr.attrs.address;
+      const iface = byIndex.get(addr.data.index ?? -1);
+      if (raw === undefined || iface === undefined) continue;
+      iface.addresses.push({ address: bufferToIPv4(raw), prefixLength: addr.data.prefixlen ?? 32 });
+    }
+    return [...byIndex.values()].sort((a, b) => a.index - b.index);
+  }
+
+  async listNeighbors(): Promise<NeighborEntry[]> {
+    const msgs = await this.run('list neighbours', (s) =>
+      s.getNeighbors({ family: AF_INET }, undefined, { timeout: REQUEST_TIMEOUT_MS }));
+    const entries: NeighborEntry[] = [];
+    for (const m of msgs) {
+      if (m.data.family !== AF_INET || m.data.flags?.proxy || m.attrs.dst?.length !== 4) continue;
+      entries.push({
+        ip: bufferToIPv4(m.attrs.dst),
+        ifindex: m.data.ifindex ?? 0,
+        mac: m.attrs.lladdr && m.attrs.lladdr.length > 0 ? formatMac(m.attrs.lladdr) : null,
+        state: neighborState(m.data.state),
+      });
+    }
+    return entries;
+  }
+
+  async listProxyNeighbors(): Promise<{ ip: string; ifindex: number }[]> {
+    // Without NTF_PROXY in the request the kernel dumps the ARP table, not the proxy entries.
+    const msgs = await this.run('list proxy neighbours', (s) =>
+      s.getNeighbors({ family: AF_INET, flags: { proxy: true } }, undefined, { timeout: REQUEST_TIMEOUT_MS }));
+    const entries: { ip: string; ifindex: number }[] = [];
+    for (const m of msgs) {
+      if (m.data.family !== AF_INET || m.attrs.dst?.length !== 4) continue;
+      entries.push({ ip: bufferToIPv4(m.attrs.dst), ifindex: m.data.ifindex ?? 0 });
+    }
+    return entries;
+  }
+
+  async addProxyNeighbor(ifindex: number, ip: string): Promise<void> {
+    const dst = ipv4ToBuffer(ip);
+    await this.run(`add proxy neighbour ${ip} on ifindex ${ifindex}`, (s) =>
+      s.newNeighbor({ family: AF_INET, ifindex, flags: { proxy: true } }, { dst },
+        { flags: FlagsNew.CREATE | FlagsNew.EXCL, timeout: REQUEST_TIMEOUT_MS }),
+    ).catch(ignoreKind('exists'));
+  }
+
+  async deleteProxyNeighbor(ifindex: number, ip: string): Promise<void> {
+    const dst = ipv4ToBuffer(ip);
+    await this.run(`delete proxy neighbour ${ip} on ifindex ${ifindex}`, (s) =>
+      s.delNeighbor({ family: AF_INET, ifindex, flags: { proxy: true } }, { dst }, { timeout: REQUEST_TIMEOUT_MS }),
+    ).catch(ignoreKind('not-found'));
+  }
+
+  async listOwnedRoutes(): Promise<{ ip: string; prefixLength: number; ifindex: number }[]> {
+    // Without strict dump checking the kernel ignores filters in the request: filter here.
+    const msgs = await this.run('list routes', (s) =>
+      s.getRoutes({ family: AF_INET }, undefined, { timeout: REQUEST_TIMEOUT_MS }));
+    const routes: { ip: string; prefixLength: number; ifindex: number }[] = [];
+    for (const m of msgs) {
+      const table = m.attrs.table ?? m.data.table;
+      if (m.data.family !== AF_INET || table !== rt.RoutingTableClass.MAIN) continue;
+      if (routeProtocolNumber(m.data.protocol) !== NFTFARM_ROUTE_PROTOCOL) continue;
+      routes.push({
+        ip: m.attrs.dst ? bufferToIPv4(m.attrs.dst) : '0.0.0.0',
+        prefixLength: m.data.dstLen ?? 0,
+        ifindex: m.attrs.oif ?? 0,
+      });
+    }
+    return routes;
+  }
+
+  async addVipRoute(ip: string): Promise<void> {
+    const dst = ipv4ToBuffer(ip);
+    await this.run(`add route ${ip}/32 dev lo`, (s) =>
+      s.newRoute(
+        {
+          family: AF_INET, dstLen: 32, table: rt.RoutingTableClass.MAIN,
+          protocol: OWNED_PROTOCOL, scope: 'LINK', type: 'UNICAST',
+        },
+        { dst, oif: LOOPBACK_IFINDEX },
+        { flags: FlagsNew.CREATE | FlagsNew.REPLACE, timeout: REQUEST_TIMEOUT_MS },
+      ));
+  }
+
+  async deleteVipRoute(ip: string): Promise<void> {
+    const dst = ipv4ToBuffer(ip);
+    await this.run(`delete route ${ip}/32`, (s) =>
+      s.delRoute(
+        // The kernel matches rtm_scope exactly unless it is NOWHERE (the package's default 0
+        // = UNIVERSE never matches a scope-link route: ESRCH). A non-zero protocol must match.
+        {
+          family: AF_INET, dstLen: 32, table: rt.RoutingTableClass.MAIN,
+          protocol: OWNED_PROTOCOL, scope: 'NOWHERE',
+        },
+        { dst },
+        { timeout: REQUEST_TIMEOUT_MS },
+      ),
+    ).catch(ignoreKind('not-found'));
+  }
+
+  async setProxyDelay(ifindex: number, ms: number): Promise<void> {
+    if (!Number.isInteger(ms) || ms < 0) {
+      throw new HostNetworkError('other', `proxy_delay must be a non-negative integer of ms, got ${ms}`);
+    }
+    await this.run(`set proxy_delay of ifindex ${ifindex}`, (s) =>
+      s.setNeighborTable({ family: AF_INET },
+        { name: ARP_TABLE_NAME, parms: { ifindex, proxyDelay: BigInt(ms) } },
+        { timeout: REQUEST_TIMEOUT_MS }));
+  }
+
+  async getProxyDelay(ifindex: number): Promise<number> {
+    // RTM_GETNEIGHTBL only works as a dump (a plain GET answers EOPNOTSUPP).
+    const tables = await this.run('list neighbour tables', (s) =>
+      s.getNeighborTables({ family: AF_INET }, undefined, { timeout: REQUEST_TIMEOUT_MS }));
+    for (const t of tables) {
+      const parms = t.attrs.parms;
+      if (t.attrs.name !== ARP_TABLE_NAME || parms?.ifindex !== ifindex) continue;
+      if (parms.proxyDelay === undefined) break;
+      return Number(parms.proxyDelay);
+    }
+    throw new HostNetworkError('not-found', `get proxy_delay: no ARP parameters for ifindex ${ifindex}`);
+  }
+
+  async setLinkUp(ifindex: number): Promise<void> {
+    await this.run(`set ifindex ${ifindex} up`, (s) =>
+      s.setLink({ index: ifindex, change: { up: true }, flags: { up: true } }, undefined,
+        { timeout: REQUEST_TIMEOUT_MS }));
+  }
+
+  watchNeighbors(onChange: () => void): () => void {
+    if (this.closed) throw new HostNetworkError('other', 'watch neighbours: host network is closed');
+    // A socket of its own: notifications must not interleave with dump replies.
+    const socket = openSocket(onChange);
+    socket.addMembership('NEIGH');
+    socket.on('message', () => onChange());
+    socket.on('invalid', () => onChange());
+    let open = true;
+    const unsubscribe = (): void => {
+      if (!open) return;
+      open = false;
+      this.watchers.delete(unsubscribe);
+      socket.socket.close();
+    };
+    this.watchers.add(unsubscribe);
+    return unsubscribe;
+  }
+
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    for (const unsubscribe of [...this.watchers]) unsubscribe();
+    this.socket.socket.close();
+  }
+
+  /**
+   * Runs one operation at a time: a second dump on the same socket while one is in progress
+   * makes the kernel answer EBUSY, and the package then fails the first dump as well.
+   */
+  private run<T>(operation: string, f: (s: RtNetlinkSocket) => Promise<T>): Promise<T> {
+    if (this.closed) {
+      return Promise.reject(new HostNetworkError('other', `${operation}: host network is closed`));
+    }
+    const result = this.queue.then(() => f(this.socket));
+    this.queue = result.catch(() => undefined);
+    return result.catch((err: unknown) => {
+      throw toHostNetworkError(operation, err);
+    });
+  }
+}
+
+/**
+ * An rtnetlink socket with an 'error' listener: the package re-emits receive errors (e.g.
+ * ENOBUFS when notifications overflow) as 'error' events, which crash the process unheard.
+ */
+function openSocket(onReceiveError: () => void): RtNetlinkSocket {
+  const socket = createRtNetlink();
+  socket.socket.on('error', () => onReceiveError());
+  return socket;
+}
+
+function ignoreKind(kind: HostNetworkError['kind']): (err: unknown) => void {
+  return (err: unknown) => {
+    if (err instanceof HostNetworkError && err.kind === kind) return;
+    throw err;
+  };
+}
+
+function neighborState(state: rt.NeighborState | undefined): NeighborState {
+  if (state === undefined) return 'none';
+  return NEIGHBOR_STATES.find((name) => state[name] === true) ?? 'none';
+}
+
+/** The package reports known protocols by enum name ('KERNEL') and unknown ones (222) as numbers. */
+function routeProtocolNumber(protocol: rt.Route['protocol']): number | undefined {
+  if (protocol === undefined || typeof protocol === 'number') return protocol;
+  return rt.RouteProtocol[protocol];
+}
+
+function ipv4ToBuffer(ip: string): Buffer {
+  const n = parseIPv4(ip);
+  if (n === null) throw new HostNetworkError('other', `not an IPv4 address: "${ip}"`);
+  const buf = Buffer.alloc(4);
+  buf.writeUInt32BE(n);
+  return buf;
+}
+
+function bufferToIPv4(buf: Buffer): string {
+  return formatIPv4(buf.readUInt32BE(0));
+}
+
+function formatMac(buf: Buffer): string {
+  return [...buf].map((b) => b.toString(16).padStart(2, '0')).join(':');
+}

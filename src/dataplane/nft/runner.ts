@@ -1,0 +1,102 @@
+/**
+ * The exec seam to the `nft` binary. `apply` pipes one script to `nft -f -`: nft turns a
+ * file into one netlink batch, so the kernel applies all of it or none of it.
+ */
+import { spawn } from 'node:child_process';
+import fs from 'node:fs';
+import type { Logger } from 'pino';
+
+export type NftErrorKind = 'missing-binary' | 'permission' | 'rejected' | 'timeout';
+
+export class NftError extends Error {
+  constructor(
+    readonly kind: NftErrorKind,
+    message: string,
+    readonly stderr = '',
+  ) {
+    super(message);
+  }
+}
+
+export interface NftRunner {
+  /** Applies a script atomically; throws NftError with nft's complaint when rejected. */
+  apply(script: string): Promise<void>;
+  /** Parses a script without applying it (`nft -c`). */
+  check(script: string): Promise<void>;
+  /** Runs nft with arguments and returns stdout (listings). */
+  run(args: string[]): Promise<string>;
+}
+
+export interface RunnerOptions {
+  log?: Logger;
+  binary?: string;
+  timeoutMs?: number;
+  /**
+   * Test seam: while this file exists, its content is appended to every applied script, so a
+   * test can make nft reject a transaction of the real daemon. Only set by tests.
+   */
+  faultFile?: string;
+}
+
+export function createNftRunner(options: RunnerOptions = {}): NftRunner {
+  const binary = options.binary ?? 'nft';
+  const timeoutMs = options.timeoutMs ?? 120_000;
+  const exec = (args: string[], input?: string) => execNft(binary, args, input, timeoutMs);
+  return {
+    async apply(script) {
+      let text = script;
+      if (options.faultFile && fs.existsSync(options.faultFile)) {
+        text += `\n${fs.readFileSync(options.faultFile, 'utf8')}\n`;
+        options.log?.warn({ faultFile: options.faultFile }, 'test seam: appending the fault file to the transaction');
+      }
+      await exec(['-f', '-'], text);
+    },
+    async check(script) {
+      await exec(['-c', '-f', '-'], script);
+    },
+    run: (args) => exec(args),
+  };
+}
+
+function execNft(binary: string, args: string[], input: string | undefined, timeoutMs: number): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(binary, args, { stdio: ['pipe', 'pipe', 'pipe'] });
+    const out: Buffer[] = [];
+    const err: Buffer[] = [];
+    let settled = false;
+    const finish = (fn: () => void) => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      fn();
+    };
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL');
+      finish(() => reject(new NftError('timeout', `nft ${args.join(' ')} did not finish within ${timeoutMs} ms`)));
+    }, timeoutMs);
+    child.stdout.on('data', (d: Buffer) => out.push(d));
+    child.stderr.on('data', (d: Buffer) => err.push(d));
+    child.on('error', (e: NodeJS.ErrnoException) => {
+      finish(() =>
+        reject(
+          e.code === 'ENOENT'
+            ? new NftError('missing-binary', `the nft binary ('${binary}') was not found: install the nftables package (apt-get install nftables)`)
+            : e,
+        ),
+      );
+    });
+    child.on('close', (code) => {
+      const stderr = Buffer.concat(err).toString('utf8').trim();
+      if (code === 0) finish(() => resolve(Buffer.concat(out).toString('utf8')));
+      else {
+        const kind: NftErrorKind = /Operation not permitted|Permission denied/.test(stderr) ? 'permission' : 'rejected';
+        finish(() => reject(new NftError(kind, `nft ${args.join(' ')} failed (exit ${code}): ${firstLines(stderr)}`, stderr)));
+      }
+    });
+    // An EPIPE when nft exits early is reported through 'close' with nft's own message.
+    child.stdin.on('error', () => {});
+    child.stdin.end(input ?? '');
+  });
+}
+
+const firstLines = (text: string, max = 6): string => text.split('\n').slice(0, max).join('\n');

@@ -1,0 +1,75 @@
+/**
+ * Cross-field rules on farms and backends. Pure: they return the problem as a message (the
+ * text the API sends) or null, so the API checks the merged result of a change, whichever
+ * order the fields were set in.
+ */
+import type { Backend, Farm } from './farm.js';
+import { isSinglePort, parseVport, portSpecsOverlap } from './ports.js';
+
+type FarmShape = Pick<Farm, 'name' | 'vip' | 'vport' | 'protocol' | 'nattype' | 'algorithm'>;
+type BackendShape = Pick<Backend, 'ip' | 'port' | 'maxConns'> & { id?: number };
+
+/**
+ * DSR only rewrites MAC addresses: the backend receives the packet on the port the client
+ * asked for, so a backend port must be empty or that very port.
+ */
+export function dsrBackendPortProblem(farm: FarmShape, backend: BackendShape): string | null {
+  if (farm.nattype !== 'dsr' || backend.port === null) return null;
+  const spec = parseVport(farm.vport);
+  if (spec && isSinglePort(spec, backend.port)) return null;
+  const which = backend.id === undefined ? 'The backend' : `The backend ${backend.id}`;
+  return spec && !spec.any && spec.ranges.length === 1 && spec.ranges[0]!.low === spec.ranges[0]!.high
+    ? `${which} port ${backend.port} differs from the virtual port ${farm.vport}: in DSR mode a backend port must be empty or equal to the virtual port, because only MAC addresses are rewritten.`
+    : `${which} port ${backend.port} cannot be used with the virtual port '${farm.vport}': in DSR mode with several virtual ports a backend port must be empty, because only MAC addresses are rewritten.`;
+}
+
+/** Features the DSR data plane cannot provide, refused rather than silently ignored. */
+export function dsrFeatureProblem(farm: FarmShape, backends: BackendShape[]): string | null {
+  if (farm.nattype !== 'dsr') return null;
+  if (farm.algorithm === 'leastconn') {
+    return "The algorithm 'leastconn' is not available with nattype 'dsr': replies bypass the load balancer, so it cannot count connections.";
+  }
+  const limited = backends.find((b) => b.maxConns > 0);
+  if (limited) {
+    return `The backend${limited.id === undefined ? '' : ` ${limited.id}`} sets max_conns ${limited.maxConns}, which is not available with nattype 'dsr': replies bypass the load balancer, so it cannot count connections. Use max_conns 0.`;
+  }
+  return null;
+}
+
+const overlappingProtocols = (a: Farm['protocol'], b: Farm['protocol']): boolean => a === b || a === 'all' || b === 'all';
+
+export interface PortClash {
+  other: string;
+  /** The shared port(s), as ZEVENET names them. */
+  port: string;
+}
+
+/** The running farm that already takes this VIP, protocol and port, if any. */
+export function findPortClash(farm: FarmShape, running: FarmShape[]): PortClash | null {
+  const spec = parseVport(farm.vport);
+  if (!spec) return null;
+  for (const other of running) {
+    if (other.name === farm.name || other.vip !== farm.vip || !overlappingProtocols(farm.protocol, other.protocol)) continue;
+    const otherSpec = parseVport(other.vport);
+    if (!otherSpec) continue;
+    const overlap = portSpecsOverlap(spec, otherSpec);
+    if (overlap === null) continue;
+    const port = overlap === 'any' ? farm.vport : overlap.low === overlap.high ? `${overlap.low}` : `${overlap.low}:${overlap.high}`;
+    return { other: other.name, port };
+  }
+  return null;
+}
+
+/** ZEVENET's answer when a change would make two running farms overlap. */
+export function portConflict(farm: FarmShape, running: FarmShape[]): string | null {
+  const clash = findPortClash(farm, running);
+  return clash
+    ? `The '${farm.vip}' ip and '${clash.port}' port are being used for another farm. This farm should be stopped before modifying it (the farm '${clash.other}' uses them)`
+    : null;
+}
+
+/** ZEVENET's answer when starting a farm whose VIP and port another running farm uses. */
+export function startConflict(farm: FarmShape, running: FarmShape[]): string | null {
+  const clash = findPortClash(farm, running);
+  return clash ? `There is another farm using the ip '${farm.vip}' and the port '${clash.port}' (the farm '${clash.other}')` : null;
+}

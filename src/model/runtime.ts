@@ -1,0 +1,62 @@
+/**
+ * What the running appliance knows beyond the stored configuration: the reconciler's
+ * progress and why a backend is not used. Produced by the reconciler, read by the API.
+ */
+
+export type FarmApplyState = 'pending' | 'applied' | 'failed' | 'stopped' | 'unsupported';
+
+export interface BackendRuntime {
+  /** False when the data plane cannot send traffic to it (no MAC yet, failed check...). */
+  usable: boolean;
+  reason?: string;
+}
+
+export interface FarmRuntime {
+  state: FarmApplyState;
+  appliedGeneration: number | null;
+  error: string | null;
+  interface: string | null;
+  /** Keyed by backend uid. */
+  backends: Map<number, BackendRuntime>;
+}
+
+export interface SystemRuntime {
+  mode: 'kernel' | 'dry-run' | 'off';
+  storeGeneration: number;
+  appliedGeneration: number | null;
+  lastPassAt: string | null;
+  lastError: string | null;
+  consecutiveFailures: number;
+  passes: number;
+}
+
+export interface DataplaneView {
+  farm(farmId: number): FarmRuntime | undefined;
+  system(): SystemRuntime;
+}
+
+/** The view when no reconciler runs (API-only tests, `rules`): nothing is known. */
+export const noDataplane: DataplaneView = {
+  farm: () => undefined,
+  system: () => ({
+    mode: 'off',
+    storeGeneration: 0,
+    appliedGeneration: null,
+    lastPassAt: null,
+    lastError: null,
+    consecutiveFailures: 0,
+    passes: 0,
+  }),
+};
+
+/** Connected IPv4 networks of this host, for validating VIPs and DSR backends. */
+export interface ConnectedNetwork {
+  interface: string;
+  /** e.g. "10.250.0.0/24" */
+  network: string;
+}
+
+export interface HostView {
+  /** The interface whose connected network holds `ip` (longest prefix), or null. */
+  connectedNetwork(ip: string): Promise<ConnectedNetwork | null>;
+}

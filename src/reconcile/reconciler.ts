@@ -1,0 +1,273 @@
+/**
+ * The only writer to the kernel. Each pass reads the store and the host, renders the whole
+ * desired table, and applies the difference from what the kernel has as one `nft -f`
+ * transaction. Woken by store writes (debounced: a burst costs one pass), and every few
+ * seconds to check for drift (someone flushed or edited the table) and for new neighbour
+ * facts. A failed pass leaves the kernel as it was (nft is atomic), is reported in the
+ * status, and is retried with backoff as a full resync.
+ */
+import type { Logger } from 'pino';
+import type { Store } from '../store/store.js';
+import type { DataplaneView, FarmRuntime, SystemRuntime } from '../model/runtime.js';
+import type { HostNetwork } from '../dataplane/netlink/host-network.js';
+import type { NftRunner } from '../dataplane/nft/runner.js';
+import { VipAnnouncer } from '../dataplane/announcer.js';
+import { NeighborTable } from '../dataplane/neighbors.js';
+import {
+  kernelTableFromListing,
+  knownKernelTable,
+  planTransaction,
+  ruleCountsFromListing,
+  type KernelTable,
+} from '../dataplane/nft/ruleset.js';
+import { desiredState, type DesiredState } from './desired.js';
+import { renderTable } from './render.js';
+import { TABLE_FAMILY, TABLE_NAME } from './names.js';
+
+export interface ReconcilerOptions {
+  store: Store;
+  net: HostNetwork;
+  nft: NftRunner;
+  log: Logger;
+  dryRun: boolean;
+  debounceMs?: number;
+  /** Drift check and neighbour refresh period. */
+  resyncIntervalMs?: number;
+  maxBackoffMs?: number;
+}
+
+type PassKind = 'full' | 'incremental' | 'check';
+
+export class Reconciler implements DataplaneView {
+  private readonly store: Store;
+  private readonly net: HostNetwork;
+  private readonly nft: NftRunner;
+  private readonly log: Logger;
+  private readonly dryRun: boolean;
+  private readonly debounceMs: number;
+  private readonly resyncIntervalMs: number;
+  private readonly maxBackoffMs: number;
+  private readonly announcer: VipAnnouncer;
+  private readonly neighbors: NeighborTable;
+
+  /** The kernel's copy of the table after the last successful pass; undefined: unknown. */
+  private applied: KernelTable | null | undefined = undefined;
+  private readonly farms = new Map<number, FarmRuntime>();
+  private readonly status: SystemRuntime;
+
+  private timer: NodeJS.Timeout | null = null;
+  private ticker: NodeJS.Timeout | null = null;
+  private inFlight: Promise<void> | null = null;
+  private dirty = false;
+  private needFull = true;
+  private notBefore = 0;
+  private stopped = false;
+  private unwatch: (() => void) | null = null;
+
+  constructor(options: ReconcilerOptions) {
+    this.store = options.store;
+    this.net = options.net;
+    this.nft = options.nft;
+    this.log = options.log;
+    this.dryRun = options.dryRun;
+    this.debounceMs = options.debounceMs ?? 25;
+    this.resyncIntervalMs = options.resyncIntervalMs ?? 5000;
+    this.maxBackoffMs = options.maxBackoffMs ?? 30_000;
+    this.announcer = new VipAnnouncer(this.net, this.store, this.log);
+    this.neighbors = new NeighborTable(this.net, this.store, this.log);
+    this.status = {
+      mode: this.dryRun ? 'dry-run' : 'kernel',
+      storeGeneration: 0,
+      appliedGeneration: null,
+      lastPassAt: null,
+      lastError: null,
+      consecutiveFailures: 0,
+      passes: 0,
+    };
+  }
+
+  // ---- DataplaneView ----
+
+  farm(farmId: number): FarmRuntime | undefined {
+    return this.farms.get(farmId);
+  }
+
+  system(): SystemRuntime {
+    return { ...this.status, storeGeneration: this.store.generation() };
+  }
+
+  // ---- lifecycle ----
+
+  /** Converges once (a full resync in one transaction), then keeps converging. */
+  async start(): Promise<void> {
+    await this.runPass('full');
+    this.ticker = setInterval(() => this.tick(), this.resyncIntervalMs);
+    this.ticker.unref();
+    if (this.net.watchNeighbors) this.unwatch = this.net.watchNeighbors(() => this.wake());
+  }
+
+  /** A write happened: converge soon. Bursts of writes share one pass. */
+  wake(): void {
+    this.dirty = true;
+    this.schedule(this.debounceMs);
+  }
+
+  /** Stops the loop after applying any pending change; the kernel keeps the rules. */
+  async stop(): Promise<void> {
+    this.stopped = true;
+    if (this.timer) clearTimeout(this.timer);
+    if (this.ticker) clearInterval(this.ticker);
+    this.unwatch?.();
+    if (this.inFlight) await this.inFlight;
+    // A farm deleted just before shutdown must still lose its rules and announcement.
+    if (this.dirty) await this.pass(this.needFull ? 'full' : 'incremental').catch(() => {});
+    this.neighbors.close();
+  }
+
+  private tick(): void {
+    if (this.timer === null && this.inFlight === null) void this.runPass('check');
+  }
+
+  private schedule(delayMs: number): void {
+    if (this.stopped || this.timer) return;
+    const wait = Math.max(delayMs, this.notBefore - Date.now());
+    this.timer = setTimeout(() => {
+      this.timer = null;
+      void this.runPass(this.needFull ? 'full' : 'incremental');
+    }, wait);
+    this.timer.unref();
+  }
+
+  private async runPass(kind: PassKind): Promise<void> {
+    if (this.inFlight) {
+      this.dirty = true;
+      return;
+    }
+    this.dirty = false;
+    this.inFlight = this.pass(kind).catch((err: unknown) => this.failed(err));
+    try {
+      await this.inFlight;
+    } finally {
+      this.inFlight = null;
+    }
+    if (this.dirty && !this.stopped) this.schedule(this.debounceMs);
+  }
+
+  // ---- one pass ----
+
+  private async pass(kind: PassKind): Promise<void> {
+    const snapshot = this.store.snapshot();
+    const interfaces = await this.net.listInterfaces();
+    await this.neighbors.refresh();
+    const state = desiredState(snapshot, {
+      interfaces,
+      macOf: (ifindex, ip) => this.neighbors.lookup(ifindex, interfaces.find((i) => i.index === ifindex)?.name ?? '', ip).mac,
+    });
+    const table = renderTable(state);
+
+    let full = kind === 'full' || this.applied === undefined;
+    let kernel: KernelTable | null = full ? null : (this.applied as KernelTable | null);
+    if (!this.dryRun && (full || kind === 'check')) {
+      const listing = await this.nft.run(['-t', '-j', 'list', 'ruleset']);
+      const listed = kernelTableFromListing(listing, TABLE_FAMILY, TABLE_NAME);
+      const drift = full ? null : this.driftOf(listing, listed);
+      if (drift) {
+        this.log.warn({ drift }, 'the kernel ruleset drifted from what nftfarm applied: repairing with a full resync');
+        full = true;
+      }
+      if (full) kernel = listed;
+    }
+    const commands = planTransaction(kernel, table, TABLE_FAMILY, TABLE_NAME);
+
+    if (!this.dryRun) {
+      this.neighbors.probe(this.backendsToResolve(state));
+      await this.announcer.retract(state.announcements);
+    }
+    if (commands.length > 0) {
+      const script = `${commands.join('\n')}\n`;
+      if (this.dryRun) this.log.info({ generation: snapshot.generation, full, script }, 'dry run: not applying the transaction');
+      else {
+        const started = Date.now();
+        await this.nft.apply(script);
+        this.log.info({ generation: snapshot.generation, full, commands: commands.length, ms: Date.now() - started }, 'applied the nftables transaction');
+      }
+    }
+    this.applied = table ? knownKernelTable(table) : null;
+    this.needFull = false;
+    if (!this.dryRun) await this.announcer.announce(state.announcements);
+    this.succeeded(state, snapshot.generation);
+  }
+
+  /** Compares the kernel's structure (from the cheap terse listing) with what was applied last. */
+  private driftOf(listing: string, kernel: KernelTable | null): string | null {
+    const applied = this.applied as KernelTable | null;
+    if (!applied) return kernel ? 'a table nftfarm did not create exists' : null;
+    if (!kernel) return 'the table is missing';
+    for (const name of applied.chains.keys()) if (!kernel.chains.has(name)) return `chain ${name} is missing`;
+    for (const name of applied.sets.keys()) if (!kernel.sets.has(name)) return `set ${name} is missing`;
+    for (const name of kernel.chains.keys()) if (!applied.chains.has(name)) return `unknown chain ${name}`;
+    const counts = ruleCountsFromListing(listing, TABLE_FAMILY, TABLE_NAME);
+    for (const [name, chain] of applied.chains) {
+      const count = counts.get(name) ?? 0;
+      const expected = chain.rules?.length ?? 0;
+      if (count !== expected) return `chain ${name} has ${count} rules instead of ${expected}`;
+    }
+    return null;
+  }
+
+  private backendsToResolve(state: DesiredState): { ifindex: number; ip: string }[] {
+    return state.farms
+      .filter((f) => f.running && f.problem === null && f.iface)
+      .flatMap((f) => f.backends.map((b) => ({ ifindex: f.iface!.index, ip: b.ip })));
+  }
+
+  private succeeded(state: DesiredState, generation: number): void {
+    const seen = new Set<number>();
+    for (const f of state.farms) {
+      seen.add(f.farmId);
+      const backends = new Map(f.backends.map((b) => [b.uid, { usable: b.role !== 'excluded', ...(b.reason ? { reason: b.reason } : {}) }]));
+      const unsupported = f.problem !== null && f.problem.startsWith('nattype');
+      this.farms.set(f.farmId, {
+        state: !f.running ? 'stopped' : unsupported ? 'unsupported' : f.problem ? 'failed' : 'applied',
+        appliedGeneration: f.problem && f.running ? null : f.generation,
+        error: f.running ? f.problem : null,
+        interface: f.iface?.name ?? null,
+        backends,
+      });
+    }
+    for (const id of this.farms.keys()) if (!seen.has(id)) this.farms.delete(id);
+    this.status.appliedGeneration = generation;
+    this.status.lastPassAt = new Date().toISOString();
+    this.status.lastError = null;
+    this.status.consecutiveFailures = 0;
+    this.status.passes++;
+    this.notBefore = 0;
+  }
+
+  private failed(err: unknown): void {
+    const message = err instanceof Error ? err.message : String(err);
+    this.status.consecutiveFailures++;
+    this.status.lastError = message;
+    this.status.lastPassAt = new Date().toISOString();
+    this.status.passes++;
+    // Unknown kernel state now: the next pass lists the kernel and converges all of it.
+    this.applied = undefined;
+    this.needFull = true;
+    const backoff = Math.min(this.maxBackoffMs, 1000 * 2 ** (this.status.consecutiveFailures - 1));
+    this.notBefore = Date.now() + backoff;
+    this.log.error({ err: message, retryInMs: backoff }, 'reconcile pass failed; the kernel keeps its previous ruleset');
+    for (const { farm } of this.store.snapshot().farms) {
+      const runtime = this.farms.get(farm.id);
+      if (runtime?.appliedGeneration === farm.generation) continue;
+      this.farms.set(farm.id, {
+        state: 'failed',
+        appliedGeneration: runtime?.appliedGeneration ?? null,
+        error: message,
+        interface: runtime?.interface ?? null,
+        backends: runtime?.backends ?? new Map(),
+      });
+    }
+    this.dirty = true;
+    this.schedule(backoff);
+  }
+}

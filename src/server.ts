@@ -1,0 +1,74 @@
+/**
+ * `nftfarm serve`: config -> store -> API key -> reconciler -> HTTP API. The only file that
+ * listens; SIGTERM/SIGINT close it in the reverse order.
+ */
+import { pino } from 'pino';
+import type { Config } from './config.js';
+import { buildApp } from './app.js';
+import { resolveApiKey } from './api/api-key.js';
+import { openDatabase } from './store/db.js';
+import { Store } from './store/store.js';
+import { openHostNetwork } from './dataplane/netlink/host-network.js';
+import { netlinkHostView } from './dataplane/host-view.js';
+import { createNftRunner } from './dataplane/nft/runner.js';
+import { KernelAccessError, preflight } from './dataplane/preflight.js';
+import { Reconciler } from './reconcile/reconciler.js';
+import { VERSION } from './version.js';
+
+export async function serve(config: Config): Promise<number> {
+  const log = pino({ level: config.logLevel, base: { pid: process.pid } });
+  const nft = createNftRunner({ log, faultFile: process.env.NFTFARM_FAULT_FILE });
+  if (!config.dryRun) {
+    try {
+      await preflight(nft);
+    } catch (err) {
+      if (err instanceof KernelAccessError) {
+        log.fatal(err.message);
+        process.stderr.write(`nftfarm: ${err.message}\n`);
+        return 1;
+      }
+      throw err;
+    }
+  }
+
+  const store = new Store(openDatabase(config.dbPath));
+  const apiKey = resolveApiKey(config.apiKey, config.dbPath);
+  if (apiKey.generated) log.info({ apiKeyFile: apiKey.origin }, 'generated a new API key; read it from this file');
+  else log.info({ apiKeyFrom: apiKey.origin }, 'API key loaded');
+
+  const net = openHostNetwork();
+  const reconciler = new Reconciler({ store, net, nft, log: log.child({ component: 'reconciler' }), dryRun: config.dryRun });
+  const app = await buildApp({ store, apiKey: apiKey.key, host: netlinkHostView(net), dataplane: reconciler, loggerInstance: log });
+
+  // Converge before serving: the kernel reflects the store (in one transaction) by the time
+  // the API answers, and farms that did not change keep their flows.
+  await reconciler.start();
+  const unsubscribe = store.onChange(() => reconciler.wake());
+
+  try {
+    await app.listen({ host: config.listenHost, port: config.listenPort });
+  } catch (err) {
+    log.fatal({ err }, `cannot listen on ${config.listenHost}:${config.listenPort}`);
+    unsubscribe();
+    await reconciler.stop();
+    net.close();
+    store.close();
+    return 1;
+  }
+  log.info({ version: VERSION, db: config.dbPath, dryRun: config.dryRun }, 'nftfarm is serving');
+
+  const signal = await new Promise<NodeJS.Signals>((resolve) => {
+    process.once('SIGTERM', () => resolve('SIGTERM'));
+    process.once('SIGINT', () => resolve('SIGINT'));
+  });
+  log.info({ signal }, 'shutting down');
+  await app.close();
+  unsubscribe();
+  // The kernel rules stay: traffic keeps flowing while nftfarm restarts. With no farm left,
+  // the reconciler has already removed everything it made.
+  await reconciler.stop();
+  net.close();
+  store.close();
+  log.info('stopped');
+  return 0;
+}

@@ -41,6 +41,8 @@ export const persistenceParam = enumParam(PERSISTENCE_MODES, { none: '', ip: 'sr
 /** Persistence timeout in seconds. */
 export const ttlParam = integerParam(1);
 
+const PORT_REGEX = new RegExp(`^${PORT_PATTERN}$`);
+
 /** One port, or empty for "the client's destination port". */
 export const backendPortParam: ParamSpec<number | null> = {
   schema: {
@@ -53,7 +55,8 @@ export const backendPortParam: ParamSpec<number | null> = {
   allowBlank: true,
   parse: (v) => {
     if (v === '') return null;
-    const n = typeof v === 'string' && /^[0-9]+$/.test(v) ? Number(v) : v;
+    // The schema's grammar: no sign, no leading zeros.
+    const n = typeof v === 'string' && PORT_REGEX.test(v) ? Number(v) : v;
     return typeof n === 'number' && Number.isInteger(n) && n >= 1 && n <= 65535 ? n : undefined;
   },
   invalidMessage: (name, value) => messages.notValid(name, value),

@@ -86,7 +86,8 @@ export function integerParam(min: number, max?: number): ParamSpec<number> {
     },
     interval: `Expects a value between '${min}' and '${max ?? '-'}'.`,
     parse: (v) => {
-      const n = typeof v === 'string' ? Number(v) : (v as number);
+      // The schema's pattern: Number() alone would also take ' 5', '5e0' and '0x5'.
+      const n = typeof v === 'string' ? (/^[0-9]{1,10}$/.test(v) ? Number(v) : NaN) : (v as number);
       return Number.isInteger(n) && n >= min && n <= upper ? n : undefined;
     },
     invalidMessage: (name) => (max === undefined ? messages.integerAtLeast(name, min) : messages.integerBetween(name, min, max)),

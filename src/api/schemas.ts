@@ -23,8 +23,10 @@ export const zapiErrorSchema = {
         required: ['name'],
         properties: {
           name: str,
+          description: str,
+          interval: str,
+          options: { type: 'array', items: str },
           possible_values: { type: 'array', items: str },
-          options: str,
         },
       },
     },

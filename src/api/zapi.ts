@@ -23,6 +23,7 @@ interface ZapiRouteConfig {
   zapiDescription?: (request: FastifyRequest) => string;
   zapiParams?: ParamSpecs;
   zapiRequired?: readonly string[];
+  zapiBefore?: (request: FastifyRequest) => void;
 }
 
 declare module 'fastify' {
@@ -62,6 +63,7 @@ export function zapiRoute<Req extends FastifyRequest = FastifyRequest>(app: Fast
     zapiDescription: def.description as (r: FastifyRequest) => string,
     zapiParams: def.body?.specs,
     zapiRequired: def.body?.required,
+    zapiBefore: def.before as ((r: FastifyRequest) => void) | undefined,
   };
   const route: RouteOptions = {
     method: def.method,
@@ -81,6 +83,10 @@ export function zapiRoute<Req extends FastifyRequest = FastifyRequest>(app: Fast
       const failure = request.validationError as (FastifyError & { validationContext?: string }) | undefined;
       // ZEVENET's routes only match valid names and numeric ids: anything else is an unknown route.
       if (failure?.validationContext === 'params') throw requestNotFound();
+      // Fastify also parses text/plain bodies; ZAPI bodies are JSON only.
+      if (def.body && request.body !== undefined && request.mediaType !== 'application/json') {
+        throw new ZapiError(415, 'Content-Type not supported');
+      }
       def.before?.(request as Req);
       if (failure) throw validationToZapi(request, failure);
       return def.handler(request as Req, reply);
@@ -116,6 +122,24 @@ function validationToZapi(request: FastifyRequest, failure: FastifyError & { val
   return badRequest(failure.message);
 }
 
+/**
+ * An empty JSON body fails in Fastify's parser, before the handler runs: answer in the
+ * handler's order anyway (unknown route, then the route's 404s, then the help answer).
+ */
+function emptyBodyToZapi(request: FastifyRequest): ZapiError {
+  const validParams = request.getValidationFunction('params');
+  if (validParams && !validParams(request.params)) return requestNotFound();
+  const { zapiParams = {}, zapiRequired = [], zapiBefore } = routeConfig(request);
+  try {
+    zapiBefore?.(request);
+  } catch (err) {
+    if (err instanceof ZapiError) return err;
+    throw err;
+  }
+  const problem = bodyProblem(zapiParams, zapiRequired, {}) as ParamError;
+  return new ZapiError(400, problem.message, problem.help);
+}
+
 /** Turns every failure into a ZAPI error envelope; 5xx details stay in the log. */
 export function zapiErrorHandler(error: FastifyError, request: FastifyRequest, reply: FastifyReply): FastifyReply {
   let zapi: ZapiError;
@@ -123,11 +147,8 @@ export function zapiErrorHandler(error: FastifyError, request: FastifyRequest, r
   if (thrown instanceof ZapiError) zapi = thrown;
   else if (thrown instanceof ParamError) zapi = new ZapiError(400, thrown.message, thrown.help);
   else if (error.validation) zapi = validationToZapi(request, error as FastifyError & { validationContext?: string });
-  else if (error.code === 'FST_ERR_CTP_EMPTY_JSON_BODY') {
-    const { zapiParams = {}, zapiRequired = [] } = routeConfig(request);
-    const problem = bodyProblem(zapiParams, zapiRequired, {}) as ParamError;
-    zapi = new ZapiError(400, problem.message, problem.help);
-  } else if (error.code === 'FST_ERR_CTP_INVALID_JSON_BODY' || (error instanceof SyntaxError && error.statusCode === 400)) {
+  else if (error.code === 'FST_ERR_CTP_EMPTY_JSON_BODY') zapi = emptyBodyToZapi(request);
+  else if (error.code === 'FST_ERR_CTP_INVALID_JSON_BODY' || (error instanceof SyntaxError && error.statusCode === 400)) {
     zapi = badRequest('The body does not look a valid JSON');
   } else if (error.code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE') zapi = new ZapiError(415, 'Content-Type not supported');
   else if (error.code === 'FST_ERR_CTP_BODY_TOO_LARGE') zapi = new ZapiError(413, 'The body is too large');

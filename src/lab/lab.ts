@@ -154,7 +154,7 @@ export interface Lab {
   startBackendServer(host: LabHost, opts: { httpPort?: number; udp?: string[] }): Promise<BackendProcess>;
   /** HTTP servers on every backend, listening on 0.0.0.0:port. */
   startHttpBackends(port: number): Promise<BackendProcess[]>;
-  /** UDP echo servers on every backend, bound to vip:port. */
+  /** UDP echo servers on every backend, bound to vip:port (call configureDsrBackends first). */
   startUdpBackends(vip: string, port: number): Promise<BackendProcess[]>;
 
   /** `count` sequential requests from the client, each on a fresh TCP connection. */

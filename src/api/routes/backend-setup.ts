@@ -33,6 +33,7 @@ export async function backendSetupRoutes(app: FastifyInstance): Promise<void> {
       },
     },
     description: (req) => `Backend set-up script for farm ${req.params.farmname}`,
+    before: (req) => void requireFarm(app, req.params.farmname),
     errorCodes: [400, 404],
     response: {
       200: { description: 'The script, as text.', content: { 'text/plain': { schema: { type: 'string' } } } },

@@ -204,8 +204,9 @@ export function planTransaction(kernel: KernelTable | null, desired: TableDecl |
   const body = [
     ...elementDeletes,
     ...chainFlushes,
-    ...chainDeletes,
+    // Sets before chains: a chain is still referenced by the jumps in a dispatch map being removed.
     ...setDeletes,
+    ...chainDeletes,
     ...setAdds,
     ...chainAdds,
     ...ruleAdds,

@@ -7,7 +7,8 @@ import type { Backend, Farm } from './farm.js';
 import { isSinglePort, parseVport, portSpecsOverlap } from './ports.js';
 
 type FarmShape = Pick<Farm, 'name' | 'vip' | 'vport' | 'protocol' | 'nattype' | 'algorithm'>;
-type BackendShape = Pick<Backend, 'ip' | 'port' | 'maxConns'> & { id?: number };
+/** A stored backend, or one being added (no id yet). */
+export type BackendShape = Pick<Backend, 'ip' | 'port' | 'maxConns'> & { id?: number };
 
 /**
  * DSR only rewrites MAC addresses: the backend receives the packet on the port the client

@@ -39,7 +39,7 @@ export interface ExecResult {
 }
 
 export interface ExecOptions {
-  /** Added to the environment (which never carries tap's NODE_OPTIONS loader). */
+  /** Added to the environment (NODE_OPTIONS is always unset: tap's loader stays out). */
   env?: Record<string, string>;
   input?: string;
   cwd?: string;
@@ -83,13 +83,19 @@ function must(argv: string[]): void {
   if (r.status !== 0) throw new Error(`${argv.join(' ')} failed (${r.status ?? r.signal}): ${r.stderr || String(r.error ?? '')}`);
 }
 
-/** The test's environment without tap's preloads (they would follow into the daemon and clients). */
+/** The test's environment without tap's own variables. */
 function cleanEnv(extra: Record<string, string> = {}): NodeJS.ProcessEnv {
   const env: NodeJS.ProcessEnv = { ...process.env, ...extra };
-  delete env.NODE_OPTIONS;
   for (const name of Object.keys(env)) if (name.startsWith('TAP') || name.startsWith('_TAPJS')) delete env[name];
   return env;
 }
+
+/**
+ * argv run with NODE_OPTIONS unset. Inside tap, every spawn gets tap's process-info loader
+ * put back into NODE_OPTIONS, whatever env is passed; its require hook breaks the
+ * extension-less ESM bin/nftfarm (ERR_REQUIRE_CYCLE_MODULE). `env` execs, so pids are kept.
+ */
+export const withoutTapLoader = (argv: string[]): string[] => ['env', '-u', 'NODE_OPTIONS', ...argv];
 
 function run(argv: string[], options: ExecOptions = {}): Promise<ExecResult> {
   const [cmd, ...args] = argv as [string, ...string[]];
@@ -163,16 +169,16 @@ export async function startDaemon(t: TestHandle, options: DaemonOptions): Promis
   must(['ip', '-n', ns, 'addr', 'add', LB_CIDR, 'dev', 'eth0']);
   must(['ip', '-n', peerNs, 'addr', 'add', PEER_CIDR, 'dev', 'eth0']);
 
-  const exec = (argv: string[], opts: ExecOptions = {}): Promise<ExecResult> => run(['ip', 'netns', 'exec', ns, ...argv], opts);
+  const exec = (argv: string[], opts: ExecOptions = {}): Promise<ExecResult> => run(['ip', 'netns', 'exec', ns, ...withoutTapLoader(argv)], opts);
 
   const start = async (): Promise<void> => {
     // A file, not a pipe: a pipe nobody drains would block the daemon's logger.
     const log = openSync(logPath, 'a');
     try {
-      // `ip netns exec` execs (no fork), so this pid is the daemon's own.
+      // `ip netns exec` and `env` exec (no fork), so this pid is the daemon's own.
       child = spawn(
         'ip',
-        ['netns', 'exec', ns, process.execPath, BIN, 'serve', '--dry-run', '--listen', LISTEN, '--db', dbPath],
+        ['netns', 'exec', ns, ...withoutTapLoader([process.execPath, BIN, 'serve', '--dry-run', '--listen', LISTEN, '--db', dbPath])],
         { cwd: dir, env: cleanEnv({ NFTFARM_API_KEY: key, NFTFARM_LOG_LEVEL: 'info' }), stdio: ['ignore', log, log] },
       );
     } finally {

@@ -78,7 +78,8 @@ export async function backendRoutes(app: FastifyInstance): Promise<void> {
         const current = farmOf(req);
         const backends = store.listBackends(farm.id);
         if (backends.some((b) => sameTarget(b, candidate))) throw duplicate(farm.name, candidate.ip);
-        checkFarmRules(app, current, [...backends, { ...candidate, uid: -1, farmId: farm.id, id: -1, maintenance: 'none' }], network);
+        // The candidate has no id yet, so the rules' messages name it "the backend".
+        checkFarmRules(app, current, [...backends, candidate], network);
         return store.insertBackend(farm.id, candidate, generation);
       });
       reply.code(201);

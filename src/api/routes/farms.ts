@@ -1,7 +1,7 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
-import type { Backend, Farm } from '../../model/farm.js';
+import type { Farm } from '../../model/farm.js';
 import type { FarmChanges } from '../../store/store.js';
-import { dsrBackendPortProblem, dsrFeatureProblem, portConflict, startConflict } from '../../model/rules.js';
+import { dsrBackendPortProblem, dsrFeatureProblem, portConflict, startConflict, type BackendShape } from '../../model/rules.js';
 import { parseVport } from '../../model/ports.js';
 import { enumParam, parseParams } from '../params.js';
 import { badRequest, notFound, ZapiError, zapiRoute } from '../zapi.js';
@@ -102,7 +102,7 @@ export async function checkNetwork(app: FastifyInstance, vip: string, backendIps
  * result (so the order in which fields were set does not matter). Synchronous on purpose:
  * it runs inside the write transaction, after the async network lookups.
  */
-export function checkFarmRules(app: FastifyInstance, farm: Farm, backends: Backend[], network: NetworkCheck, conflictMessage = portConflict): void {
+export function checkFarmRules(app: FastifyInstance, farm: Farm, backends: BackendShape[], network: NetworkCheck, conflictMessage = portConflict): void {
   const problem =
     network.problem ??
     backends.map((b) => dsrBackendPortProblem(farm, b)).find((p) => p !== null) ??

@@ -1,0 +1,131 @@
+/**
+ * The real nftfarm daemon (bin/nftfarm serve, compiled dist/) in a lab's load-balancer
+ * namespace, driven through its HTTP API only (curl inside the namespace).
+ */
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import type { ChildProcess } from 'node:child_process';
+import { PACKAGE_ROOT, type Lab } from '../../src/lab/lab.js';
+
+export const API_KEY = 'lab-test-key-0123456789';
+const PREFIX = '/zapi/v4.0/zapi.cgi';
+
+export interface ApiAnswer {
+  status: number;
+  body: any;
+}
+
+export interface LabDaemon {
+  dir: string;
+  dbPath: string;
+  logFile: string;
+  api(method: string, route: string, body?: unknown): Promise<ApiAnswer>;
+  /** Waits until GET /healthz answers. */
+  ready(): Promise<void>;
+  stop(signal?: NodeJS.Signals): Promise<void>;
+  start(): Promise<void>;
+  /** Polls `check` every 200 ms until it returns true or `timeoutMs` passes. */
+  until(check: () => Promise<boolean>, timeoutMs: number): Promise<boolean>;
+  nft(args: string[]): Promise<string>;
+  logs(): string;
+}
+
+/** The environment without tap's loader hooks, which the daemon must not inherit. */
+export function cleanEnv(): NodeJS.ProcessEnv {
+  const env = { ...process.env };
+  delete env.NODE_OPTIONS;
+  for (const key of Object.keys(env)) if (key.startsWith('TAP')) delete env[key];
+  return env;
+}
+
+interface Teardown {
+  teardown(fn: () => void | Promise<void>): void;
+}
+
+export async function startLabDaemon(t: Teardown, lab: Lab, env: NodeJS.ProcessEnv = {}): Promise<LabDaemon> {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), `${lab.prefix}-`));
+  const dbPath = path.join(dir, 'nftfarm.db');
+  const logFile = path.join(dir, 'nftfarm.log');
+  let child: ChildProcess | null = null;
+
+  const daemon: LabDaemon = {
+    dir,
+    dbPath,
+    logFile,
+    async api(method, route, body) {
+      const argv = ['curl', '-s', '-m', '10', '-X', method, '-H', `ZAPI_KEY: ${API_KEY}`, '-w', '\n%{http_code}'];
+      if (body !== undefined) argv.push('-H', 'Content-Type: application/json', '--data-binary', JSON.stringify(body));
+      argv.push(`http://127.0.0.1:4444${PREFIX}${route}`);
+      const r = await lab.exec(lab.lb.ns, argv);
+      const cut = r.stdout.lastIndexOf('\n');
+      const text = r.stdout.slice(0, cut);
+      const status = Number(r.stdout.slice(cut + 1));
+      let parsed: unknown = text;
+      try {
+        parsed = JSON.parse(text);
+      } catch {
+        // text answers (backend-setup) stay text
+      }
+      return { status, body: parsed };
+    },
+    async ready() {
+      const ok = await daemon.until(async () => (await lab.exec(lab.lb.ns, ['curl', '-s', '-m', '1', 'http://127.0.0.1:4444/healthz'])).code === 0, 15_000);
+      if (!ok) throw new Error(`nftfarm did not come up:\n${daemon.logs()}`);
+    },
+    async start() {
+      const out = fs.openSync(logFile, 'a');
+      child = lab.spawn(lab.lb.ns, [process.execPath, path.join(PACKAGE_ROOT, 'bin', 'nftfarm'), 'serve', '--db', dbPath], {
+        stdio: ['ignore', out, out],
+        env: { ...cleanEnv(), NFTFARM_API_KEY: API_KEY, NFTFARM_LISTEN: '127.0.0.1:4444', ...env },
+      });
+      fs.closeSync(out);
+      await daemon.ready();
+    },
+    async stop(signal = 'SIGTERM') {
+      if (!child || child.exitCode !== null) return;
+      const exited = new Promise<void>((resolve) => child!.once('exit', () => resolve()));
+      child.kill(signal);
+      await exited;
+      child = null;
+    },
+    async until(check, timeoutMs) {
+      const deadline = Date.now() + timeoutMs;
+      for (;;) {
+        if (await check()) return true;
+        if (Date.now() > deadline) return false;
+        await new Promise((r) => setTimeout(r, 200));
+      }
+    },
+    async nft(args) {
+      return (await lab.exec(lab.lb.ns, ['nft', ...args])).stdout;
+    },
+    logs: () => (fs.existsSync(logFile) ? fs.readFileSync(logFile, 'utf8') : ''),
+  };
+  t.teardown(async () => {
+    await daemon.stop('SIGKILL');
+    fs.rmSync(dir, { recursive: true, force: true });
+  });
+  await daemon.start();
+  return daemon;
+}
+
+/** Creates a started DSR farm on the lab's VIP with the lab's backends, through the API. */
+export async function createDsrFarm(daemon: LabDaemon, lab: Lab, name: string, vip: string, vport: string, extra: Record<string, unknown> = {}): Promise<void> {
+  const created = await daemon.api('POST', '/farms', { farmname: name, profile: 'l4xnat', vip, vport });
+  if (created.status !== 201) throw new Error(`create ${name}: ${JSON.stringify(created)}`);
+  const modified = await daemon.api('PUT', `/farms/${name}`, { nattype: 'dsr', ...extra });
+  if (modified.status !== 200) throw new Error(`modify ${name}: ${JSON.stringify(modified)}`);
+  for (const b of lab.backends) {
+    const added = await daemon.api('POST', `/farms/${name}/backends`, { ip: b.ip });
+    if (added.status !== 201) throw new Error(`backend ${b.ip}: ${JSON.stringify(added)}`);
+  }
+}
+
+/** True once the farm's rules are applied and every backend is usable. */
+export async function farmReady(daemon: LabDaemon, name: string): Promise<boolean> {
+  const farm = await daemon.api('GET', `/farms/${name}`);
+  if (farm.status !== 200) return false;
+  const { dataplane, status } = farm.body.params;
+  return dataplane.state === 'applied' && dataplane.applied_generation === dataplane.generation && status === 'up';
+}

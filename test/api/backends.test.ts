@@ -208,7 +208,7 @@ t.test('DSR: a backend port must be empty or the virtual port', async (t) => {
 
   const modify = await call(app, 'PUT', '/farms/dsr/backends/1', { port: 81 });
   t.equal(modify.status, 400);
-  t.match(modify.body.message, /^The backend port 81 differs from the virtual port 80: in DSR mode/);
+  t.match(modify.body.message, /^The backend 1 port 81 differs from the virtual port 80: in DSR mode/);
   t.equal(store.getBackend(farmId, 1)?.port, null);
 
   const vport = await call(app, 'PUT', '/farms/dsr', { vport: '8080' });

@@ -44,7 +44,7 @@ t.test('openapi/openapi.json is what the app generates', async (t) => {
 
 t.test('the document is valid OpenAPI 3 (@seriousme/openapi-schema-validator)', async (t) => {
   const validator = new Validator();
-  const result = await validator.validate(structuredClone(committed) as Record<string, unknown>);
+  const result = await validator.validate(JSON.parse(committedText) as Record<string, unknown>);
   t.same(result.errors ?? [], [], 'no validation errors');
   t.ok(result.valid, 'valid');
   t.match(validator.version, /^3\.0/, 'an OpenAPI 3.0 document');
@@ -94,7 +94,7 @@ t.test('every operation is described completely', async (t) => {
   ]) {
     t.ok(withBody.includes(route), `${route} has a request body`);
   }
-  t.equal(committed.paths['/zapi/v4.0/zapi.cgi/farms']?.post?.responses['201'] !== undefined, true, 'creating a farm answers 201');
+  t.ok(committed.paths['/zapi/v4.0/zapi.cgi/farms']?.post?.responses['201'], 'creating a farm answers 201');
 });
 
 t.test('components name the ZAPI objects and the key', async (t) => {

@@ -1,0 +1,99 @@
+/**
+ * The data plane never blinks: long-lived connections through a DSR farm survive changes to
+ * other farms, daemon restarts (graceful and kill -9), and a kernel ruleset flushed behind
+ * nftfarm's back is repaired. A transaction nft rejects leaves the old ruleset in force.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import t from 'tap';
+import { createLab, LAB_VIP, type Lab } from '../../src/lab/lab.js';
+import { createDsrFarm, farmReady, startLabDaemon, type LabDaemon } from '../helpers/lab-daemon.js';
+
+const VIP = LAB_VIP;
+const OTHER_VIP = '10.250.0.101';
+let lab: Lab;
+let daemon: LabDaemon;
+let faultFile: string;
+
+t.before(async () => {
+  lab = await createLab({ prefix: 'nfres', backends: 2 });
+  await lab.configureDsrBackends(VIP);
+  await lab.startHttpBackends(80);
+});
+t.teardown(async () => lab?.destroy());
+
+t.test('resilience of a running DSR farm', async (t) => {
+  faultFile = path.join(fs.mkdtempSync('/tmp/nfres-fault-'), 'fault.nft');
+  daemon = await startLabDaemon(t, lab, { NFTFARM_FAULT_FILE: faultFile });
+  await createDsrFarm(daemon, lab, 'web', VIP, '80');
+  if (!t.ok(await daemon.until(() => farmReady(daemon, 'web'), 10_000), 'the farm is up')) t.comment(daemon.logs());
+
+  await t.test('a second farm created and deleted breaks none of 20 long-lived connections', async (t) => {
+    const hold = lab.startHold(VIP, 80, 20);
+    const ready = await hold.ready();
+    t.equal(ready.opened, 20, `20 connections open ${JSON.stringify(ready.byBackend)}`);
+    await createDsrFarm(daemon, lab, 'other', OTHER_VIP, '8080');
+    t.ok(await daemon.until(() => farmReady(daemon, 'other'), 5000), 'the second farm is applied');
+    t.equal((await daemon.api('DELETE', '/farms/other')).status, 200);
+    t.ok(await daemon.until(async () => !(await daemon.nft(['list', 'chains'])).includes('farm_2'), 5000), 'the second farm is gone');
+    await new Promise((r) => setTimeout(r, 1000));
+    const result = await hold.stop();
+    t.equal(result.broken, 0, `no connection broke: ${JSON.stringify(result.errors)}`);
+    t.ok(result.requests > 20 * 5, `traffic flowed all along (${result.requests} requests)`);
+  });
+
+  for (const signal of ['SIGTERM', 'SIGKILL'] as const) {
+    await t.test(`restarting the daemon (${signal}) breaks none of 20 long-lived connections`, async (t) => {
+      const hold = lab.startHold(VIP, 80, 20);
+      t.equal((await hold.ready()).opened, 20);
+      await daemon.stop(signal);
+      t.match(await daemon.nft(['list', 'chains']), 'farm_1', 'the rules stay while nftfarm is down');
+      await new Promise((r) => setTimeout(r, 500));
+      await daemon.start();
+      t.ok(await daemon.until(() => farmReady(daemon, 'web'), 10_000), 'the farm is applied again');
+      await new Promise((r) => setTimeout(r, 1000));
+      const result = await hold.stop();
+      t.equal(result.broken, 0, `no connection broke: ${JSON.stringify(result.errors)}`);
+      const fresh = await lab.httpMany(`http://${VIP}/`, 10);
+      t.equal(fresh.ok, 10, 'new connections work after the restart');
+    });
+  }
+
+  await t.test('after `nft flush ruleset` the farm works again within 10 s', async (t) => {
+    await lab.execOk(lab.lb.ns, ['nft', 'flush', 'ruleset']);
+    const started = Date.now();
+    const repaired = await daemon.until(async () => (await lab.httpMany(`http://${VIP}/`, 1, { timeoutMs: 500 })).ok === 1, 10_000);
+    t.ok(repaired, 'the VIP answers again');
+    t.ok(Date.now() - started < 10_000, `repaired in ${Date.now() - started} ms`);
+    t.match(daemon.logs(), 'drifted', 'the repair is logged');
+    const result = await lab.httpMany(`http://${VIP}/`, 20);
+    t.equal(result.ok, 20);
+  });
+
+  await t.test('a transaction nft rejects leaves the old ruleset in force and shows the error', async (t) => {
+    const before = await daemon.nft(['list', 'map', 'netdev', 'nftfarm', 'farm_1_macs']);
+    fs.writeFileSync(faultFile, 'add rule netdev nftfarm farm_1 meta mark set ip saddr map @injected_fault_missing_map\n');
+    // A change that needs a transaction: drain backend 1.
+    t.equal((await daemon.api('PUT', '/farms/web/backends/1/maintenance', { action: 'maintenance', mode: 'cut' })).status, 200);
+    const failed = await daemon.until(async () => (await daemon.api('GET', '/farms/web')).body.params.dataplane.state === 'failed', 5000);
+    t.ok(failed, 'the farm shows the failure');
+    const farm = (await daemon.api('GET', '/farms/web')).body.params.dataplane;
+    t.match(farm.error, /nft .* failed/, `the farm status carries nft's error: ${farm.error}`);
+    t.not(farm.applied_generation, farm.generation, 'the change is not applied');
+    const system = (await daemon.api('GET', '/system/status')).body.params;
+    t.match(system.last_error, /injected_fault_missing_map|No such file/, 'so does /system/status');
+    t.ok(system.consecutive_failures >= 1);
+    t.equal(await daemon.nft(['list', 'map', 'netdev', 'nftfarm', 'farm_1_macs']).then((s) => s.replace(/counter packets \d+ bytes \d+/g, '')), before.replace(/counter packets \d+ bytes \d+/g, ''), 'the kernel keeps the previous ruleset');
+    const still = await lab.httpMany(`http://${VIP}/`, 20);
+    t.equal(still.ok, 20, 'traffic is still served by the old ruleset');
+    t.ok((still.byBackend.b2 ?? 0) > 0, 'including by the backend the failed change would have cut');
+    t.match(daemon.logs(), 'reconcile pass failed');
+
+    fs.rmSync(faultFile);
+    t.ok(await daemon.until(async () => (await daemon.api('GET', '/farms/web')).body.params.dataplane.state === 'applied', 35_000), 'the retry (a full resync, with backoff) applies the change');
+    const after = await lab.httpMany(`http://${VIP}/`, 20);
+    t.equal(after.ok, 20);
+    t.same(Object.keys(after.byBackend), ['b1'], 'now the cut backend gets nothing');
+    t.equal((await daemon.api('PUT', '/farms/web/backends/1/maintenance', { action: 'up' })).status, 200);
+  });
+});

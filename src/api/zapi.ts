@@ -9,6 +9,8 @@ export class ZapiError extends Error {
     readonly statusCode: number,
     message: string,
     readonly params?: unknown,
+    /** Overrides the route's description (an unknown route has none). */
+    readonly description?: string,
   ) {
     super(message);
   }
@@ -16,7 +18,7 @@ export class ZapiError extends Error {
 
 export const notFound = (message: string): ZapiError => new ZapiError(404, message);
 export const badRequest = (message: string): ZapiError => new ZapiError(400, message);
-export const requestNotFound = (): ZapiError => notFound('Request not found');
+export const requestNotFound = (): ZapiError => new ZapiError(404, 'Request not found', undefined, 'Request not found');
 
 /** What the error handler needs to know about the route that failed. */
 interface ZapiRouteConfig {
@@ -157,7 +159,7 @@ export function zapiErrorHandler(error: FastifyError, request: FastifyRequest, r
     request.log.error({ err: error }, 'request failed');
     zapi = new ZapiError(500, 'An internal error happened; the nftfarm log has the details');
   }
-  const body: Record<string, unknown> = { description: describe(request), error: 'true', message: zapi.message };
+  const body: Record<string, unknown> = { description: zapi.description ?? describe(request), error: 'true', message: zapi.message };
   if (zapi.params !== undefined) body.params = zapi.params;
   return reply.code(zapi.statusCode).send(body);
 }

@@ -7,7 +7,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import t from 'tap';
 import { createLab, LAB_VIP, type Lab } from '../../src/lab/lab.js';
-import { createDsrFarm, farmReady, startLabDaemon, type LabDaemon } from '../helpers/lab-daemon.js';
+import { createDsrFarm, farmReady, startLabDaemon, type LabDaemon } from '../../src/lab/daemon.js';
 
 const VIP = LAB_VIP;
 const OTHER_VIP = '10.250.0.101';

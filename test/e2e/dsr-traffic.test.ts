@@ -4,7 +4,7 @@
  */
 import t from 'tap';
 import { createLab, LAB_VIP, type Lab } from '../../src/lab/lab.js';
-import { createDsrFarm, farmReady, startLabDaemon, type LabDaemon } from '../helpers/lab-daemon.js';
+import { createDsrFarm, farmReady, startLabDaemon, type LabDaemon } from '../../src/lab/daemon.js';
 
 const VIP = LAB_VIP;
 let lab: Lab;

@@ -92,8 +92,9 @@ function cleanEnv(extra: Record<string, string> = {}): NodeJS.ProcessEnv {
 
 /**
  * argv run with NODE_OPTIONS unset. Inside tap, every spawn gets tap's process-info loader
- * put back into NODE_OPTIONS, whatever env is passed; its require hook breaks the
- * extension-less ESM bin/nftfarm (ERR_REQUIRE_CYCLE_MODULE). `env` execs, so pids are kept.
+ * put back into NODE_OPTIONS, whatever env is passed; the daemon and the clients must run
+ * as they do outside tests (the loader's require hook once broke bin/nftfarm with
+ * ERR_REQUIRE_CYCLE_MODULE). `env` execs, so pids are kept.
  */
 export const withoutTapLoader = (argv: string[]): string[] => ['env', '-u', 'NODE_OPTIONS', ...argv];
 

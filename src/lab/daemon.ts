@@ -1,12 +1,12 @@
 /**
- * The real nftfarm daemon (bin/nftfarm serve, compiled dist/) in a lab's load-balancer
- * namespace, driven through its HTTP API only (curl inside the namespace).
+ * The real nftfarm daemon (bin/nftfarm serve) in a lab's load-balancer namespace, driven
+ * through its HTTP API only (curl inside the namespace). Used by the tests and the demo.
  */
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import type { ChildProcess } from 'node:child_process';
-import { PACKAGE_ROOT, type Lab } from '../../src/lab/lab.js';
+import { PACKAGE_ROOT, type Lab } from './lab.js';
 
 export const API_KEY = 'lab-test-key-0123456789';
 const PREFIX = '/zapi/v4.0/zapi.cgi';
@@ -31,7 +31,7 @@ export interface LabDaemon {
   logs(): string;
 }
 
-/** The environment without tap's loader hooks, which the daemon must not inherit. */
+/** The environment without test-runner loader hooks, which the daemon must not inherit. */
 export function cleanEnv(): NodeJS.ProcessEnv {
   const env = { ...process.env };
   delete env.NODE_OPTIONS;
@@ -43,6 +43,7 @@ interface Teardown {
   teardown(fn: () => void | Promise<void>): void;
 }
 
+/** Starts nftfarm in the lab's load balancer; `t.teardown` kills it and removes its files. */
 export async function startLabDaemon(t: Teardown, lab: Lab, env: NodeJS.ProcessEnv = {}): Promise<LabDaemon> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), `${lab.prefix}-`));
   const dbPath = path.join(dir, 'nftfarm.db');

@@ -15,7 +15,7 @@ if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null 2>&1; then
   # nftables, iproute2: the data plane. The rest: the tests' traffic and captures.
   apt-get update -qq
   apt-get install -y -qq --no-install-recommends \
-    nftables iproute2 tcpdump curl iputils-ping procps util-linux ca-certificates \
+    nftables iproute2 tcpdump curl iputils-ping arping procps util-linux ca-certificates \
     python3 make g++ >/dev/null
 else
   echo "not root (or no apt-get): skipping system packages (nftables, iproute2, tcpdump, curl)" >&2

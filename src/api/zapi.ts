@@ -1,5 +1,5 @@
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest, RouteOptions } from 'fastify';
-import { bodyProblem, bodySchema, ParamError, type ParamSpecs } from './params.js';
+import { bodyProblem, bodySchema, messages, ParamError, type ParamSpecs } from './params.js';
 
 export const ZAPI_PREFIX = '/zapi/v4.0/zapi.cgi';
 
@@ -73,6 +73,7 @@ export function zapiRoute<Req extends FastifyRequest = FastifyRequest>(app: Fast
     config,
     // The handler decides when a schema error is reported, so `before` can answer first.
     attachValidation: true,
+    ...(def.body ? {} : { onRequest: ignoreEmptyBody }),
     schema: {
       summary: def.summary,
       tags: def.tags,
@@ -95,6 +96,15 @@ export function zapiRoute<Req extends FastifyRequest = FastifyRequest>(app: Fast
     },
   };
   app.route(route);
+}
+
+/**
+ * ZEVENET never reads the body of a call that takes none, and scripts send
+ * `Content-Type: application/json` on every call: with no body, Fastify's JSON parser must not see it.
+ */
+async function ignoreEmptyBody(request: FastifyRequest): Promise<void> {
+  const { headers } = request.raw;
+  if (headers['transfer-encoding'] === undefined && (headers['content-length'] ?? '0') === '0') delete headers['content-type'];
 }
 
 function routeConfig(request: FastifyRequest): ZapiRouteConfig {
@@ -120,6 +130,18 @@ function validationToZapi(request: FastifyRequest, failure: FastifyError & { val
     const { zapiParams = {}, zapiRequired = [] } = routeConfig(request);
     const problem = bodyProblem(zapiParams, zapiRequired, request.body);
     if (problem) return new ZapiError(400, problem.message, problem.help);
+  }
+  if (failure.validationContext === 'querystring') {
+    // Query strings are few and simple (backend-setup): say it the ZAPI way too.
+    const error = failure.validation?.[0];
+    const name = error?.instancePath.split('/')[1];
+    const query = request.query as Record<string, unknown>;
+    if (error?.keyword === 'additionalProperties') {
+      const accepted = Object.keys((request.routeOptions.schema?.querystring as { properties?: object } | undefined)?.properties ?? {});
+      return badRequest(messages.unknown([String(error.params.additionalProperty)], accepted));
+    }
+    if (name && error?.keyword === 'enum') return badRequest(messages.oneOf(name, error.params.allowedValues as string[]));
+    if (name) return badRequest(messages.notValid(name, query[name]));
   }
   return badRequest(failure.message);
 }

@@ -492,3 +492,28 @@ t.test('values are checked in catalog order, so the first bad parameter is repor
   const res2 = await call(app, 'POST', '/farms/f1/backends', { max_conns: -1, weight: 0, ip: '10.250.0.20' });
   t.equal(res2.body.message, "'weight' has to be an integer number between '1' and '9'");
 });
+
+t.test('calls that take no body ignore a Content-Type sent without one (curl scripts send it everywhere)', async (t) => {
+  const { app, store } = await buildTestApp(t);
+  await createFarm(app, 'f1');
+  await addBackend(app, 'f1', { ip: '10.250.0.20' });
+  t.equal((await call(app, 'POST', '/farms/f1/fg', { name: 'check_tcp' })).status, 200);
+  t.equal((await call(app, 'POST', '/monitoring/fg', { name: 'mine', command: 'check_tcp -H HOST -p PORT' })).status, 200);
+  const json = { ZAPI_KEY: API_KEY, 'content-type': 'application/json' };
+  const cases: [Method, string, string][] = [
+    ['GET', '/farms/f1', 'List farm f1'],
+    ['DELETE', '/farms/f1/backends/0', 'Backend removed'],
+    ['DELETE', '/farms/f1/fg/check_tcp', "Success, 'check_tcp' was removed from the 'farm 'f1''"],
+    ['DELETE', '/monitoring/fg/mine', 'mine has been deleted successfully.'],
+    ['DELETE', '/farms/f1', 'The Farm f1 has been deleted.'],
+  ];
+  for (const [method, url, text] of cases) {
+    const res = await app.inject({ method, url: `${ZAPI}${url}`, headers: json });
+    t.equal(res.statusCode, 200, `${method} ${url}`);
+    t.ok(res.json().message === text || res.json().description === text, `${method} ${url}`);
+  }
+  t.strictSame(store.listFarms(), []);
+  const missing = await app.inject({ method: 'DELETE', url: `${ZAPI}/farms/f1`, headers: json });
+  t.equal(missing.statusCode, 404);
+  t.equal(missing.json().message, "The farm f1 doesn't exist, try another name.");
+});

@@ -144,6 +144,14 @@ t.test('modify: templates keep description and command; interval and the rest ca
   t.equal(timing.status, 400);
   t.equal(timing.body.message, 'The timeout (31 s) cannot be greater than the interval (30 s).');
 
+  // A shorter interval alone takes the timeout down with it (ZEVENET: timeout defaults to interval).
+  const shorter = await call(app, 'PUT', '/monitoring/fg/check_tcp', { interval: 5 });
+  t.equal(shorter.status, 200);
+  t.match(shorter.body.params, { interval: 5, timeout: 5 });
+  const contradiction = await call(app, 'PUT', '/monitoring/fg/check_tcp', { interval: 4, timeout: 6 });
+  t.equal(contradiction.status, 400, 'an explicit timeout above the interval is still refused');
+  t.equal((await call(app, 'PUT', '/monitoring/fg/check_tcp', { interval: 30, timeout: 20 })).status, 200);
+
   t.equal((await call(app, 'POST', '/monitoring/fg', { name: 'mine', command: 'check_tcp -H HOST -p PORT', interval: 20, timeout: 10 })).status, 200);
   const user = await call(app, 'PUT', '/monitoring/fg/mine', { description: 'new text', command: 'check_tcp -H HOST -p PORT -t 3', interval: '10' });
   t.equal(user.status, 200);

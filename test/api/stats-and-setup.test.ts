@@ -118,20 +118,22 @@ t.test('backend-setup is refused for a non-dsr farm, a missing farm and bad name
   t.equal((await call(app, 'PUT', '/farms/nat', { nattype: 'dsr' })).status, 200);
   const badOs = await call(app, 'GET', '/farms/nat/backend-setup?os=macos');
   t.equal(badOs.status, 400);
-  t.equal(badOs.body.error, 'true');
-  for (const [query, name, value] of [
+  t.strictSame(badOs.body, zapiError('Backend set-up script for farm nat', "The parameter 'os' expects one of the following values: 'linux', 'windows'"));
+  const badNames: [string, string, string][] = [
     ['nic=eth0;reboot', 'nic', 'eth0;reboot'],
     ['nic=$(id)', 'nic', '$(id)'],
     ['nic=averyveryverylongname', 'nic', 'averyveryverylongname'],
     ["os=windows&loopback=a'b", 'loopback', "a'b"],
     ['os=windows&nic=a"b', 'nic', 'a"b'],
-  ]) {
-    const res = await call(app, 'GET', `/farms/nat/backend-setup?${query!.replace(/[;$()'"]/g, encodeURIComponent)}`);
+  ];
+  for (const [query, name, value] of badNames) {
+    const res = await call(app, 'GET', `/farms/nat/backend-setup?${query.replace(/[;$()'"]/g, (c) => encodeURIComponent(c))}`);
     t.equal(res.status, 400, query);
     t.strictSame(res.body, zapiError('Backend set-up script for farm nat', `The value '${value}' is not valid for the parameter '${name}'.`), query);
   }
   const unknown = await call(app, 'GET', '/farms/nat/backend-setup?shell=bash');
   t.equal(unknown.status, 400, 'unknown query parameters are refused');
+  t.equal(unknown.body.message, "The parameter 'shell' is not correct for this call. Please, try with: 'os', 'nic', 'loopback'");
 });
 
 t.test('GET /system/status', async (t) => {

@@ -193,6 +193,11 @@ export async function healthCheckRoutes(app: FastifyInstance): Promise<void> {
         if (farms.length > 0 && !p.force && (changes.command !== undefined || changes.backendAlias !== undefined)) {
           throw badRequest(`Farm guardian '${check.name}' is running in: '${farms.join(', ')}'. To apply, send parameter 'force'`);
         }
+        // As in ZEVENET, where the timeout defaults to the interval: a shorter interval alone
+        // shortens the timeout with it; only an explicit contradiction is refused.
+        if (changes.interval !== undefined && changes.timeout === undefined && check.timeout > changes.interval) {
+          changes.timeout = changes.interval;
+        }
         const timing = timingProblem({ interval: changes.interval ?? check.interval, timeout: changes.timeout ?? check.timeout });
         if (timing) throw badRequest(timing);
         return store.updateHealthCheck(check.name, changes, generation);

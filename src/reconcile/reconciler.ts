@@ -21,7 +21,7 @@ import {
   type KernelTable,
 } from '../dataplane/nft/ruleset.js';
 import { desiredState, type DesiredState } from './desired.js';
-import { renderTable } from './render.js';
+import { renderTable, type RenderCache } from './render.js';
 import { TABLE_FAMILY, TABLE_NAME } from './names.js';
 
 export interface ReconcilerOptions {
@@ -53,6 +53,7 @@ export class Reconciler implements DataplaneView {
   /** The kernel's copy of the table after the last successful pass; undefined: unknown. */
   private applied: KernelTable | null | undefined = undefined;
   private readonly farms = new Map<number, FarmRuntime>();
+  private readonly renderCache: RenderCache = new Map();
   private readonly status: SystemRuntime;
 
   private timer: NodeJS.Timeout | null = null;
@@ -163,7 +164,7 @@ export class Reconciler implements DataplaneView {
       interfaces,
       macOf: (ifindex, ip) => this.neighbors.lookup(ifindex, interfaces.find((i) => i.index === ifindex)?.name ?? '', ip).mac,
     });
-    const table = renderTable(state);
+    const table = renderTable(state, this.renderCache);
 
     let full = kind === 'full' || this.applied === undefined;
     let kernel: KernelTable | null = full ? null : (this.applied as KernelTable | null);

@@ -30,8 +30,15 @@ export function renderedFarms(state: DesiredState): DesiredFarm[] {
   return state.farms.filter((f) => f.running && f.problem === null).sort((a, b) => a.farmId - b.farmId);
 }
 
+/**
+ * Rendered farm objects by farm id, with the inputs they were rendered from. A pass renders
+ * again only the farms whose inputs changed, and hands the others' objects over unchanged:
+ * the transaction planner sees the same objects and skips them without comparing elements.
+ */
+export type RenderCache = Map<number, { key: string; sets: SetDecl[]; chain: ChainDecl }>;
+
 /** null when no farm needs rules: then nftfarm's table must not exist at all. */
-export function renderTable(state: DesiredState): TableDecl | null {
+export function renderTable(state: DesiredState, cache: RenderCache = new Map()): TableDecl | null {
   const farms = renderedFarms(state);
   if (farms.length === 0) return null;
 
@@ -75,11 +82,21 @@ export function renderTable(state: DesiredState): TableDecl | null {
     });
   }
 
+  const rendered = new Set<number>();
   for (const farm of farms) {
-    const farmSets = renderFarmSets(farm);
-    sets.push(...farmSets.sets);
-    chains.push(renderFarmChain(farm, farmSets.selector));
+    // Everything the farm's objects are made of; the generation alone changes nothing.
+    const key = JSON.stringify({ ...farm, generation: 0 });
+    let entry = cache.get(farm.farmId);
+    if (!entry || entry.key !== key) {
+      const farmSets = renderFarmSets(farm);
+      entry = { key, sets: farmSets.sets, chain: renderFarmChain(farm, farmSets.selector) };
+      cache.set(farm.farmId, entry);
+    }
+    rendered.add(farm.farmId);
+    sets.push(...entry.sets);
+    chains.push(entry.chain);
   }
+  for (const id of cache.keys()) if (!rendered.has(id)) cache.delete(id);
   return { family: TABLE_FAMILY, name: TABLE_NAME, sets, chains };
 }
 

@@ -74,15 +74,16 @@ export function renderTableText(table: TableDecl): string {
   return `${out.join('\n')}\n`;
 }
 
-/** The kernel state after applying `table` (what the next incremental pass diffs against). */
+/**
+ * The kernel state after applying `table` (what the next incremental pass diffs against).
+ * Shares the table's arrays and maps: rendered objects are never mutated, so an unchanged
+ * object is recognised by identity, without comparing its elements.
+ */
 export function knownKernelTable(table: TableDecl): KernelTable {
   return {
     known: true,
     sets: new Map(
-      table.sets.map((s) => [
-        s.name,
-        { typeKey: s.typeKey, body: s.body, elements: s.elements && new Map(s.elements), dynamic: s.elements === null },
-      ]),
+      table.sets.map((s) => [s.name, { typeKey: s.typeKey, body: s.body, elements: s.elements, dynamic: s.elements === null }]),
     ),
     chains: new Map(table.chains.map((c) => [c.name, { hook: c.hook ?? null, rules: c.rules, signature: c.signature ?? null }])),
   };
@@ -126,6 +127,8 @@ export function planTransaction(kernel: KernelTable | null, desired: TableDecl |
 
   for (const set of desired.sets) {
     const have = current.sets.get(set.name);
+    // The very objects applied last time (a farm that did not change): nothing to do.
+    if (have && have.body === set.body && have.elements === set.elements && have.typeKey === set.typeKey) continue;
     const addSet = () => {
       setAdds.push(`add ${set.kind} ${prefix} ${set.name} { ${set.body.map((l) => `${l}; `).join('')}}`);
       if (set.elements && set.elements.size > 0) elementAdds.push(...elementCommands('add', prefix, set.name, itemsOf(set.elements)));
@@ -170,6 +173,7 @@ export function planTransaction(kernel: KernelTable | null, desired: TableDecl |
 
   for (const chain of desired.chains) {
     const have = current.chains.get(chain.name);
+    if (have && have.rules === chain.rules && have.hook === (chain.hook ?? null) && have.signature === (chain.signature ?? null) && recreated.size === 0) continue;
     const addRules = () => ruleAdds.push(...chain.rules.map((r) => `add rule ${prefix} ${chain.name} ${r}`));
     if (!have) {
       chainAdds.push(`add chain ${prefix} ${chain.name}${chain.hook ? ` { ${chain.hook} }` : ''}`);

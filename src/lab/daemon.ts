@@ -24,6 +24,8 @@ export interface LabDaemon {
   /** Waits until GET /healthz answers. */
   ready(): Promise<void>;
   stop(signal?: NodeJS.Signals): Promise<void>;
+  /** The daemon's PID while it runs. */
+  pid(): number | null;
   start(): Promise<void>;
   /** Polls `check` every 200 ms until it returns true or `timeoutMs` passes. */
   until(check: () => Promise<boolean>, timeoutMs: number): Promise<boolean>;
@@ -44,7 +46,12 @@ interface Teardown {
 }
 
 /** Starts nftfarm in the lab's load balancer; `t.teardown` kills it and removes its files. */
-export async function startLabDaemon(t: Teardown, lab: Lab, env: NodeJS.ProcessEnv = {}): Promise<LabDaemon> {
+export async function startLabDaemon(
+  t: Teardown,
+  lab: Lab,
+  env: NodeJS.ProcessEnv = {},
+  options: { beforeStart?: (dbPath: string) => void } = {},
+): Promise<LabDaemon> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), `${lab.prefix}-`));
   const dbPath = path.join(dir, 'nftfarm.db');
   const logFile = path.join(dir, 'nftfarm.log');
@@ -70,8 +77,9 @@ export async function startLabDaemon(t: Teardown, lab: Lab, env: NodeJS.ProcessE
       }
       return { status, body: parsed };
     },
+    /** The API listens once the first reconcile pass is done: with many farms that takes a while. */
     async ready() {
-      const ok = await daemon.until(async () => (await lab.exec(lab.lb.ns, ['curl', '-s', '-m', '1', 'http://127.0.0.1:4444/healthz'])).code === 0, 15_000);
+      const ok = await daemon.until(async () => (await lab.exec(lab.lb.ns, ['curl', '-s', '-m', '1', 'http://127.0.0.1:4444/healthz'])).code === 0, 120_000);
       if (!ok) throw new Error(`nftfarm did not come up:\n${daemon.logs()}`);
     },
     async start() {
@@ -90,6 +98,7 @@ export async function startLabDaemon(t: Teardown, lab: Lab, env: NodeJS.ProcessE
       await exited;
       child = null;
     },
+    pid: () => child?.pid ?? null,
     async until(check, timeoutMs) {
       const deadline = Date.now() + timeoutMs;
       for (;;) {
@@ -107,6 +116,7 @@ export async function startLabDaemon(t: Teardown, lab: Lab, env: NodeJS.ProcessE
     await daemon.stop('SIGKILL');
     fs.rmSync(dir, { recursive: true, force: true });
   });
+  options.beforeStart?.(dbPath);
   await daemon.start();
   return daemon;
 }

@@ -16,7 +16,7 @@ let daemon: LabDaemon;
 let faultFile: string;
 
 t.before(async () => {
-  lab = await createLab({ prefix: 'nfres', backends: 2 });
+  lab = await createLab({ prefix: 'nfres', backends: 3 });
   await lab.configureDsrBackends(VIP);
   await lab.startHttpBackends(80);
 });
@@ -26,7 +26,53 @@ t.test('resilience of a running DSR farm', async (t) => {
   faultFile = path.join(fs.mkdtempSync('/tmp/nfres-fault-'), 'fault.nft');
   daemon = await startLabDaemon(t, lab, { NFTFARM_FAULT_FILE: faultFile });
   await createDsrFarm(daemon, lab, 'web', VIP, '80');
+  // b3 joins later: the farm starts with b1 and b2.
+  t.equal((await daemon.api('DELETE', '/farms/web/backends/2')).status, 200);
   if (!t.ok(await daemon.until(() => farmReady(daemon, 'web'), 10_000), 'the farm is up')) t.comment(daemon.logs());
+
+  await t.test('backends added, drained and removed break no flow the change does not concern', async (t) => {
+    const hold = lab.startHold(VIP, 80, 20);
+    const ready = await hold.ready();
+    t.equal(ready.opened, 20, `20 connections open ${JSON.stringify(ready.byBackend)}`);
+    const onB2 = ready.byBackend.b2 ?? 0;
+    t.ok(onB2 > 0 && onB2 < 20, 'both backends carry some');
+
+    // A third backend: the Maglev table changes, pinned flows stay where they are.
+    t.equal((await daemon.api('POST', '/farms/web/backends', { ip: lab.backends[2]!.ip })).status, 201);
+    t.ok(await daemon.until(() => farmReady(daemon, 'web'), 5000));
+    const spread = await lab.httpMany(`http://${VIP}/`, 60);
+    t.equal(spread.ok, 60);
+    t.ok((spread.byBackend.b3 ?? 0) > 0, `new flows reach b3: ${JSON.stringify(spread.byBackend)}`);
+
+    // Drain b2: its established flows continue, new flows avoid it.
+    t.equal((await daemon.api('PUT', '/farms/web/backends/1/maintenance', { action: 'maintenance', mode: 'drain' })).status, 200);
+    t.ok(await daemon.until(async () => (await daemon.api('GET', '/farms/web')).body.params.status === 'maintenance', 5000));
+    const drained = await lab.httpMany(`http://${VIP}/`, 40);
+    t.equal(drained.ok, 40);
+    t.equal(drained.byBackend.b2 ?? 0, 0, `no new flow goes to the drained backend: ${JSON.stringify(drained.byBackend)}`);
+    await new Promise((r) => setTimeout(r, 600));
+
+    // Remove b3 (it carries none of the long-lived connections).
+    t.equal((await daemon.api('DELETE', '/farms/web/backends/2')).status, 200);
+    await new Promise((r) => setTimeout(r, 600));
+    const result = await hold.stop();
+    t.equal(result.broken, 0, `no long-lived connection broke: ${JSON.stringify(result.errors)}`);
+    t.ok((result.byBackend.b2 ?? 0) === onB2, 'the drained backend kept serving its connections');
+
+    // Removing b2 concerns exactly its own flows.
+    t.equal((await daemon.api('PUT', '/farms/web/backends/1/maintenance', { action: 'up' })).status, 200);
+    t.ok(await daemon.until(() => farmReady(daemon, 'web'), 5000));
+    const hold2 = lab.startHold(VIP, 80, 20);
+    const ready2 = await hold2.ready();
+    const onB2now = ready2.byBackend.b2 ?? 0;
+    t.ok(onB2now > 0 && onB2now < 20, `b2 carries ${onB2now} of the 20`);
+    t.equal((await daemon.api('DELETE', '/farms/web/backends/1')).status, 200);
+    await new Promise((r) => setTimeout(r, 1500));
+    const result2 = await hold2.stop();
+    t.equal(result2.broken, onB2now, `only the ${onB2now} connections of the removed backend broke (${result2.broken})`);
+    t.equal((await daemon.api('POST', '/farms/web/backends', { ip: lab.backends[1]!.ip })).status, 201);
+    t.ok(await daemon.until(() => farmReady(daemon, 'web'), 5000));
+  });
 
   await t.test('a second farm created and deleted breaks none of 20 long-lived connections', async (t) => {
     const hold = lab.startHold(VIP, 80, 20);

@@ -115,6 +115,8 @@ function run(argv: string[], options: ExecOptions = {}): Promise<ExecResult> {
       clearTimeout(timer);
       resolveRun({ status, signal, stdout, stderr });
     });
+    // A command may exit before reading its stdin (a script that fails fast): not an error.
+    child.stdin.on('error', () => {});
     child.stdin.end(options.input ?? '');
   });
 }

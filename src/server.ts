@@ -40,16 +40,18 @@ export async function serve(config: Config): Promise<number> {
   const reconciler = new Reconciler({ store, net, nft, log: log.child({ component: 'reconciler' }), dryRun: config.dryRun });
   const app = await buildApp({ store, apiKey: apiKey.key, host: netlinkHostView(net), dataplane: reconciler, loggerInstance: log });
 
-  // Converge before serving: the kernel reflects the store (in one transaction) by the time
-  // the API answers, and farms that did not change keep their flows.
-  await reconciler.start();
+  // The first pass converges the kernel to the store in one transaction; farms that did not
+  // change keep their flows. With thousands of farms it takes a while, so the API serves
+  // meanwhile (farms show dataplane.state 'pending' until it is done).
   const unsubscribe = store.onChange(() => reconciler.wake());
+  const converged = reconciler.start().then(() => log.info({ dataplane: reconciler.system() }, 'first reconcile pass done'));
 
   try {
     await app.listen({ host: config.listenHost, port: config.listenPort });
   } catch (err) {
     log.fatal({ err }, `cannot listen on ${config.listenHost}:${config.listenPort}`);
     unsubscribe();
+    await converged;
     await reconciler.stop();
     net.close();
     store.close();
@@ -64,6 +66,7 @@ export async function serve(config: Config): Promise<number> {
   log.info({ signal }, 'shutting down');
   await app.close();
   unsubscribe();
+  await converged;
   // The kernel rules stay: traffic keeps flowing while nftfarm restarts. With no farm left,
   // the reconciler has already removed everything it made.
   await reconciler.stop();

@@ -81,9 +81,15 @@ export class VipAnnouncer {
         await this.net.setProxyDelay(iface.index, 0);
       }
     }
+    // Only what is missing: this runs on every pass, and repairs entries someone removed.
+    const routes = new Set((await this.net.listOwnedRoutes()).map((r) => r.ip));
+    const proxies = new Set((await this.net.listProxyNeighbors()).map((p) => `${p.ifindex}|${p.ip}`));
     for (const a of wanted) {
-      await this.addRoute(a.vip);
-      await this.net.addProxyNeighbor(a.iface.index, a.vip);
+      const missingRoute = !routes.has(a.vip);
+      const missingProxy = !proxies.has(`${a.iface.index}|${a.vip}`);
+      if (missingRoute) await this.addRoute(a.vip);
+      if (missingProxy) await this.net.addProxyNeighbor(a.iface.index, a.vip);
+      if (missingRoute || missingProxy) this.log.info({ vip: a.vip, interface: a.iface.name }, 'VIP announced (proxy ARP)');
     }
   }
 

@@ -48,6 +48,14 @@ export class NeighborTable {
     this.entries = new Map(entries.map((e) => [`${e.ifindex}|${e.ip}`, e]));
   }
 
+  /** What lookups depend on: which IPs have a current MAC, and which. */
+  fingerprint(): string {
+    return [...this.entries.values()]
+      .map((e) => `${e.ifindex}|${e.ip}|${e.mac && VALID_STATES.has(e.state) ? e.mac : ''}`)
+      .sort()
+      .join(',');
+  }
+
   lookup(ifindex: number, ifname: string, ip: string): Lookup {
     const entry = this.entries.get(`${ifindex}|${ip}`);
     const key = `${ifname}|${ip}`;

@@ -6,8 +6,16 @@
 export const TABLE_FAMILY = 'netdev';
 export const TABLE_NAME = 'nftfarm';
 
-/** Verdict map VIP . protocol . port -> jump to the farm's chain (interval: port ranges). */
+/**
+ * Verdict map VIP . protocol . port -> jump to the farm's chain, for single ports. A hash:
+ * the lookup costs the same with 1 farm or 10,000.
+ */
 export const PORT_DISPATCH_MAP = 'ipv4_vip_ports';
+/**
+ * The same for port ranges: an interval map, whose lookup grows with its size (nft's pipapo
+ * set), so only ranges go there and single ports never pay for it.
+ */
+export const RANGE_DISPATCH_MAP = 'ipv4_vip_port_ranges';
 /** Verdict map VIP -> jump, for farms of protocol 'all'. */
 export const ANY_DISPATCH_MAP = 'ipv4_vip_any';
 /** VIPs announced by proxy ARP: what no farm takes is dropped, or it would loop (forwarding is on). */

@@ -13,6 +13,7 @@ import type { HostNetwork } from '../dataplane/netlink/host-network.js';
 import type { NftRunner } from '../dataplane/nft/runner.js';
 import { VipAnnouncer } from '../dataplane/announcer.js';
 import { NeighborTable } from '../dataplane/neighbors.js';
+import { readRulesetGeneration, type RulesetGeneration } from '../dataplane/netlink/nft-generation.js';
 import {
   kernelTableFromListing,
   knownKernelTable,
@@ -31,7 +32,7 @@ export interface ReconcilerOptions {
   log: Logger;
   dryRun: boolean;
   debounceMs?: number;
-  /** Drift check and neighbour refresh period. */
+  /** Drift check (a ruleset generation read), neighbour refresh and announcement repair period. */
   resyncIntervalMs?: number;
   maxBackoffMs?: number;
 }
@@ -54,6 +55,11 @@ export class Reconciler implements DataplaneView {
   private applied: KernelTable | null | undefined = undefined;
   private readonly farms = new Map<number, FarmRuntime>();
   private readonly renderCache: RenderCache = new Map();
+  /** The kernel ruleset generation at which the kernel was last known to hold `applied`. */
+  private verifiedGeneration = -1;
+  /** What the last successful pass was computed from, and its result. */
+  private lastInputs: { storeGeneration: number; hostKey: string } | null = null;
+  private lastState: DesiredState | null = null;
   private readonly status: SystemRuntime;
 
   private timer: NodeJS.Timeout | null = null;
@@ -72,7 +78,7 @@ export class Reconciler implements DataplaneView {
     this.log = options.log;
     this.dryRun = options.dryRun;
     this.debounceMs = options.debounceMs ?? 25;
-    this.resyncIntervalMs = options.resyncIntervalMs ?? 5000;
+    this.resyncIntervalMs = options.resyncIntervalMs ?? 2000;
     this.maxBackoffMs = options.maxBackoffMs ?? 30_000;
     this.announcer = new VipAnnouncer(this.net, this.store, this.log);
     this.neighbors = new NeighborTable(this.net, this.store, this.log);
@@ -157,18 +163,38 @@ export class Reconciler implements DataplaneView {
   // ---- one pass ----
 
   private async pass(kind: PassKind): Promise<void> {
-    const snapshot = this.store.snapshot();
     const interfaces = await this.net.listInterfaces();
     await this.neighbors.refresh();
+    const hostKey = `${JSON.stringify(interfaces)}\n${this.neighbors.fingerprint()}`;
+
+    let full = kind === 'full' || this.applied === undefined;
+    // Someone else committed to nftables since the kernel was last checked: list and compare.
+    let suspect = false;
+    let generation: RulesetGeneration | null = null;
+    if (!this.dryRun && !full && kind === 'check') {
+      generation = await readRulesetGeneration();
+      suspect = generation.id !== this.verifiedGeneration;
+    }
+
+    // A periodic check with nothing new anywhere: keep announcements and probes going, and stop.
+    if (kind === 'check' && !full && !suspect && this.lastInputs?.storeGeneration === this.store.generation() && this.lastInputs.hostKey === hostKey) {
+      if (!this.dryRun && this.lastState) {
+        this.neighbors.probe(this.backendsToResolve(this.lastState));
+        await this.announcer.announce(this.lastState.announcements);
+      }
+      return;
+    }
+
+    const snapshot = this.store.snapshot();
     const state = desiredState(snapshot, {
       interfaces,
       macOf: (ifindex, ip) => this.neighbors.lookup(ifindex, interfaces.find((i) => i.index === ifindex)?.name ?? '', ip).mac,
     });
     const table = renderTable(state, this.renderCache);
 
-    let full = kind === 'full' || this.applied === undefined;
     let kernel: KernelTable | null = full ? null : (this.applied as KernelTable | null);
-    if (!this.dryRun && (full || kind === 'check')) {
+    if (!this.dryRun && (full || suspect)) {
+      const before = generation ?? (await readRulesetGeneration());
       const listing = await this.nft.run(['-t', '-j', 'list', 'ruleset']);
       const listed = kernelTableFromListing(listing, TABLE_FAMILY, TABLE_NAME);
       const drift = full ? null : this.driftOf(listing, listed);
@@ -177,6 +203,8 @@ export class Reconciler implements DataplaneView {
         full = true;
       }
       if (full) kernel = listed;
+      // Whatever committed after `before` is checked on the next tick.
+      this.verifiedGeneration = before.id;
     }
     const commands = planTransaction(kernel, table, TABLE_FAMILY, TABLE_NAME);
 
@@ -189,13 +217,18 @@ export class Reconciler implements DataplaneView {
       if (this.dryRun) this.log.info({ generation: snapshot.generation, full, script }, 'dry run: not applying the transaction');
       else {
         const started = Date.now();
-        await this.nft.apply(script);
+        const nftPid = await this.nft.apply(script);
         this.log.info({ generation: snapshot.generation, full, commands: commands.length, ms: Date.now() - started }, 'applied the nftables transaction');
+        // If the last commit is ours, the kernel holds exactly what was planned.
+        const after = await readRulesetGeneration();
+        if (after.pid === nftPid) this.verifiedGeneration = after.id;
       }
     }
     this.applied = table ? knownKernelTable(table) : null;
     this.needFull = false;
     if (!this.dryRun) await this.announcer.announce(state.announcements);
+    this.lastInputs = { storeGeneration: snapshot.generation, hostKey };
+    this.lastState = state;
     this.succeeded(state, snapshot.generation);
   }
 

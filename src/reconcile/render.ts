@@ -3,13 +3,14 @@
  * `nft -c` also accepts.
  *
  * Shape (one table, `netdev nftfarm`):
- * - per interface carrying VIPs, an ingress base chain: one verdict-map lookup on
- *   VIP . protocol . port jumps to the farm's chain, whatever the number of farms;
+ * - per interface carrying VIPs, an ingress base chain: one hash lookup on
+ *   VIP . protocol . port jumps to the farm's chain, whatever the number of farms (port
+ *   ranges, then protocol-'all' farms, have maps of their own);
  * - per farm, a chain that pins each flow to a backend and rewrites the MAC addresses (DSR),
  *   with its maps: buckets (Maglev table), macs (backend -> MAC, counted), flows (pins),
  *   sessions (persistence).
  */
-import { HASH_SEED, INGRESS_PRIORITY, TABLE_FAMILY, TABLE_NAME, ANY_DISPATCH_MAP, GUARDED_VIPS_SET, PORT_DISPATCH_MAP, farmBucketsMap, farmChain, farmFlowsMap, farmMacsMap, farmSessionsMap, ingressChain } from './names.js';
+import { HASH_SEED, INGRESS_PRIORITY, TABLE_FAMILY, TABLE_NAME, ANY_DISPATCH_MAP, GUARDED_VIPS_SET, PORT_DISPATCH_MAP, RANGE_DISPATCH_MAP, farmBucketsMap, farmChain, farmFlowsMap, farmMacsMap, farmSessionsMap, ingressChain } from './names.js';
 import { maglevTable, roundRobinSequence, tableSizeFor, type MaglevMember } from './maglev.js';
 import type { DesiredFarm, DesiredState } from './desired.js';
 import type { ChainDecl, SetDecl, TableDecl } from '../dataplane/nft/ruleset.js';
@@ -43,6 +44,7 @@ export function renderTable(state: DesiredState, cache: RenderCache = new Map())
   if (farms.length === 0) return null;
 
   const portDispatch = new Map<string, string>();
+  const rangeDispatch = new Map<string, string>();
   const anyDispatch = new Map<string, string>();
   for (const farm of [...farms].sort((a, b) => ipOrder(a.vip, b.vip) || a.farmId - b.farmId)) {
     const verdict = `jump ${farmChain(farm.farmId)}`;
@@ -50,7 +52,10 @@ export function renderTable(state: DesiredState, cache: RenderCache = new Map())
       anyDispatch.set(farm.vip, verdict);
       continue;
     }
-    for (const r of farm.ports) portDispatch.set(`${farm.vip} . ${farm.protocol} . ${r.low === r.high ? r.low : `${r.low}-${r.high}`}`, verdict);
+    for (const r of farm.ports) {
+      if (r.low === r.high) portDispatch.set(`${farm.vip} . ${farm.protocol} . ${r.low}`, verdict);
+      else rangeDispatch.set(`${farm.vip} . ${farm.protocol} . ${r.low}-${r.high}`, verdict);
+    }
   }
   const guarded = new Map(state.announcements.map((a) => [a.vip, '']));
 
@@ -58,9 +63,16 @@ export function renderTable(state: DesiredState, cache: RenderCache = new Map())
     {
       kind: 'map',
       name: PORT_DISPATCH_MAP,
-      body: ['type ipv4_addr . inet_proto . inet_service : verdict', 'flags interval'],
+      body: ['type ipv4_addr . inet_proto . inet_service : verdict'],
       typeKey: 'ipv4_addr . inet_proto . inet_service : verdict',
       elements: portDispatch,
+    },
+    {
+      kind: 'map',
+      name: RANGE_DISPATCH_MAP,
+      body: ['type ipv4_addr . inet_proto . inet_service : verdict', 'flags interval'],
+      typeKey: 'ipv4_addr . inet_proto . inet_service : verdict',
+      elements: rangeDispatch,
     },
     { kind: 'map', name: ANY_DISPATCH_MAP, body: ['type ipv4_addr : verdict'], typeKey: 'ipv4_addr : verdict', elements: anyDispatch },
     { kind: 'set', name: GUARDED_VIPS_SET, body: ['type ipv4_addr'], typeKey: 'ipv4_addr', elements: guarded },
@@ -75,6 +87,7 @@ export function renderTable(state: DesiredState, cache: RenderCache = new Map())
       rules: [
         // Only frames addressed to this host (not flooded ones); non-first fragments carry no ports.
         `meta pkttype host ip frag-off & 0x1fff == 0 ip daddr . meta l4proto . th dport vmap @${PORT_DISPATCH_MAP}`,
+        `meta pkttype host ip frag-off & 0x1fff == 0 ip daddr . meta l4proto . th dport vmap @${RANGE_DISPATCH_MAP}`,
         `meta pkttype host ip daddr vmap @${ANY_DISPATCH_MAP}`,
         // Forwarding is on for proxy ARP: traffic to a VIP that no farm takes would loop.
         `meta pkttype host ip daddr @${GUARDED_VIPS_SET} counter drop`,

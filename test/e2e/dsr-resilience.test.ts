@@ -116,6 +116,15 @@ t.test('resilience of a running DSR farm', async (t) => {
     t.equal(result.ok, 20);
   });
 
+  await t.test('rules flushed inside the table, or a proxy ARP entry removed, are repaired too', async (t) => {
+    await lab.execOk(lab.lb.ns, ['nft', 'flush', 'table', 'netdev', 'nftfarm']);
+    t.ok(await daemon.until(async () => (await lab.httpMany(`http://${VIP}/`, 1, { timeoutMs: 500 })).ok === 1, 10_000), 'flushed rules are back');
+    await lab.execOk(lab.lb.ns, ['ip', 'neigh', 'del', 'proxy', VIP, 'dev', 'eth0']);
+    await lab.exec(lab.client.ns, ['ip', 'neigh', 'flush', 'all']);
+    t.ok(await daemon.until(async () => (await lab.exec(lab.lb.ns, ['ip', 'neigh', 'show', 'proxy'])).stdout.includes(VIP), 10_000), 'the proxy entry is back');
+    t.equal((await lab.httpMany(`http://${VIP}/`, 10)).ok, 10, 'the client resolves the VIP and is served');
+  });
+
   await t.test('a transaction nft rejects leaves the old ruleset in force and shows the error', async (t) => {
     const before = await daemon.nft(['list', 'map', 'netdev', 'nftfarm', 'farm_1_macs']);
     fs.writeFileSync(faultFile, 'add rule netdev nftfarm farm_1 meta mark set ip saddr map @injected_fault_missing_map\n');

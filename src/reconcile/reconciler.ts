@@ -107,10 +107,11 @@ export class Reconciler implements DataplaneView {
 
   /** Converges once (a full resync in one transaction), then keeps converging. */
   async start(): Promise<void> {
+    // Watch first: the first pass asks the kernel for missing MACs, and the answers must wake us.
+    if (this.net.watchNeighbors) this.unwatch = this.net.watchNeighbors(() => this.wake());
     await this.runPass('full');
     this.ticker = setInterval(() => this.tick(), this.resyncIntervalMs);
     this.ticker.unref();
-    if (this.net.watchNeighbors) this.unwatch = this.net.watchNeighbors(() => this.wake());
   }
 
   /** A write happened: converge soon. Bursts of writes share one pass. */
@@ -174,6 +175,7 @@ export class Reconciler implements DataplaneView {
     if (!this.dryRun && !full && kind === 'check') {
       generation = await readRulesetGeneration();
       suspect = generation.id !== this.verifiedGeneration;
+      if (suspect) this.log.debug({ generation: generation.id, verified: this.verifiedGeneration }, 'the nftables ruleset changed: checking for drift');
     }
 
     // A periodic check with nothing new anywhere: keep announcements and probes going, and stop.
@@ -217,11 +219,13 @@ export class Reconciler implements DataplaneView {
       if (this.dryRun) this.log.info({ generation: snapshot.generation, full, script }, 'dry run: not applying the transaction');
       else {
         const started = Date.now();
-        const nftPid = await this.nft.apply(script);
+        const before = await readRulesetGeneration();
+        await this.nft.apply(script);
         this.log.info({ generation: snapshot.generation, full, commands: commands.length, ms: Date.now() - started }, 'applied the nftables transaction');
-        // If the last commit is ours, the kernel holds exactly what was planned.
+        // One transaction is one commit: if nothing else committed meanwhile, the kernel holds
+        // exactly what was planned. Otherwise the next tick lists and compares.
         const after = await readRulesetGeneration();
-        if (after.pid === nftPid) this.verifiedGeneration = after.id;
+        if (after.id === before.id + 1) this.verifiedGeneration = after.id;
       }
     }
     this.applied = table ? knownKernelTable(table) : null;

@@ -1,6 +1,6 @@
 /**
  * The kernel's nftables ruleset generation: a counter the kernel bumps on every committed
- * transaction (by anyone), with the pid of the process that made the last one. Reading it is
+ * transaction, by anyone (one `nft -f` file is one commit). Reading it is
  * one small netlink request, so the reconciler can check for drift often and list the
  * (large) ruleset only when someone else has changed something.
  */
@@ -10,14 +10,11 @@ const NETLINK_NETFILTER = 12;
 const NFNL_SUBSYS_NFTABLES = 10;
 const NFT_MSG_GETGEN = 16;
 const NFTA_GEN_ID = 1;
-const NFTA_GEN_PROC_PID = 2;
 /** struct nfgenmsg: family AF_UNSPEC, version NFNETLINK_V0, res_id 0. */
 const NFGENMSG = Buffer.from([0, 0, 0, 0]);
 
 export interface RulesetGeneration {
   id: number;
-  /** Pid of the process that committed the last transaction. */
-  pid: number;
 }
 
 export async function readRulesetGeneration(): Promise<RulesetGeneration> {
@@ -28,9 +25,8 @@ export async function readRulesetGeneration(): Promise<RulesetGeneration> {
     if (!reply) throw new Error('no answer to NFT_MSG_GETGEN');
     const attrs = parseAttributes(Buffer.from(reply.data).subarray(NFGENMSG.length));
     const id = attrs.get(NFTA_GEN_ID);
-    const pid = attrs.get(NFTA_GEN_PROC_PID);
     if (!id) throw new Error('NFT_MSG_GETGEN answer without a generation id');
-    return { id: id.readUInt32BE(0), pid: pid ? pid.readUInt32BE(0) : 0 };
+    return { id: id.readUInt32BE(0) };
   } finally {
     socket.socket.close();
   }

@@ -19,11 +19,8 @@ export class NftError extends Error {
 }
 
 export interface NftRunner {
-  /**
-   * Applies a script atomically; throws NftError with nft's complaint when rejected.
-   * Returns the pid of the nft process, which the kernel records as the last committer.
-   */
-  apply(script: string): Promise<number>;
+  /** Applies a script atomically; throws NftError with nft's complaint when rejected. */
+  apply(script: string): Promise<void>;
   /** Parses a script without applying it (`nft -c`). */
   check(script: string): Promise<void>;
   /** Runs nft with arguments and returns stdout (listings). */
@@ -52,9 +49,7 @@ export function createNftRunner(options: RunnerOptions = {}): NftRunner {
         text += `\n${fs.readFileSync(options.faultFile, 'utf8')}\n`;
         options.log?.warn({ faultFile: options.faultFile }, 'test seam: appending the fault file to the transaction');
       }
-      let pid = 0;
-      await execNft(binary, ['-f', '-'], text, timeoutMs, (p) => (pid = p));
-      return pid;
+      await exec(['-f', '-'], text);
     },
     async check(script) {
       await exec(['-c', '-f', '-'], script);
@@ -63,10 +58,9 @@ export function createNftRunner(options: RunnerOptions = {}): NftRunner {
   };
 }
 
-function execNft(binary: string, args: string[], input: string | undefined, timeoutMs: number, onPid?: (pid: number) => void): Promise<string> {
+function execNft(binary: string, args: string[], input: string | undefined, timeoutMs: number): Promise<string> {
   return new Promise((resolve, reject) => {
     const child = spawn(binary, args, { stdio: ['pipe', 'pipe', 'pipe'] });
-    if (child.pid) onPid?.(child.pid);
     const out: Buffer[] = [];
     const err: Buffer[] = [];
     let settled = false;

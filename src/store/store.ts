@@ -48,20 +48,8 @@ export type BackendChanges = Partial<NewBackend> & { maintenance?: Maintenance }
 
 export type HealthCheckFields = Omit<HealthCheck, 'name' | 'template'>;
 
-interface FarmRow {
-  id: number;
-  name: string;
-  profile: 'l4xnat';
-  vip: string;
-  vport: string;
-  protocol: Protocol;
-  nattype: NatType;
-  algorithm: Algorithm;
-  persistence: Persistence;
-  ttl: number;
-  running: number;
-  generation: number;
-}
+/** A farms row: the Farm, with SQLite's integer for the boolean. */
+type FarmRow = Omit<Farm, 'running'> & { running: number };
 
 interface BackendRow {
   uid: number;

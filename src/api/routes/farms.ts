@@ -60,6 +60,11 @@ export function requireFarm(app: FastifyInstance, name: string, message = 'Farm 
 
 export const farmDoesNotExist = (name: string): string => `The farmname ${name} does not exist.`;
 
+/** The short form of a farm that GET /farms and GET /stats/farms list. */
+export function farmSummary(app: FastifyInstance, farm: Farm) {
+  return { farmname: farm.name, profile: farm.profile, status: describeFarm(app, farm).status, vip: farm.vip, vport: farm.vport };
+}
+
 /** Everything GET /farms/{f} and the backend calls show about a farm. */
 export function describeFarm(app: FastifyInstance, farm: Farm) {
   const { store, dataplane } = app.deps;
@@ -147,13 +152,7 @@ export async function farmRoutes(app: FastifyInstance): Promise<void> {
     response: { 200: successEnvelope(summaryParams) },
     handler: async () => ({
       description: 'List farms',
-      params: store.listFarms().map((farm) => ({
-        farmname: farm.name,
-        profile: farm.profile,
-        status: describeFarm(app, farm).status,
-        vip: farm.vip,
-        vport: farm.vport,
-      })),
+      params: store.listFarms().map((farm) => farmSummary(app, farm)),
     }),
   });
 

@@ -1,6 +1,6 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { zapiRoute } from '../zapi.js';
-import { describeFarm, farmDoesNotExist, farmPathParams, requireFarm } from './farms.js';
+import { describeFarm, farmDoesNotExist, farmPathParams, farmSummary, requireFarm } from './farms.js';
 
 type FarmRequest = FastifyRequest<{ Params: { farmname: string } }>;
 
@@ -34,15 +34,7 @@ export async function statsRoutes(app: FastifyInstance): Promise<void> {
     },
     handler: async () => ({
       description: 'List all farms stats',
-      farms: store.listFarms().map((farm) => ({
-        farmname: farm.name,
-        profile: farm.profile,
-        status: describeFarm(app, farm).status,
-        vip: farm.vip,
-        vport: farm.vport,
-        established: 0,
-        pending: 0,
-      })),
+      farms: store.listFarms().map((farm) => ({ ...farmSummary(app, farm), established: 0, pending: 0 })),
     }),
   });
 
@@ -68,27 +60,18 @@ export async function statsRoutes(app: FastifyInstance): Promise<void> {
     };
   };
 
-  zapiRoute<FarmRequest>(app, {
-    method: 'GET',
-    url: '/stats/farms/:farmname',
-    summary: 'Connection counts of one farm and its backends',
-    tags: ['stats'],
-    params: farmPathParams,
-    description: () => 'Get farm stats',
-    before: (req) => void farmOf(req),
-    response: { 200: farmStatsResponse },
-    handler: farmStats,
-  });
-
-  zapiRoute<FarmRequest>(app, {
-    method: 'GET',
-    url: '/stats/farms/:farmname/backends',
-    summary: 'Connection counts of the backends of one farm',
-    tags: ['stats'],
-    params: farmPathParams,
-    description: () => 'Get farm stats',
-    before: (req) => void farmOf(req),
-    response: { 200: farmStatsResponse },
-    handler: farmStats,
-  });
+  // ZEVENET serves the same answer on both routes.
+  for (const url of ['/stats/farms/:farmname', '/stats/farms/:farmname/backends']) {
+    zapiRoute<FarmRequest>(app, {
+      method: 'GET',
+      url,
+      summary: url.endsWith('/backends') ? 'Connection counts of the backends of one farm' : 'Connection counts of one farm and its backends',
+      tags: ['stats'],
+      params: farmPathParams,
+      description: () => 'Get farm stats',
+      before: (req) => void farmOf(req),
+      response: { 200: farmStatsResponse },
+      handler: farmStats,
+    });
+  }
 }

@@ -47,12 +47,16 @@ export function farmStatus(farm: Farm, backends: BackendView[]): FarmStatus {
 /** The persistence value as ZAPI shows it. */
 export const persistenceView = (farm: Farm): string => (farm.persistence === 'srcip' ? 'ip' : farm.persistence);
 
-/** The `dataplane` object of GET /farms/{f} and /system/status. */
+/**
+ * The `dataplane` object of GET /farms/{f} and /system/status. A change the reconciler has
+ * not seen yet is 'pending' (a failure stays 'failed' until a pass succeeds).
+ */
 export function dataplaneView(farm: Farm, runtime: FarmRuntime | undefined) {
+  const current = runtime !== undefined && (runtime.generation === farm.generation || runtime.state === 'failed');
   return {
     generation: farm.generation,
     applied_generation: runtime?.appliedGeneration ?? null,
-    state: runtime?.state ?? (farm.running ? 'pending' : 'stopped'),
+    state: current ? runtime.state : 'pending',
     error: runtime?.error ?? null,
     interface: runtime?.interface ?? null,
   };

@@ -12,6 +12,8 @@ export interface BackendRuntime {
 }
 
 export interface FarmRuntime {
+  /** The farm generation this describes; older than the farm's: a change is pending. */
+  generation: number;
   state: FarmApplyState;
   appliedGeneration: number | null;
   error: string | null;

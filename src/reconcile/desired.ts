@@ -119,7 +119,8 @@ function desiredFarm(farm: Farm, backends: Backend[], facts: HostFacts, localAdd
     ttl: farm.ttl,
     iface,
     vipIsLocal: localAddresses.has(farm.vip),
-    backends: assignRoles(backends, iface, facts),
+    // Only DSR sends frames to backend MACs; other modes do not need them resolved.
+    backends: assignRoles(backends, farm.nattype === 'dsr' ? iface : null, facts),
     problem,
   };
 }

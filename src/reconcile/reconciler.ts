@@ -266,6 +266,7 @@ export class Reconciler implements DataplaneView {
       const backends = new Map(f.backends.map((b) => [b.uid, { usable: b.role !== 'excluded', ...(b.reason ? { reason: b.reason } : {}) }]));
       const unsupported = f.problem !== null && f.problem.startsWith('nattype');
       this.farms.set(f.farmId, {
+        generation: f.generation,
         state: !f.running ? 'stopped' : unsupported ? 'unsupported' : f.problem ? 'failed' : 'applied',
         appliedGeneration: f.problem && f.running ? null : f.generation,
         error: f.running ? f.problem : null,
@@ -298,6 +299,7 @@ export class Reconciler implements DataplaneView {
       const runtime = this.farms.get(farm.id);
       if (runtime?.appliedGeneration === farm.generation) continue;
       this.farms.set(farm.id, {
+        generation: farm.generation,
         state: 'failed',
         appliedGeneration: runtime?.appliedGeneration ?? null,
         error: message,

@@ -158,7 +158,8 @@ t.test('GET /system/status', async (t) => {
       passes: 0,
       farms: [
         { farmname: 'f1', status: 'up', dataplane: { generation: f1.generation, applied_generation: null, state: 'pending', error: null, interface: null } },
-        { farmname: 'f2', status: 'down', dataplane: { generation: f2.generation, applied_generation: null, state: 'stopped', error: null, interface: null } },
+        { farmname: 'f2', status: 'down', dataplane: { generation: f2.generation, applied_generation: null, state: 'pending', error: null, interface: null } },
+        // No reconciler runs in this app: nothing has been applied, stopped or not.
       ],
     },
   });

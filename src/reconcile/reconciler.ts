@@ -128,7 +128,11 @@ export class Reconciler implements DataplaneView {
     this.unwatch?.();
     if (this.inFlight) await this.inFlight;
     // A farm deleted just before shutdown must still lose its rules and announcement.
-    if (this.dirty) await this.pass(this.needFull ? 'full' : 'incremental').catch(() => {});
+    if (this.dirty) {
+      await this.pass(this.needFull ? 'full' : 'incremental').catch((err: unknown) =>
+        this.log.error({ err: err instanceof Error ? err.message : String(err) }, 'the last reconcile pass before stopping failed'),
+      );
+    }
     this.neighbors.close();
   }
 

@@ -32,7 +32,7 @@ declare module 'fastify' {
   interface FastifyContextConfig extends ZapiRouteConfig {}
 }
 
-export interface ZapiRouteDef<Req extends FastifyRequest = FastifyRequest> {
+export interface ZapiRouteDef<Req extends FastifyRequest = FastifyRequest, Loaded = undefined> {
   method: 'GET' | 'POST' | 'PUT' | 'DELETE';
   url: string;
   /** The `description` of every answer of this route, errors included. */
@@ -44,20 +44,21 @@ export interface ZapiRouteDef<Req extends FastifyRequest = FastifyRequest> {
   body?: { specs: ParamSpecs; required?: readonly string[] };
   /**
    * Checks that ZEVENET makes before looking at the body (the farm exists, the name is
-   * free...): a 404 for a missing farm wins over a complaint about the body.
+   * free...): a 404 for a missing farm wins over a complaint about the body. What it
+   * loads (the farm...) is handed to the handler.
    */
-  before?: (request: Req) => void;
+  before?: (request: Req) => Loaded;
   /** Response schemas by status code; the error envelope codes are added automatically. */
   response: Record<number, unknown>;
   errorCodes?: number[];
   /** Runs only with a body and path the schemas accepted. */
-  handler: (request: Req, reply: FastifyReply) => Promise<unknown>;
+  handler: (request: Req, reply: FastifyReply, loaded: Loaded) => Promise<unknown>;
 }
 
 const ERROR_REF = { $ref: 'ZapiError#' };
 
 /** Registers a ZAPI route: body schema from its parameter specs, error envelopes for the refusals. */
-export function zapiRoute<Req extends FastifyRequest = FastifyRequest>(app: FastifyInstance, def: ZapiRouteDef<Req>): void {
+export function zapiRoute<Req extends FastifyRequest = FastifyRequest, Loaded = undefined>(app: FastifyInstance, def: ZapiRouteDef<Req, Loaded>): void {
   const errorCodes = new Set([...(def.errorCodes ?? []), ...(def.body ? [400, 415] : []), ...(def.params ? [404] : [])]);
   const response: Record<number, unknown> = { ...def.response, 401: { $ref: 'Unauthorized#' } };
   for (const code of errorCodes) response[code] = ERROR_REF;
@@ -90,9 +91,9 @@ export function zapiRoute<Req extends FastifyRequest = FastifyRequest>(app: Fast
       if (def.body && request.body !== undefined && request.mediaType !== 'application/json') {
         throw new ZapiError(415, 'Content-Type not supported');
       }
-      def.before?.(request as Req);
+      const loaded = def.before ? def.before(request as Req) : (undefined as Loaded);
       if (failure) throw validationToZapi(request, failure);
-      return def.handler(request as Req, reply);
+      return def.handler(request as Req, reply, loaded);
     },
   };
   app.route(route);

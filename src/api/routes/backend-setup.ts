@@ -1,4 +1,5 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
+import type { Farm } from '../../model/farm.js';
 import {
   linuxBackendSetup,
   LINUX_IFNAME_PATTERN,
@@ -17,7 +18,7 @@ type SetupRequest = FastifyRequest<{
 }>;
 
 export async function backendSetupRoutes(app: FastifyInstance): Promise<void> {
-  zapiRoute<SetupRequest>(app, {
+  zapiRoute<SetupRequest, Farm>(app, {
     method: 'GET',
     url: '/farms/:farmname/backend-setup',
     summary: 'A script that prepares a backend of a DSR farm',
@@ -33,13 +34,12 @@ export async function backendSetupRoutes(app: FastifyInstance): Promise<void> {
       },
     },
     description: (req) => `Backend set-up script for farm ${req.params.farmname}`,
-    before: (req) => void requireFarm(app, req.params.farmname),
+    before: (req) => requireFarm(app, req.params.farmname),
     errorCodes: [400, 404],
     response: {
       200: { description: 'The script, as text.', content: { 'text/plain': { schema: { type: 'string' } } } },
     },
-    handler: async (req, reply) => {
-      const farm = requireFarm(app, req.params.farmname);
+    handler: async (req, reply, farm) => {
       if (farm.nattype !== 'dsr') {
         throw badRequest(`The farm '${farm.name}' uses nattype '${farm.nattype}': backend set-up scripts are for nattype 'dsr'.`);
       }

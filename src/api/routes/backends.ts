@@ -1,5 +1,5 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
-import type { Backend } from '../../model/farm.js';
+import type { Backend, Farm } from '../../model/farm.js';
 import type { BackendChanges, NewBackend } from '../../store/store.js';
 import { enumParam, messages, ParamError, parseParams } from '../params.js';
 import { badRequest, notFound, zapiRoute } from '../zapi.js';
@@ -32,13 +32,19 @@ const backendPathParams = {
 
 const farmStatusProp = { status: { $ref: 'FarmStatus#' } };
 
+/** What the backend routes load before looking at the body. */
+interface LoadedBackend {
+  farm: Farm;
+  backend: Backend;
+}
+
 const BACKEND_NOT_FOUND = 'Could not find a backend with such id.';
 
 export async function backendRoutes(app: FastifyInstance): Promise<void> {
   const { store } = app.deps;
 
   const farmOf = (req: FarmRequest | BackendRequest) => requireFarm(app, req.params.farmname, farmDoesNotExist(req.params.farmname));
-  const backendOf = (req: BackendRequest): { farm: ReturnType<typeof farmOf>; backend: Backend } => {
+  const backendOf = (req: BackendRequest): LoadedBackend => {
     const farm = farmOf(req);
     const backend = store.getBackend(farm.id, Number(req.params.id));
     if (!backend) throw notFound(BACKEND_NOT_FOUND);
@@ -47,19 +53,19 @@ export async function backendRoutes(app: FastifyInstance): Promise<void> {
   const duplicate = (farmName: string, ip: string) => badRequest(`The IP ${ip} is already set in farm ${farmName}`);
   const sameTarget = (a: Pick<Backend, 'ip' | 'port'>, b: Pick<Backend, 'ip' | 'port'>) => a.ip === b.ip && a.port === b.port;
 
-  zapiRoute<FarmRequest>(app, {
+  zapiRoute<FarmRequest, Farm>(app, {
     method: 'GET',
     url: '/farms/:farmname/backends',
     summary: 'List the backends of a farm',
     tags: ['backends'],
     params: farmPathParams,
     description: () => 'List backends',
-    before: (req) => void farmOf(req),
+    before: farmOf,
     response: { 200: successEnvelope({ type: 'array', items: { $ref: 'Backend#' } }) },
-    handler: async (req) => ({ description: 'List backends', params: describeFarm(app, farmOf(req)).backends }),
+    handler: async (_req, _reply, farm) => ({ description: 'List backends', params: describeFarm(app, farm).backends }),
   });
 
-  zapiRoute<FarmRequest>(app, {
+  zapiRoute<FarmRequest, Farm>(app, {
     method: 'POST',
     url: '/farms/:farmname/backends',
     summary: 'Add a backend; its id is the lowest free one',
@@ -67,10 +73,9 @@ export async function backendRoutes(app: FastifyInstance): Promise<void> {
     params: farmPathParams,
     description: () => 'New farm backend',
     body: { specs: backendSpecs, required: ['ip'] },
-    before: (req) => void farmOf(req),
+    before: farmOf,
     response: { 201: successEnvelope({ $ref: 'Backend#' }, farmStatusProp, ['message', 'status']) },
-    handler: async (req, reply) => {
-      const farm = farmOf(req);
+    handler: async (req, reply, farm) => {
       const p = parseParams(backendSpecs, req.body, ['ip']);
       const candidate: NewBackend = { ip: p.ip as string, port: p.port ?? null, weight: p.weight ?? 1, priority: p.priority ?? 1, maxConns: p.max_conns ?? 0 };
       const network = await checkNetwork(app, farm.vip, [...store.listBackends(farm.id).map((b) => b.ip), candidate.ip]);
@@ -88,7 +93,7 @@ export async function backendRoutes(app: FastifyInstance): Promise<void> {
     },
   });
 
-  zapiRoute<BackendRequest>(app, {
+  zapiRoute<BackendRequest, LoadedBackend>(app, {
     method: 'PUT',
     url: '/farms/:farmname/backends/:id',
     summary: 'Modify a backend',
@@ -96,10 +101,9 @@ export async function backendRoutes(app: FastifyInstance): Promise<void> {
     params: backendPathParams,
     description: () => 'Modify backend',
     body: { specs: backendSpecs },
-    before: (req) => void backendOf(req),
+    before: backendOf,
     response: { 200: successEnvelope({ type: 'object', additionalProperties: true }, farmStatusProp, ['message', 'status']) },
-    handler: async (req) => {
-      const { farm, backend } = backendOf(req);
+    handler: async (req, _reply, { farm, backend }) => {
       const p = parseParams(backendSpecs, req.body);
       const changes: BackendChanges = { ip: p.ip, port: p.port, weight: p.weight, priority: p.priority, maxConns: p.max_conns };
       const network = await checkNetwork(app, farm.vip, [...store.listBackends(farm.id).map((b) => b.ip), p.ip ?? backend.ip]);
@@ -115,23 +119,22 @@ export async function backendRoutes(app: FastifyInstance): Promise<void> {
     },
   });
 
-  zapiRoute<BackendRequest>(app, {
+  zapiRoute<BackendRequest, LoadedBackend>(app, {
     method: 'DELETE',
     url: '/farms/:farmname/backends/:id',
     summary: 'Remove a backend',
     tags: ['backends'],
     params: backendPathParams,
     description: () => 'Delete backend',
-    before: (req) => void backendOf(req),
+    before: backendOf,
     response: { 200: deleteEnvelope(farmStatusProp) },
-    handler: async (req) => {
-      const { farm, backend } = backendOf(req);
+    handler: async (req, _reply, { farm, backend }) => {
       store.write((generation) => store.deleteBackend(farm.id, backend.id, generation));
       return { description: 'Delete backend', message: 'Backend removed', status: describeFarm(app, farm).status, success: 'true' };
     },
   });
 
-  zapiRoute<BackendRequest>(app, {
+  zapiRoute<BackendRequest, LoadedBackend>(app, {
     method: 'PUT',
     url: '/farms/:farmname/backends/:id/maintenance',
     summary: 'Put a backend in maintenance (drain: no new flows; cut: also drop its flows) or back up',
@@ -139,7 +142,7 @@ export async function backendRoutes(app: FastifyInstance): Promise<void> {
     params: backendPathParams,
     description: () => 'Set backend status',
     body: { specs: maintenanceSpecs, required: ['action'] },
-    before: (req) => void backendOf(req),
+    before: backendOf,
     response: {
       200: successEnvelope(
         {
@@ -155,8 +158,7 @@ export async function backendRoutes(app: FastifyInstance): Promise<void> {
         ['message', 'status'],
       ),
     },
-    handler: async (req) => {
-      const { farm, backend } = backendOf(req);
+    handler: async (req, _reply, { farm, backend }) => {
       const p = parseParams(maintenanceSpecs, req.body, ['action']);
       // `mode` only belongs to the maintenance action: with `up` it is an unknown parameter.
       if (p.action === 'up' && p.mode !== undefined) throw new ParamError(messages.unknown(['mode'], ['action']));

@@ -227,19 +227,18 @@ export async function farmRoutes(app: FastifyInstance): Promise<void> {
     },
   });
 
-  zapiRoute<FarmRequest>(app, {
+  zapiRoute<FarmRequest, Farm>(app, {
     method: 'GET',
     url: '/farms/:farmname',
     summary: 'Show a farm with its backends',
     tags: ['farms'],
     params: farmPathParams,
     description: (req) => `List farm ${req.params.farmname}`,
-    before: (req) => void requireFarm(app, req.params.farmname),
+    before: (req) => requireFarm(app, req.params.farmname),
     response: {
       200: successEnvelope({ $ref: 'FarmDetail#' }, { backends: { type: 'array', items: { $ref: 'Backend#' } } }, ['backends']),
     },
-    handler: async (req) => {
-      const farm = requireFarm(app, req.params.farmname);
+    handler: async (_req, _reply, farm) => {
       const { backends, status, runtime } = describeFarm(app, farm);
       return {
         description: `List farm ${farm.name}`,
@@ -262,24 +261,23 @@ export async function farmRoutes(app: FastifyInstance): Promise<void> {
     },
   });
 
-  zapiRoute<FarmRequest>(app, {
+  zapiRoute<FarmRequest, Farm>(app, {
     method: 'GET',
     url: '/farms/:farmname/status',
     summary: 'Show the status of a farm',
     tags: ['farms'],
     params: farmPathParams,
     description: (req) => `Show farm ${req.params.farmname} status`,
-    before: (req) => void requireFarm(app, req.params.farmname),
+    before: (req) => requireFarm(app, req.params.farmname),
     response: {
       200: successEnvelope({ type: 'object', required: ['status'], properties: { status: { $ref: 'FarmStatus#' } } }),
     },
-    handler: async (req) => {
-      const farm = requireFarm(app, req.params.farmname);
+    handler: async (_req, _reply, farm) => {
       return { description: `Show farm ${farm.name} status`, params: { status: describeFarm(app, farm).status } };
     },
   });
 
-  zapiRoute<FarmBodyRequest>(app, {
+  zapiRoute<FarmBodyRequest, Farm>(app, {
     method: 'PUT',
     url: '/farms/:farmname',
     summary: 'Modify a farm',
@@ -288,15 +286,15 @@ export async function farmRoutes(app: FastifyInstance): Promise<void> {
     description: (req) => `Modify L4xNAT farm '${req.params.farmname}'`,
     body: { specs: modifySpecs },
     before: (req) => {
-      requireFarm(app, req.params.farmname, farmDoesNotExist(req.params.farmname));
+      const farm = requireFarm(app, req.params.farmname, farmDoesNotExist(req.params.farmname));
       if (req.body?.algorithm === 'prio') throw new ZapiError(410, "'Prio' algorithm is not supported anymore.");
+      return farm;
     },
     errorCodes: [410],
     response: {
       200: successEnvelope({ type: 'object', additionalProperties: true }, {}, ['message']),
     },
-    handler: async (req) => {
-      const farm = requireFarm(app, req.params.farmname, farmDoesNotExist(req.params.farmname));
+    handler: async (req, _reply, farm) => {
       const p = parseParams(modifySpecs, req.body);
       const echo: Record<string, unknown> = { ...req.body };
       // As in ZEVENET: protocol 'all' and vport '*' go together, so either one sets both.
@@ -344,24 +342,22 @@ export async function farmRoutes(app: FastifyInstance): Promise<void> {
     },
   });
 
-  zapiRoute<FarmRequest>(app, {
+  zapiRoute<FarmRequest, Farm>(app, {
     method: 'DELETE',
     url: '/farms/:farmname',
     summary: 'Delete a farm',
     tags: ['farms'],
     params: farmPathParams,
     description: (req) => `Delete farm ${req.params.farmname}`,
-    before: (req) => void requireFarm(app, req.params.farmname, `The farm ${req.params.farmname} doesn't exist, try another name.`),
+    before: (req) => requireFarm(app, req.params.farmname, `The farm ${req.params.farmname} doesn't exist, try another name.`),
     response: { 200: deleteEnvelope() },
-    handler: async (req) => {
-      const name = req.params.farmname;
-      const farm = requireFarm(app, name, `The farm ${name} doesn't exist, try another name.`);
+    handler: async (_req, _reply, farm) => {
       store.write(() => store.deleteFarm(farm.id));
-      return { description: `Delete farm ${name}`, message: `The Farm ${name} has been deleted.`, success: 'true' };
+      return { description: `Delete farm ${farm.name}`, message: `The Farm ${farm.name} has been deleted.`, success: 'true' };
     },
   });
 
-  zapiRoute<FarmBodyRequest>(app, {
+  zapiRoute<FarmBodyRequest, Farm>(app, {
     method: 'PUT',
     url: '/farms/:farmname/actions',
     summary: 'Start, stop or restart a farm',
@@ -369,7 +365,7 @@ export async function farmRoutes(app: FastifyInstance): Promise<void> {
     params: farmPathParams,
     description: (req) => `Set a new action in ${req.params.farmname}`,
     body: { specs: actionSpecs, required: ['action'] },
-    before: (req) => void requireFarm(app, req.params.farmname, farmDoesNotExist(req.params.farmname)),
+    before: (req) => requireFarm(app, req.params.farmname, farmDoesNotExist(req.params.farmname)),
     response: {
       200: successEnvelope(
         {
@@ -381,8 +377,7 @@ export async function farmRoutes(app: FastifyInstance): Promise<void> {
         ['message'],
       ),
     },
-    handler: async (req) => {
-      const farm = requireFarm(app, req.params.farmname, farmDoesNotExist(req.params.farmname));
+    handler: async (req, _reply, farm) => {
       const { action } = parseParams(actionSpecs, req.body, ['action']);
       const running = action !== 'stop';
       const network = running ? await checkNetwork(app, farm.vip, store.listBackends(farm.id).map((b) => b.ip)) : null;

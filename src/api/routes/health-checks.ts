@@ -1,5 +1,5 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
-import type { HealthCheck } from '../../model/farm.js';
+import type { Farm, HealthCheck } from '../../model/farm.js';
 import type { HealthCheckFields } from '../../store/store.js';
 import { booleanParam, integerParam, parseParams, patternParam, type ParamSpec } from '../params.js';
 import { badRequest, notFound, zapiRoute } from '../zapi.js';
@@ -107,17 +107,16 @@ export async function healthCheckRoutes(app: FastifyInstance): Promise<void> {
     }),
   });
 
-  zapiRoute<CheckRequest>(app, {
+  zapiRoute<CheckRequest, HealthCheck>(app, {
     method: 'GET',
     url: '/monitoring/fg/:name',
     summary: 'Show a health check',
     tags: ['farmguardian'],
     params: checkPathParams,
     description: (req) => `Retrive the farm guardian '${req.params.name}'`,
-    before: (req) => void requireCheck(req.params.name, `The farm guardian '${req.params.name}' has not been found.`),
+    before: (req) => requireCheck(req.params.name, `The farm guardian '${req.params.name}' has not been found.`),
     response: { 200: successEnvelope({ $ref: 'HealthCheck#' }) },
-    handler: async (req) => {
-      const check = requireCheck(req.params.name, `The farm guardian '${req.params.name}' has not been found.`);
+    handler: async (_req, _reply, check) => {
       return { description: `Retrive the farm guardian '${check.name}'`, params: checkView(check, store.farmsUsingCheck(check.name)) };
     },
   });
@@ -170,7 +169,7 @@ export async function healthCheckRoutes(app: FastifyInstance): Promise<void> {
     },
   });
 
-  zapiRoute<CheckRequest>(app, {
+  zapiRoute<CheckRequest, HealthCheck>(app, {
     method: 'PUT',
     url: '/monitoring/fg/:name',
     summary: 'Modify a health check (templates: only log, interval, timeout, cut_conns, backend_alias)',
@@ -178,10 +177,9 @@ export async function healthCheckRoutes(app: FastifyInstance): Promise<void> {
     params: checkPathParams,
     description: (req) => `Modify farm guardian '${req.params.name}'`,
     body: { specs: modifySpecs },
-    before: (req) => void requireCheck(req.params.name, `The farm guardian '${req.params.name}' does not exist.`),
+    before: (req) => requireCheck(req.params.name, `The farm guardian '${req.params.name}' does not exist.`),
     response: { 200: successEnvelope({ $ref: 'HealthCheck#' }, {}, ['message']) },
-    handler: async (req) => {
-      const check = requireCheck(req.params.name, `The farm guardian '${req.params.name}' does not exist.`);
+    handler: async (req, _reply, check) => {
       const p = parseParams(modifySpecs, req.body);
       const changes = fieldsFrom(p);
       if (check.template && (changes.description !== undefined || changes.command !== undefined)) {
@@ -210,17 +208,16 @@ export async function healthCheckRoutes(app: FastifyInstance): Promise<void> {
     },
   });
 
-  zapiRoute<CheckRequest>(app, {
+  zapiRoute<CheckRequest, HealthCheck>(app, {
     method: 'DELETE',
     url: '/monitoring/fg/:name',
     summary: 'Delete a health check that no farm uses',
     tags: ['farmguardian'],
     params: checkPathParams,
     description: (req) => `Delete the farm guardian '${req.params.name}'`,
-    before: (req) => void requireCheck(req.params.name, `The farm guardian ${req.params.name} does not exist`),
+    before: (req) => requireCheck(req.params.name, `The farm guardian ${req.params.name} does not exist`),
     response: { 200: deleteEnvelope() },
-    handler: async (req) => {
-      const check = requireCheck(req.params.name, `The farm guardian ${req.params.name} does not exist`);
+    handler: async (_req, _reply, check) => {
       store.write(() => {
         const farms = store.farmsUsingCheck(check.name);
         if (farms.length > 0) {
@@ -233,7 +230,7 @@ export async function healthCheckRoutes(app: FastifyInstance): Promise<void> {
     },
   });
 
-  zapiRoute<FarmRequest>(app, {
+  zapiRoute<FarmRequest, Farm>(app, {
     method: 'POST',
     url: '/farms/:farmname/fg',
     summary: 'Link a health check to a farm (one per farm)',
@@ -241,7 +238,7 @@ export async function healthCheckRoutes(app: FastifyInstance): Promise<void> {
     params: farmPathParams,
     description: (req) => `Add the farm guardian '${String(req.body?.name ?? '')}' to the ${farmLabel(req.params.farmname)}`,
     body: { specs: linkSpecs, required: ['name'] },
-    before: (req) => void requireFarm(app, req.params.farmname, `The farm '${req.params.farmname}' does not exist`),
+    before: (req) => requireFarm(app, req.params.farmname, `The farm '${req.params.farmname}' does not exist`),
     response: {
       200: {
         type: 'object',
@@ -249,8 +246,7 @@ export async function healthCheckRoutes(app: FastifyInstance): Promise<void> {
         properties: { description: { type: 'string' }, message: { type: 'string' }, status: { $ref: 'FarmStatus#' } },
       },
     },
-    handler: async (req) => {
-      const farm = requireFarm(app, req.params.farmname, `The farm '${req.params.farmname}' does not exist`);
+    handler: async (req, _reply, farm) => {
       const { name } = parseParams(linkSpecs, req.body, ['name']) as { name: string };
       requireCheck(name, `The farmguardian '${name}' does not exist`);
       store.write((generation) => {
@@ -267,7 +263,7 @@ export async function healthCheckRoutes(app: FastifyInstance): Promise<void> {
     },
   });
 
-  zapiRoute<FarmCheckRequest>(app, {
+  zapiRoute<FarmCheckRequest, Farm>(app, {
     method: 'DELETE',
     url: '/farms/:farmname/fg/:name',
     summary: 'Unlink the health check of a farm',
@@ -275,12 +271,12 @@ export async function healthCheckRoutes(app: FastifyInstance): Promise<void> {
     params: farmCheckPathParams,
     description: (req) => `Remove the farm guardian '${req.params.name}' from the ${farmLabel(req.params.farmname)}`,
     before: (req) => {
-      requireFarm(app, req.params.farmname, `The farm '${req.params.farmname}' does not exist`);
+      const farm = requireFarm(app, req.params.farmname, `The farm '${req.params.farmname}' does not exist`);
       requireCheck(req.params.name, `The farmguardian '${req.params.name}' does not exist`);
+      return farm;
     },
     response: { 200: deleteEnvelope(farmStatusProp()) },
-    handler: async (req) => {
-      const farm = requireFarm(app, req.params.farmname, `The farm '${req.params.farmname}' does not exist`);
+    handler: async (req, _reply, farm) => {
       const { name } = req.params;
       store.write((generation) => {
         if (store.farmCheckName(farm.id) !== name) throw badRequest(`The farm guardian '${name}' is not applied to the ${farmLabel(farm.name)}`);

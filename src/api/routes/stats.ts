@@ -1,4 +1,5 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
+import type { Farm } from '../../model/farm.js';
 import { zapiRoute } from '../zapi.js';
 import { describeFarm, farmDoesNotExist, farmPathParams, farmSummary, requireFarm } from './farms.js';
 
@@ -39,8 +40,7 @@ export async function statsRoutes(app: FastifyInstance): Promise<void> {
   });
 
   const farmOf = (req: FarmRequest) => requireFarm(app, req.params.farmname, farmDoesNotExist(req.params.farmname));
-  const farmStats = async (req: FarmRequest) => {
-    const farm = farmOf(req);
+  const farmStats = async (_req: FarmRequest, _reply: unknown, farm: Farm) => {
     const { backends } = describeFarm(app, farm);
     return {
       description: 'Get farm stats',
@@ -62,14 +62,14 @@ export async function statsRoutes(app: FastifyInstance): Promise<void> {
 
   // ZEVENET serves the same answer on both routes.
   for (const url of ['/stats/farms/:farmname', '/stats/farms/:farmname/backends']) {
-    zapiRoute<FarmRequest>(app, {
+    zapiRoute<FarmRequest, Farm>(app, {
       method: 'GET',
       url,
       summary: url.endsWith('/backends') ? 'Connection counts of the backends of one farm' : 'Connection counts of one farm and its backends',
       tags: ['stats'],
       params: farmPathParams,
       description: () => 'Get farm stats',
-      before: (req) => void farmOf(req),
+      before: farmOf,
       response: { 200: farmStatsResponse },
       handler: farmStats,
     });

@@ -11,6 +11,8 @@ import { openHostNetwork } from './dataplane/netlink/host-network.js';
 import { desiredState } from './reconcile/desired.js';
 import { renderTable } from './reconcile/render.js';
 import { renderTableText } from './dataplane/nft/ruleset.js';
+import { NeighborTable } from './dataplane/neighbors.js';
+import { pino } from 'pino';
 
 export async function printRules(config: Config): Promise<number> {
   if (!fs.existsSync(config.dbPath)) {
@@ -28,16 +30,11 @@ export async function printRules(config: Config): Promise<number> {
   const net = openHostNetwork();
   try {
     const interfaces = await net.listInterfaces();
-    const neighbors = await net.listNeighbors();
-    const remembered = new Map(store.knownNeighbors().map((n) => [`${n.interface}|${n.ip}`, n.mac]));
-    const state = desiredState(store.snapshot(), {
-      interfaces,
-      macOf: (ifindex, ip) => {
-        const entry = neighbors.find((n) => n.ifindex === ifindex && n.ip === ip && n.mac && n.state !== 'failed' && n.state !== 'incomplete');
-        const ifname = interfaces.find((i) => i.index === ifindex)?.name ?? '';
-        return entry?.mac ?? remembered.get(`${ifname}|${ip}`) ?? null;
-      },
-    });
+    // The same MAC answers as the reconciler's, without remembering anything (read-only).
+    const memory = { knownNeighbors: () => store.knownNeighbors(), rememberNeighbor: () => {} };
+    const neighbors = new NeighborTable(net, memory, pino({ level: 'silent' }));
+    await neighbors.refresh();
+    const state = desiredState(store.snapshot(), { interfaces, macOf: neighbors.macLookup(interfaces) });
     const lines = [`# nftfarm ruleset for store generation ${state.generation}`];
     for (const farm of state.farms) {
       const note = !farm.running ? 'stopped: no rules' : (farm.problem ?? `rendered on ${farm.iface?.name}`);

@@ -6,10 +6,12 @@ import { enumParam, integerParam, messages, patternParam, type ParamSpec } from 
 
 export const FARMNAME_PATTERN = '^[a-zA-Z0-9-]+$';
 
+const farmnamePattern = patternParam(FARMNAME_PATTERN, { description: 'The farm name accepts alphabet letters, numbers or hypens (-).' });
+
 /** `0` is reserved, as in ZEVENET. */
 export const farmnameParam: ParamSpec<string> = {
-  ...patternParam(FARMNAME_PATTERN, { description: 'The farm name accepts alphabet letters, numbers or hypens (-).' }),
-  parse: (v) => (typeof v === 'string' && /^[a-zA-Z0-9-]+$/.test(v) && v !== '0' ? v : undefined),
+  ...farmnamePattern,
+  parse: (v) => (v === '0' ? undefined : farmnamePattern.parse(v)),
   invalidMessage: (name, value) =>
     value === '0' ? `The value '0' is a reserved word of the parameter '${name}'.` : messages.notValid(name, value),
 };

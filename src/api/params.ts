@@ -170,6 +170,11 @@ export function bodyProblem(specs: ParamSpecs, required: readonly string[], body
   return null;
 }
 
+/** The fields a request set: a parsed change without the ones it left out. */
+export function definedOnly<T extends object>(obj: T): Partial<T> {
+  return Object.fromEntries(Object.entries(obj).filter(([, v]) => v !== undefined)) as Partial<T>;
+}
+
 /** Parses a body, or throws the ParamError of its first problem. */
 export function parseParams<S extends ParamSpecs>(specs: S, body: unknown, required: readonly string[] = []): ParsedParams<S> {
   const problem = bodyProblem(specs, required, body);

@@ -5,11 +5,14 @@ import { findConnectedInterface, formatIPv4, parseIPv4, prefixMask } from './net
 /** The API's read-only view of this host's connected networks, answered from netlink. */
 export function netlinkHostView(net: HostNetwork): HostView {
   return {
-    async connectedNetwork(ip: string): Promise<ConnectedNetwork | null> {
-      const match = findConnectedInterface(await net.listInterfaces(), ip);
-      if (!match) return null;
-      const base = formatIPv4(((parseIPv4(match.address.address) as number) & prefixMask(match.address.prefixLength)) >>> 0);
-      return { interface: match.iface.name, network: `${base}/${match.address.prefixLength}` };
+    async connectedNetworks(ips: readonly string[]): Promise<(ConnectedNetwork | null)[]> {
+      const interfaces = await net.listInterfaces();
+      return ips.map((ip) => {
+        const match = findConnectedInterface(interfaces, ip);
+        if (!match) return null;
+        const base = formatIPv4(((parseIPv4(match.address.address) as number) & prefixMask(match.address.prefixLength)) >>> 0);
+        return { interface: match.iface.name, network: `${base}/${match.address.prefixLength}` };
+      });
     },
   };
 }

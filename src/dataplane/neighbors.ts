@@ -7,7 +7,7 @@
  */
 import dgram from 'node:dgram';
 import type { Logger } from 'pino';
-import type { HostNetwork, NeighborEntry } from './netlink/host-network.js';
+import type { HostInterface, HostNetwork, NeighborEntry } from './netlink/host-network.js';
 
 export interface NeighborMemory {
   knownNeighbors(): { interface: string; ip: string; mac: string }[];
@@ -69,6 +69,12 @@ export class NeighborTable {
     }
     const mac = this.remembered.get(key);
     return mac ? { mac, source: 'remembered' } : { mac: null, source: 'none' };
+  }
+
+  /** `macOf` for the desired state: the MAC to send to for an IP on an interface, or null. */
+  macLookup(interfaces: readonly HostInterface[]): (ifindex: number, ip: string) => string | null {
+    const names = new Map(interfaces.map((i) => [i.index, i.name]));
+    return (ifindex, ip) => this.lookup(ifindex, names.get(ifindex) ?? '', ip).mac;
   }
 
   /** Asks the kernel to resolve or revalidate the backends that need it; rate-limited per IP. */

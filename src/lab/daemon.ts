@@ -33,11 +33,15 @@ export interface LabDaemon {
   logs(): string;
 }
 
-/** The environment without test-runner loader hooks, which the daemon must not inherit. */
-export function cleanEnv(): NodeJS.ProcessEnv {
-  const env = { ...process.env };
+/**
+ * The environment without the test runner's settings, plus `extra`. (tap puts its loader
+ * back into NODE_OPTIONS of every child it sees spawned; bin/nftfarm is CommonJS so that the
+ * loader cannot break it.)
+ */
+export function cleanEnv(extra: NodeJS.ProcessEnv = {}): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = { ...process.env, ...extra };
   delete env.NODE_OPTIONS;
-  for (const key of Object.keys(env)) if (key.startsWith('TAP')) delete env[key];
+  for (const key of Object.keys(env)) if (key.startsWith('TAP') || key.startsWith('_TAPJS')) delete env[key];
   return env;
 }
 

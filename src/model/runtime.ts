@@ -37,18 +37,15 @@ export interface DataplaneView {
   system(): SystemRuntime;
 }
 
-/** The view when no reconciler runs (API-only tests, `rules`): nothing is known. */
+/** The system status before any reconcile pass. */
+export function initialSystemRuntime(mode: SystemRuntime['mode']): SystemRuntime {
+  return { mode, storeGeneration: 0, appliedGeneration: null, lastPassAt: null, lastError: null, consecutiveFailures: 0, passes: 0 };
+}
+
+/** The view when no reconciler runs (API-only tests, the OpenAPI writer): nothing is known. */
 export const noDataplane: DataplaneView = {
   farm: () => undefined,
-  system: () => ({
-    mode: 'off',
-    storeGeneration: 0,
-    appliedGeneration: null,
-    lastPassAt: null,
-    lastError: null,
-    consecutiveFailures: 0,
-    passes: 0,
-  }),
+  system: () => initialSystemRuntime('off'),
 };
 
 /** Connected IPv4 networks of this host, for validating VIPs and DSR backends. */
@@ -59,6 +56,9 @@ export interface ConnectedNetwork {
 }
 
 export interface HostView {
-  /** The interface whose connected network holds `ip` (longest prefix), or null. */
-  connectedNetwork(ip: string): Promise<ConnectedNetwork | null>;
+  /**
+   * For each IP, the interface whose connected network holds it (longest prefix), or null.
+   * One call for all the IPs of a request: one look at the host.
+   */
+  connectedNetworks(ips: readonly string[]): Promise<(ConnectedNetwork | null)[]>;
 }

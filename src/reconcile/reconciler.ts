@@ -8,7 +8,7 @@
  */
 import type { Logger } from 'pino';
 import type { Store } from '../store/store.js';
-import type { DataplaneView, FarmRuntime, SystemRuntime } from '../model/runtime.js';
+import { initialSystemRuntime, type DataplaneView, type FarmRuntime, type SystemRuntime } from '../model/runtime.js';
 import type { HostNetwork } from '../dataplane/netlink/host-network.js';
 import type { NftRunner } from '../dataplane/nft/runner.js';
 import { VipAnnouncer } from '../dataplane/announcer.js';
@@ -82,15 +82,7 @@ export class Reconciler implements DataplaneView {
     this.maxBackoffMs = options.maxBackoffMs ?? 30_000;
     this.announcer = new VipAnnouncer(this.net, this.store, this.log);
     this.neighbors = new NeighborTable(this.net, this.store, this.log);
-    this.status = {
-      mode: this.dryRun ? 'dry-run' : 'kernel',
-      storeGeneration: 0,
-      appliedGeneration: null,
-      lastPassAt: null,
-      lastError: null,
-      consecutiveFailures: 0,
-      passes: 0,
-    };
+    this.status = initialSystemRuntime(this.dryRun ? 'dry-run' : 'kernel');
   }
 
   // ---- DataplaneView ----
@@ -192,10 +184,7 @@ export class Reconciler implements DataplaneView {
     }
 
     const snapshot = this.store.snapshot();
-    const state = desiredState(snapshot, {
-      interfaces,
-      macOf: (ifindex, ip) => this.neighbors.lookup(ifindex, interfaces.find((i) => i.index === ifindex)?.name ?? '', ip).mac,
-    });
+    const state = desiredState(snapshot, { interfaces, macOf: this.neighbors.macLookup(interfaces) });
     const table = renderTable(state, this.renderCache);
 
     let kernel: KernelTable | null = full ? null : (this.applied as KernelTable | null);

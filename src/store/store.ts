@@ -1,14 +1,5 @@
 import type { Db } from './db.js';
-import type {
-  Algorithm,
-  Backend,
-  Farm,
-  HealthCheck,
-  Maintenance,
-  NatType,
-  Persistence,
-  Protocol,
-} from '../model/farm.js';
+import type { Backend, Farm, HealthCheck, Maintenance } from '../model/farm.js';
 
 /** A farm with everything the data plane needs, read in one consistent snapshot. */
 export interface FarmConfig {
@@ -22,29 +13,13 @@ export interface Snapshot {
   farms: FarmConfig[];
 }
 
-export interface NewFarm {
-  name: string;
-  vip: string;
-  vport: string;
-  protocol: Protocol;
-  nattype: NatType;
-  algorithm: Algorithm;
-  persistence: Persistence;
-  ttl: number;
-  running: boolean;
-}
+export type NewFarm = Omit<Farm, 'id' | 'profile' | 'generation'>;
 
-export type FarmChanges = Partial<Omit<NewFarm, 'running'>> & { running?: boolean };
+export type FarmChanges = Partial<NewFarm>;
 
-export interface NewBackend {
-  ip: string;
-  port: number | null;
-  weight: number;
-  priority: number;
-  maxConns: number;
-}
+export type NewBackend = Pick<Backend, 'ip' | 'port' | 'weight' | 'priority' | 'maxConns'>;
 
-export type BackendChanges = Partial<NewBackend> & { maintenance?: Maintenance };
+export type BackendChanges = Partial<NewBackend & Pick<Backend, 'maintenance'>>;
 
 export type HealthCheckFields = Omit<HealthCheck, 'name' | 'template'>;
 

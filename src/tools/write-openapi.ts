@@ -14,7 +14,7 @@ import { Store } from '../store/store.js';
 
 export const OPENAPI_FILE = fileURLToPath(new URL('../../openapi/openapi.json', import.meta.url));
 
-const noNetworks: HostView = { connectedNetwork: async () => null };
+const noNetworks: HostView = { connectedNetworks: async (ips) => ips.map(() => null) };
 
 /** The document as committed: pretty JSON, 2-space indent, trailing newline. */
 export async function renderOpenapi(): Promise<string> {

@@ -19,10 +19,10 @@ interface Teardown {
 
 /** 10.250.0.0/24 on eth0 (where VIPs go), 10.9.0.0/24 on eth1; nothing else is connected. */
 export const fakeHost: HostView = {
-  async connectedNetwork(ip: string): Promise<ConnectedNetwork | null> {
-    if (ip.startsWith('10.250.0.')) return { interface: 'eth0', network: '10.250.0.0/24' };
-    if (ip.startsWith('10.9.0.')) return { interface: 'eth1', network: '10.9.0.0/24' };
-    return null;
+  async connectedNetworks(ips: readonly string[]): Promise<(ConnectedNetwork | null)[]> {
+    return ips.map((ip) =>
+      ip.startsWith('10.250.0.') ? { interface: 'eth0', network: '10.250.0.0/24' } : ip.startsWith('10.9.0.') ? { interface: 'eth1', network: '10.9.0.0/24' } : null,
+    );
   },
 };
 

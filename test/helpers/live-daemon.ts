@@ -11,6 +11,7 @@
  * the root namespace's network. Needs root and a compiled dist/ (`npx tsc -p tsconfig.json`).
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { cleanEnv } from '../../src/lab/daemon.js';
 import { randomBytes } from 'node:crypto';
 import { closeSync, existsSync, mkdtempSync, openSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -84,11 +85,6 @@ function must(argv: string[]): void {
 }
 
 /** The test's environment without tap's own variables. */
-function cleanEnv(extra: Record<string, string> = {}): NodeJS.ProcessEnv {
-  const env: NodeJS.ProcessEnv = { ...process.env, ...extra };
-  for (const name of Object.keys(env)) if (name.startsWith('TAP') || name.startsWith('_TAPJS')) delete env[name];
-  return env;
-}
 
 /**
  * argv run with NODE_OPTIONS unset. Inside tap, every spawn gets tap's process-info loader

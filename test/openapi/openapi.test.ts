@@ -107,7 +107,7 @@ t.test('components name the ZAPI objects and the key', async (t) => {
 
 t.test('GET /openapi.json serves the committed document', async (t) => {
   const store = new Store(openDatabase(':memory:'));
-  const app = await buildApp({ store, apiKey: 'openapi-test-key', host: { connectedNetwork: async () => null }, dataplane: noDataplane });
+  const app = await buildApp({ store, apiKey: 'openapi-test-key', host: { connectedNetworks: async (ips) => ips.map(() => null) }, dataplane: noDataplane });
   t.teardown(async () => {
     await app.close();
     store.close();

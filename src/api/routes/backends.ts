@@ -1,7 +1,7 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { Backend, Farm } from '../../model/farm.js';
 import type { BackendChanges, NewBackend } from '../../store/store.js';
-import { enumParam, messages, ParamError, parseParams } from '../params.js';
+import { definedOnly, enumParam, messages, ParamError, parseParams } from '../params.js';
 import { badRequest, notFound, zapiRoute } from '../zapi.js';
 import { deleteEnvelope, successEnvelope } from '../schemas.js';
 import { backendPortParam, ipv4Param, maxConnsParam, priorityParam, weightParam } from '../farm-params.js';
@@ -109,7 +109,7 @@ export async function backendRoutes(app: FastifyInstance): Promise<void> {
       const network = await checkNetwork(app, farm.vip, [...store.listBackends(farm.id).map((b) => b.ip), p.ip ?? backend.ip]);
       store.write((generation) => {
         const { farm: current, backend: stored } = backendOf(req);
-        const merged: Backend = { ...stored, ...Object.fromEntries(Object.entries(changes).filter(([, v]) => v !== undefined)) };
+        const merged: Backend = { ...stored, ...definedOnly(changes) };
         const others = store.listBackends(farm.id).filter((b) => b.id !== stored.id);
         if (others.some((b) => sameTarget(b, merged))) throw duplicate(farm.name, merged.ip);
         checkFarmRules(app, current, [...others, merged], network);

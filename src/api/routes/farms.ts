@@ -3,7 +3,7 @@ import type { Farm } from '../../model/farm.js';
 import type { FarmChanges } from '../../store/store.js';
 import { dsrBackendPortProblem, dsrFeatureProblem, portConflict, startConflict, type BackendShape } from '../../model/rules.js';
 import { parseVport } from '../../model/ports.js';
-import { enumParam, parseParams } from '../params.js';
+import { definedOnly, enumParam, parseParams } from '../params.js';
 import { badRequest, notFound, ZapiError, zapiRoute } from '../zapi.js';
 import { deleteEnvelope, successEnvelope } from '../schemas.js';
 import {
@@ -84,8 +84,8 @@ export interface NetworkCheck {
 
 /** Looks up (async, read-only) where the VIP and the backends sit on this host's networks. */
 export async function checkNetwork(app: FastifyInstance, vip: string, backendIps: string[]): Promise<NetworkCheck> {
-  const { host } = app.deps;
-  const vipNet = await host.connectedNetwork(vip);
+  const ips = [...new Set(backendIps)];
+  const [vipNet, ...backendNets] = await app.deps.host.connectedNetworks([vip, ...ips]);
   if (!vipNet) {
     return {
       problem: `The VIP '${vip}' is not in a network connected to this host: nftfarm announces a VIP on the interface whose network holds it.`,
@@ -94,11 +94,7 @@ export async function checkNetwork(app: FastifyInstance, vip: string, backendIps
       backendsInside: new Set(),
     };
   }
-  const inside = new Set<string>();
-  for (const ip of new Set(backendIps)) {
-    const net = await host.connectedNetwork(ip);
-    if (net && net.interface === vipNet.interface && net.network === vipNet.network) inside.add(ip);
-  }
+  const inside = new Set(ips.filter((_ip, i) => backendNets[i]?.interface === vipNet.interface && backendNets[i]?.network === vipNet.network));
   return { problem: null, interface: vipNet.interface, network: vipNet.network, backendsInside: inside };
 }
 
@@ -395,8 +391,4 @@ export async function farmRoutes(app: FastifyInstance): Promise<void> {
       };
     },
   });
-}
-
-function definedOnly<T extends object>(obj: T): Partial<T> {
-  return Object.fromEntries(Object.entries(obj).filter(([, v]) => v !== undefined)) as Partial<T>;
 }

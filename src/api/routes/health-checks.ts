@@ -1,7 +1,7 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { Farm, HealthCheck } from '../../model/farm.js';
 import type { HealthCheckFields } from '../../store/store.js';
-import { booleanParam, integerParam, parseParams, patternParam, type ParamSpec } from '../params.js';
+import { booleanParam, definedOnly, integerParam, parseParams, patternParam, type ParamSpec } from '../params.js';
 import { badRequest, notFound, zapiRoute } from '../zapi.js';
 import { deleteEnvelope, successEnvelope } from '../schemas.js';
 import { describeFarm, farmPathParams, requireFarm } from './farms.js';
@@ -12,10 +12,9 @@ type FarmCheckRequest = FastifyRequest<{ Params: { farmname: string; name: strin
 
 export const CHECK_NAME_PATTERN = '^[a-zA-Z0-9_-]+$';
 
-const checkNameParam: ParamSpec<string> = {
-  ...patternParam(CHECK_NAME_PATTERN, { description: 'Letters, numbers, _ and -.' }),
-  parse: (v) => (typeof v === 'string' && /^[a-zA-Z0-9_-]+$/.test(v) && v !== '0' ? v : undefined),
-};
+const checkNamePattern = patternParam(CHECK_NAME_PATTERN, { description: 'Letters, numbers, _ and -.' });
+/** `0` is reserved, as in ZEVENET. */
+const checkNameParam: ParamSpec<string> = { ...checkNamePattern, parse: (v) => (v === '0' ? undefined : checkNamePattern.parse(v)) };
 
 /** One printable line: it becomes the checker's command line. */
 const oneLine = (description: string) => patternParam('^[^\\n\\r\\x00]+$', { check: (v) => v.trim().length > 0, description });
@@ -75,7 +74,7 @@ function fieldsFrom(p: FieldParams): Partial<HealthCheckFields> {
     log: p.log,
     backendAlias: p.backend_alias,
   };
-  return Object.fromEntries(Object.entries(fields).filter(([, v]) => v !== undefined));
+  return definedOnly(fields);
 }
 
 /** The checker must finish before its next run. */

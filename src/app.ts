@@ -47,6 +47,8 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     },
   });
   app.decorate('deps', deps);
+  // ZAPI bodies are JSON only: without a parser for text/plain, Fastify answers 415 for it.
+  app.removeContentTypeParser('text/plain');
   for (const schema of sharedSchemas) app.addSchema(schema);
 
   app.setErrorHandler(zapiErrorHandler);

@@ -44,8 +44,8 @@ export function farmStatus(farm: Farm, backends: BackendView[]): FarmStatus {
   return 'up';
 }
 
-/** The persistence value as ZAPI shows it. */
-export const persistenceView = (farm: Farm): string => (farm.persistence === 'srcip' ? 'ip' : farm.persistence);
+/** A persistence value as ZAPI shows it ('ip' for source IP). */
+export const persistenceView = (persistence: Farm['persistence']): string => (persistence === 'srcip' ? 'ip' : persistence);
 
 /**
  * The `dataplane` object of GET /farms/{f} and /system/status. A change the reconciler has

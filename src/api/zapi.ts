@@ -87,10 +87,6 @@ export function zapiRoute<Req extends FastifyRequest = FastifyRequest, Loaded = 
       const failure = request.validationError as (FastifyError & { validationContext?: string }) | undefined;
       // ZEVENET's routes only match valid names and numeric ids: anything else is an unknown route.
       if (failure?.validationContext === 'params') throw requestNotFound();
-      // Fastify also parses text/plain bodies; ZAPI bodies are JSON only.
-      if (def.body && request.body !== undefined && request.mediaType !== 'application/json') {
-        throw new ZapiError(415, 'Content-Type not supported');
-      }
       const loaded = def.before ? def.before(request as Req) : (undefined as Loaded);
       if (failure) throw validationToZapi(request, failure);
       return def.handler(request as Req, reply, loaded);

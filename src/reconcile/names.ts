@@ -37,12 +37,6 @@ const SAFE_IFNAME = /^[a-zA-Z][a-zA-Z0-9_.-]*$/;
 export const ingressChain = (ifname: string, ifindex: number): string =>
   SAFE_IFNAME.test(ifname) ? `ingress_${ifname}` : `ingress_if${ifindex}`;
 
-/** Parses the farm id out of any farm object name, or null. */
-export function farmIdOf(objectName: string): number | null {
-  const match = /^farm_(\d+)(?:_[a-z]+)?$/.exec(objectName);
-  return match ? Number(match[1]) : null;
-}
-
 /**
  * The jhash seed of every farm. Fixed, not random: nft picks a random seed per rule when
  * none is given, which would reshuffle unpinned flows on every reload and give each node of

@@ -18,7 +18,6 @@ import {
   kernelTableFromListing,
   knownKernelTable,
   planTransaction,
-  ruleCountsFromListing,
   type KernelTable,
 } from '../dataplane/nft/ruleset.js';
 import { desiredState, type DesiredState } from './desired.js';
@@ -192,7 +191,7 @@ export class Reconciler implements DataplaneView {
       const before = generation ?? (await readRulesetGeneration());
       const listing = await this.nft.run(['-t', '-j', 'list', 'ruleset']);
       const listed = kernelTableFromListing(listing, TABLE_FAMILY, TABLE_NAME);
-      const drift = full ? null : this.driftOf(listing, listed);
+      const drift = full ? null : this.driftOf(listed);
       if (drift) {
         this.log.warn({ drift }, 'the kernel ruleset drifted from what nftfarm applied: repairing with a full resync');
         full = true;
@@ -230,16 +229,15 @@ export class Reconciler implements DataplaneView {
   }
 
   /** Compares the kernel's structure (from the cheap terse listing) with what was applied last. */
-  private driftOf(listing: string, kernel: KernelTable | null): string | null {
+  private driftOf(kernel: KernelTable | null): string | null {
     const applied = this.applied as KernelTable | null;
     if (!applied) return kernel ? 'a table nftfarm did not create exists' : null;
     if (!kernel) return 'the table is missing';
     for (const name of applied.chains.keys()) if (!kernel.chains.has(name)) return `chain ${name} is missing`;
     for (const name of applied.sets.keys()) if (!kernel.sets.has(name)) return `set ${name} is missing`;
     for (const name of kernel.chains.keys()) if (!applied.chains.has(name)) return `unknown chain ${name}`;
-    const counts = ruleCountsFromListing(listing, TABLE_FAMILY, TABLE_NAME);
     for (const [name, chain] of applied.chains) {
-      const count = counts.get(name) ?? 0;
+      const count = kernel.chains.get(name)?.listedRules ?? 0;
       const expected = chain.rules?.length ?? 0;
       if (count !== expected) return `chain ${name} has ${count} rules instead of ${expected}`;
     }

@@ -6,7 +6,7 @@ import { badRequest, notFound, zapiRoute } from '../zapi.js';
 import { deleteEnvelope, successEnvelope } from '../schemas.js';
 import { backendPortParam, ipv4Param, maxConnsParam, priorityParam, weightParam } from '../farm-params.js';
 import { backendView } from '../present.js';
-import { checkFarmRules, checkNetwork, describeFarm, farmDoesNotExist, farmPathParams, requireFarm } from './farms.js';
+import { checkFarmRules, checkNetwork, describeFarm, farmInPath, farmPathParams } from './farms.js';
 
 type FarmRequest = FastifyRequest<{ Params: { farmname: string }; Body: Record<string, unknown> }>;
 type BackendRequest = FastifyRequest<{ Params: { farmname: string; id: string }; Body: Record<string, unknown> }>;
@@ -43,7 +43,7 @@ const BACKEND_NOT_FOUND = 'Could not find a backend with such id.';
 export async function backendRoutes(app: FastifyInstance): Promise<void> {
   const { store } = app.deps;
 
-  const farmOf = (req: FarmRequest | BackendRequest) => requireFarm(app, req.params.farmname, farmDoesNotExist(req.params.farmname));
+  const farmOf = (req: FarmRequest | BackendRequest) => farmInPath(app, req);
   const backendOf = (req: BackendRequest): LoadedBackend => {
     const farm = farmOf(req);
     const backend = store.getBackend(farm.id, Number(req.params.id));

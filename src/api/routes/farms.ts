@@ -60,6 +60,10 @@ export function requireFarm(app: FastifyInstance, name: string, message = 'Farm 
 
 export const farmDoesNotExist = (name: string): string => `The farmname ${name} does not exist.`;
 
+/** The farm in the path, or ZEVENET's 404 of the calls that change or list inside a farm. */
+export const farmInPath = (app: FastifyInstance, req: { params: { farmname: string } }): Farm =>
+  requireFarm(app, req.params.farmname, farmDoesNotExist(req.params.farmname));
+
 /** The short form of a farm that GET /farms and GET /stats/farms list. */
 export function farmSummary(app: FastifyInstance, farm: Farm) {
   return { farmname: farm.name, profile: farm.profile, status: describeFarm(app, farm).status, vip: farm.vip, vport: farm.vport };
@@ -243,7 +247,7 @@ export async function farmRoutes(app: FastifyInstance): Promise<void> {
           farmguardian: store.farmCheckName(farm.id),
           listener: 'l4xnat',
           nattype: farm.nattype,
-          persistence: persistenceView(farm),
+          persistence: persistenceView(farm.persistence),
           protocol: farm.protocol,
           sessions: [],
           status,
@@ -282,7 +286,7 @@ export async function farmRoutes(app: FastifyInstance): Promise<void> {
     description: (req) => `Modify L4xNAT farm '${req.params.farmname}'`,
     body: { specs: modifySpecs },
     before: (req) => {
-      const farm = requireFarm(app, req.params.farmname, farmDoesNotExist(req.params.farmname));
+      const farm = farmInPath(app, req);
       if (req.body?.algorithm === 'prio') throw new ZapiError(410, "'Prio' algorithm is not supported anymore.");
       return farm;
     },
@@ -300,7 +304,7 @@ export async function farmRoutes(app: FastifyInstance): Promise<void> {
         echo.protocol = 'all';
         echo.vport = '*';
       }
-      if (p.persistence !== undefined) echo.persistence = p.persistence === 'srcip' ? 'ip' : p.persistence;
+      if (p.persistence !== undefined) echo.persistence = persistenceView(p.persistence);
       if (p.ttl !== undefined) echo.ttl = p.ttl;
       const protocol = p.protocol ?? farm.protocol;
       const vport = p.vport ?? farm.vport;
@@ -361,7 +365,7 @@ export async function farmRoutes(app: FastifyInstance): Promise<void> {
     params: farmPathParams,
     description: (req) => `Set a new action in ${req.params.farmname}`,
     body: { specs: actionSpecs, required: ['action'] },
-    before: (req) => requireFarm(app, req.params.farmname, farmDoesNotExist(req.params.farmname)),
+    before: (req) => farmInPath(app, req),
     response: {
       200: successEnvelope(
         {

@@ -1,7 +1,7 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { Farm } from '../../model/farm.js';
 import { zapiRoute } from '../zapi.js';
-import { describeFarm, farmDoesNotExist, farmPathParams, farmSummary, requireFarm } from './farms.js';
+import { describeFarm, farmInPath, farmPathParams, farmSummary } from './farms.js';
 
 type FarmRequest = FastifyRequest<{ Params: { farmname: string } }>;
 
@@ -39,7 +39,7 @@ export async function statsRoutes(app: FastifyInstance): Promise<void> {
     }),
   });
 
-  const farmOf = (req: FarmRequest) => requireFarm(app, req.params.farmname, farmDoesNotExist(req.params.farmname));
+  const farmOf = (req: FarmRequest) => farmInPath(app, req);
   const farmStats = async (_req: FarmRequest, _reply: unknown, farm: Farm) => {
     const { backends } = describeFarm(app, farm);
     return {

@@ -44,7 +44,8 @@ export interface KernelTable {
   /** Exactly what nftfarm applied last: every body, element and rule is known. */
   known: boolean;
   sets: Map<string, { typeKey: string; body: string[] | null; elements: Map<string, string> | null; dynamic: boolean }>;
-  chains: Map<string, { hook: string | null; rules: string[] | null; signature: string | null }>;
+  /** From a listing, rules are unknown (null) but counted (`listedRules`): a cheap check for edits. */
+  chains: Map<string, { hook: string | null; rules: string[] | null; signature: string | null; listedRules?: number }>;
 }
 
 const TAB = '\t';
@@ -240,7 +241,10 @@ export function kernelTableFromListing(json: string, family: string, tableName: 
     if (!obj || obj.family !== family || (kind === 'table' ? obj.name : obj.table) !== tableName) continue;
     if (kind === 'table') exists = true;
     else if (kind === 'chain') {
-      table.chains.set(obj.name as string, { hook: null, rules: null, signature: null });
+      table.chains.set(obj.name as string, { hook: null, rules: null, signature: null, listedRules: 0 });
+    } else if (kind === 'rule') {
+      const chain = table.chains.get(obj.chain as string);
+      if (chain) chain.listedRules = (chain.listedRules ?? 0) + 1;
     } else if (kind === 'map' || kind === 'set') {
       const type = Array.isArray(obj.type) ? (obj.type as string[]).join(' . ') : String(obj.type);
       const typeKey = kind === 'map' ? `${type} : ${String(obj.map)}` : type;
@@ -250,16 +254,4 @@ export function kernelTableFromListing(json: string, family: string, tableName: 
     }
   }
   return exists ? table : null;
-}
-
-/** Per chain, how many rules the listing shows: a cheap check that nobody edited them. */
-export function ruleCountsFromListing(json: string, family: string, tableName: string): Map<string, number> {
-  const parsed = JSON.parse(json) as { nftables?: Record<string, Record<string, unknown>>[] };
-  const counts = new Map<string, number>();
-  for (const entry of parsed.nftables ?? []) {
-    const obj = entry.rule;
-    if (!obj || obj.family !== family || obj.table !== tableName) continue;
-    counts.set(obj.chain as string, (counts.get(obj.chain as string) ?? 0) + 1);
-  }
-  return counts;
 }

@@ -21,8 +21,6 @@ export class NftError extends Error {
 export interface NftRunner {
   /** Applies a script atomically; throws NftError with nft's complaint when rejected. */
   apply(script: string): Promise<void>;
-  /** Parses a script without applying it (`nft -c`). */
-  check(script: string): Promise<void>;
   /** Runs nft with arguments and returns stdout (listings). */
   run(args: string[]): Promise<string>;
 }
@@ -50,9 +48,6 @@ export function createNftRunner(options: RunnerOptions = {}): NftRunner {
         options.log?.warn({ faultFile: options.faultFile }, 'test seam: appending the fault file to the transaction');
       }
       await exec(['-f', '-'], text);
-    },
-    async check(script) {
-      await exec(['-c', '-f', '-'], script);
     },
     run: (args) => exec(args),
   };

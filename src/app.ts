@@ -49,6 +49,15 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   app.decorate('deps', deps);
   // ZAPI bodies are JSON only: without a parser for text/plain, Fastify answers 415 for it.
   app.removeContentTypeParser('text/plain');
+  // An empty JSON body is no body (curl scripts send the header on every call): the route
+  // then answers in its own order, a 404 for a missing farm before the help answer.
+  const parseJson = app.getDefaultJsonParser('error', 'error');
+  app.removeContentTypeParser('application/json');
+  // parseAs 'string': the body arrives as a string.
+  app.addContentTypeParser('application/json', { parseAs: 'string' }, (request, body, done) => {
+    if (body === '') done(null, undefined);
+    else parseJson(request, body as string, done);
+  });
   for (const schema of sharedSchemas) app.addSchema(schema);
 
   app.setErrorHandler(zapiErrorHandler);

@@ -25,7 +25,6 @@ interface ZapiRouteConfig {
   zapiDescription?: (request: FastifyRequest) => string;
   zapiParams?: ParamSpecs;
   zapiRequired?: readonly string[];
-  zapiBefore?: (request: FastifyRequest) => void;
 }
 
 declare module 'fastify' {
@@ -66,7 +65,6 @@ export function zapiRoute<Req extends FastifyRequest = FastifyRequest, Loaded = 
     zapiDescription: def.description as (r: FastifyRequest) => string,
     zapiParams: def.body?.specs,
     zapiRequired: def.body?.required,
-    zapiBefore: def.before as ((r: FastifyRequest) => void) | undefined,
   };
   const route: RouteOptions = {
     method: def.method,
@@ -74,7 +72,6 @@ export function zapiRoute<Req extends FastifyRequest = FastifyRequest, Loaded = 
     config,
     // The handler decides when a schema error is reported, so `before` can answer first.
     attachValidation: true,
-    ...(def.body ? {} : { onRequest: ignoreEmptyBody }),
     schema: {
       summary: def.summary,
       tags: def.tags,
@@ -93,15 +90,6 @@ export function zapiRoute<Req extends FastifyRequest = FastifyRequest, Loaded = 
     },
   };
   app.route(route);
-}
-
-/**
- * ZEVENET never reads the body of a call that takes none, and scripts send
- * `Content-Type: application/json` on every call: with no body, Fastify's JSON parser must not see it.
- */
-async function ignoreEmptyBody(request: FastifyRequest): Promise<void> {
-  const { headers } = request.raw;
-  if (headers['transfer-encoding'] === undefined && (headers['content-length'] ?? '0') === '0') delete headers['content-type'];
 }
 
 function routeConfig(request: FastifyRequest): ZapiRouteConfig {
@@ -143,24 +131,6 @@ function validationToZapi(request: FastifyRequest, failure: FastifyError & { val
   return badRequest(failure.message);
 }
 
-/**
- * An empty JSON body fails in Fastify's parser, before the handler runs: answer in the
- * handler's order anyway (unknown route, then the route's 404s, then the help answer).
- */
-function emptyBodyToZapi(request: FastifyRequest): ZapiError {
-  const validParams = request.getValidationFunction('params');
-  if (validParams && !validParams(request.params)) return requestNotFound();
-  const { zapiParams = {}, zapiRequired = [], zapiBefore } = routeConfig(request);
-  try {
-    zapiBefore?.(request);
-  } catch (err) {
-    if (err instanceof ZapiError) return err;
-    throw err;
-  }
-  const problem = bodyProblem(zapiParams, zapiRequired, {}) as ParamError;
-  return new ZapiError(400, problem.message, problem.help);
-}
-
 /** Turns every failure into a ZAPI error envelope; 5xx details stay in the log. */
 export function zapiErrorHandler(error: FastifyError, request: FastifyRequest, reply: FastifyReply): FastifyReply {
   let zapi: ZapiError;
@@ -168,7 +138,6 @@ export function zapiErrorHandler(error: FastifyError, request: FastifyRequest, r
   if (thrown instanceof ZapiError) zapi = thrown;
   else if (thrown instanceof ParamError) zapi = new ZapiError(400, thrown.message, thrown.help);
   else if (error.validation) zapi = validationToZapi(request, error as FastifyError & { validationContext?: string });
-  else if (error.code === 'FST_ERR_CTP_EMPTY_JSON_BODY') zapi = emptyBodyToZapi(request);
   else if (error.code === 'FST_ERR_CTP_INVALID_JSON_BODY' || (error instanceof SyntaxError && error.statusCode === 400)) {
     zapi = badRequest('The body does not look a valid JSON');
   } else if (error.code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE') zapi = new ZapiError(415, 'Content-Type not supported');

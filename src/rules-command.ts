@@ -9,7 +9,7 @@ import { readMigrations } from './store/db.js';
 import { Store } from './store/store.js';
 import { openHostNetwork } from './dataplane/netlink/host-network.js';
 import { desiredState } from './reconcile/desired.js';
-import { renderTable } from './reconcile/render.js';
+import { renderTables } from './reconcile/render.js';
 import { renderTableText } from './dataplane/nft/ruleset.js';
 import { NeighborTable } from './dataplane/neighbors.js';
 import { pino } from 'pino';
@@ -41,9 +41,10 @@ export async function printRules(config: Config): Promise<number> {
       lines.push(`# farm ${farm.name} (id ${farm.farmId}): ${note}`);
       for (const b of farm.backends) if (farm.running && b.reason) lines.push(`#   backend ${b.id} ${b.ip}: not used: ${b.reason}`);
     }
-    const table = renderTable(state);
+    const { netdev, ip } = renderTables(state);
     process.stdout.write(`${lines.join('\n')}\n`);
-    process.stdout.write(table ? renderTableText(table) : '# no farm needs rules: nftfarm keeps no table in the kernel\n');
+    process.stdout.write(netdev ? renderTableText(netdev) : '# no farm needs rules: nftfarm keeps no table in the kernel\n');
+    if (ip) process.stdout.write(`\n${renderTableText(ip)}`);
     return 0;
   } finally {
     net.close();

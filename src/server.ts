@@ -12,6 +12,7 @@ import { openHostNetwork } from './dataplane/netlink/host-network.js';
 import { netlinkHostView } from './dataplane/host-view.js';
 import { createNftRunner } from './dataplane/nft/runner.js';
 import { KernelAccessError, preflight } from './dataplane/preflight.js';
+import { createConntrack } from './dataplane/conntrack.js';
 import { Reconciler } from './reconcile/reconciler.js';
 import { VERSION } from './version.js';
 
@@ -37,7 +38,7 @@ export async function serve(config: Config): Promise<number> {
   else log.info({ apiKeyFrom: apiKey.origin }, 'API key loaded');
 
   const net = openHostNetwork();
-  const reconciler = new Reconciler({ store, net, nft, log: log.child({ component: 'reconciler' }), dryRun: config.dryRun });
+  const reconciler = new Reconciler({ store, net, nft, log: log.child({ component: 'reconciler' }), dryRun: config.dryRun, conntrack: createConntrack() });
   const app = await buildApp({ store, apiKey: apiKey.key, host: netlinkHostView(net), dataplane: reconciler, loggerInstance: log });
 
   // The first pass converges the kernel to the store in one transaction; farms that did not

@@ -59,5 +59,6 @@ export function dataplaneView(farm: Farm, runtime: FarmRuntime | undefined) {
     state: current ? runtime.state : 'pending',
     error: runtime?.error ?? null,
     interface: runtime?.interface ?? null,
+    notice: runtime?.notice ?? null,
   };
 }

@@ -87,6 +87,11 @@ export const dataplaneStatusSchema = {
     state: { type: 'string', enum: ['pending', 'applied', 'failed', 'stopped', 'unsupported'] },
     error: { type: 'string', nullable: true },
     interface: { type: 'string', nullable: true },
+    notice: {
+      type: 'string',
+      nullable: true,
+      description: 'How the data plane serves a setting differently from its name (e.g. leastconn in dsr balances by weight).',
+    },
   },
 } as const;
 
@@ -113,8 +118,17 @@ export const farmDetailSchema = {
 export const sessionSchema = {
   $id: 'Session',
   type: 'object',
-  required: ['client', 'id'],
-  properties: { client: str, id: int },
+  description: 'A persistence session: the client key and the backend it sticks to.',
+  required: ['client', 'id', 'backend_ip', 'backend_port', 'session', 'ttl', 'type'],
+  properties: {
+    client: { ...str, description: 'The client key, e.g. "10.0.0.1" (ip), "10.0.0.1 . 4242" (srcip_srcport), a MAC (srcmac).' },
+    id: { ...int, description: 'The backend id.' },
+    backend_ip: str,
+    backend_port: { type: 'integer', nullable: true },
+    session: { ...str, description: 'The same key (ZEVENET spelling).' },
+    ttl: { type: 'integer', nullable: true, description: 'Seconds left before the session expires unless the client comes back.' },
+    type: { type: 'string', enum: ['dynamic'] },
+  },
 } as const;
 
 export const healthCheckSchema = {

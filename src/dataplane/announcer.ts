@@ -7,7 +7,7 @@
  */
 import fs from 'node:fs';
 import type { Logger } from 'pino';
-import type { Announcement } from '../reconcile/desired.js';
+import type { Announcement, VipInterface } from '../reconcile/desired.js';
 import { HostNetworkError, type HostNetwork } from './netlink/host-network.js';
 
 /** Where the settings nftfarm changes are kept, with their value from before. */
@@ -29,7 +29,27 @@ export const procSysctl: Sysctl = {
 
 const LOOPBACK_IFINDEX = 1;
 const forwardingKey = (ifname: string) => `net/ipv4/conf/${ifname}/forwarding`;
+const redirectsKey = (ifname: string) => `net/ipv4/conf/${ifname}/send_redirects`;
 const proxyDelayKey = (ifname: string) => `neigh/${ifname}/proxy_delay_ms`;
+
+/**
+ * The sysctl values the farms need, with why (logged when set):
+ * - forwarding on a VIP interface: proxy ARP answers only on interfaces that forward;
+ * - forwarding where nat, dnat and stateless_dnat traffic comes in: the host routes it;
+ * - no ICMP redirects there: on a one-armed segment traffic leaves by the interface it came
+ *   in, and a redirect would tell clients and backends to bypass the load balancer. The
+ *   kernel sends them when `all` or the interface says so: both are turned off.
+ */
+export function wantedKernelSettings(announced: readonly Announcement[], routed: readonly VipInterface[]): Map<string, { value: string; why: string }> {
+  const out = new Map<string, { value: string; why: string }>();
+  for (const a of announced) out.set(forwardingKey(a.iface.name), { value: '1', why: 'proxy ARP for the VIPs needs forwarding' });
+  for (const i of routed) {
+    out.set(forwardingKey(i.name), { value: '1', why: 'nat, dnat and stateless_dnat farms route through this interface' });
+    out.set(redirectsKey(i.name), { value: '0', why: 'a one-armed load balancer must not send ICMP redirects' });
+  }
+  if (routed.length > 0) out.set(redirectsKey('all'), { value: '0', why: 'a one-armed load balancer must not send ICMP redirects' });
+  return out;
+}
 
 export class VipAnnouncer {
   constructor(
@@ -40,7 +60,7 @@ export class VipAnnouncer {
   ) {}
 
   /** Withdraws what is no longer wanted. Runs before the rules for those VIPs go away. */
-  async retract(wanted: readonly Announcement[]): Promise<void> {
+  async retract(wanted: readonly Announcement[], routed: readonly VipInterface[] = []): Promise<void> {
     const wantedIfindex = new Map(wanted.map((a) => [a.vip, a.iface.index]));
     const owned = (await this.net.listOwnedRoutes()).filter((r) => r.prefixLength === 32).map((r) => r.ip);
     const proxies = await this.net.listProxyNeighbors();
@@ -53,27 +73,27 @@ export class VipAnnouncer {
     }
     for (const vip of owned) if (!wantedIfindex.has(vip)) await this.net.deleteVipRoute(vip);
 
-    const wantedInterfaces = new Set(wanted.map((a) => a.iface.name));
+    const announcedInterfaces = new Set(wanted.map((a) => a.iface.name));
+    const settings = wantedKernelSettings(wanted, routed);
     for (const [name, value] of this.memory.savedKernelSettings()) {
       const ifname = name.split('/')[name.startsWith('neigh/') ? 1 : 3] as string;
-      if (wantedInterfaces.has(ifname)) continue;
+      if (name.startsWith('neigh/') ? announcedInterfaces.has(ifname) : settings.has(name)) continue;
       await this.restore(name, ifname, value);
       this.memory.forgetKernelSetting(name);
     }
   }
 
   /** Announces every wanted VIP. Runs after the rules for them exist. */
-  async announce(wanted: readonly Announcement[]): Promise<void> {
+  async announce(wanted: readonly Announcement[], routed: readonly VipInterface[] = []): Promise<void> {
+    for (const [name, { value, why }] of wantedKernelSettings(wanted, routed)) {
+      const current = this.sysctl.read(name);
+      if (current === value) continue;
+      this.memory.saveKernelSetting(name, current);
+      this.sysctl.write(name, value);
+      this.log.info({ setting: name, from: current, to: value, why }, 'changed a kernel setting the farms need');
+    }
     const interfaces = new Map(wanted.map((a) => [a.iface.name, a.iface]));
     for (const iface of interfaces.values()) {
-      // Proxy ARP answers only on interfaces that forward.
-      const fwd = forwardingKey(iface.name);
-      const current = this.sysctl.read(fwd);
-      if (current !== '1') {
-        this.memory.saveKernelSetting(fwd, current);
-        this.sysctl.write(fwd, '1');
-        this.log.info({ interface: iface.name }, 'forwarding enabled on the VIP interface (proxy ARP needs it)');
-      }
       // The default proxy_delay answers 0-800 ms late; clients would retry their first packet.
       const delay = await this.net.getProxyDelay(iface.index);
       if (delay !== 0) {

@@ -24,15 +24,33 @@ export function dsrBackendPortProblem(farm: FarmShape, backend: BackendShape): s
     : `${which} port ${backend.port} cannot be used with the virtual port '${farm.vport}': in DSR mode with several virtual ports a backend port must be empty, because only MAC addresses are rewritten.`;
 }
 
-/** Features the DSR data plane cannot provide, refused rather than silently ignored. */
+/**
+ * Features the modes without connection tracking (dsr, stateless_dnat) cannot provide,
+ * refused rather than silently ignored. (leastconn is accepted there and balances by weight,
+ * as in ZEVENET; the farm's dataplane status says so.)
+ */
 export function dsrFeatureProblem(farm: FarmShape, backends: BackendShape[]): string | null {
-  if (farm.nattype !== 'dsr') return null;
-  if (farm.algorithm === 'leastconn') {
-    return "The algorithm 'leastconn' is not available with nattype 'dsr': replies bypass the load balancer, so it cannot count connections.";
-  }
+  if (farm.nattype !== 'dsr' && farm.nattype !== 'stateless_dnat') return null;
   const limited = backends.find((b) => b.maxConns > 0);
   if (limited) {
-    return `The backend${limited.id === undefined ? '' : ` ${limited.id}`} sets max_conns ${limited.maxConns}, which is not available with nattype 'dsr': replies bypass the load balancer, so it cannot count connections. Use max_conns 0.`;
+    return `The backend${limited.id === undefined ? '' : ` ${limited.id}`} sets max_conns ${limited.maxConns}, which is not available with nattype '${farm.nattype}': without connection tracking the load balancer cannot count connections. Use max_conns 0, or nattype 'nat' or 'dnat'.`;
+  }
+  return null;
+}
+
+/**
+ * stateless_dnat restores the virtual port on replies from the backend's port alone: that
+ * only works when the farm has one virtual port. SCTP's checksum cannot be fixed in place.
+ */
+export function statelessBackendPortProblem(farm: FarmShape, backend: BackendShape): string | null {
+  if (farm.nattype !== 'stateless_dnat' || backend.port === null) return null;
+  const spec = parseVport(farm.vport);
+  const which = backend.id === undefined ? 'The backend' : `The backend ${backend.id}`;
+  if (farm.protocol === 'sctp') {
+    return `${which} port ${backend.port} cannot be used with protocol 'sctp' in nattype 'stateless_dnat': the SCTP checksum cannot be fixed in place. Leave the port empty.`;
+  }
+  if (!spec || spec.any || spec.ranges.length !== 1 || spec.ranges[0]!.low !== spec.ranges[0]!.high) {
+    return `${which} port ${backend.port} cannot be used with the virtual port '${farm.vport}': in nattype 'stateless_dnat' a backend port needs a single virtual port, because replies are mapped back to it without connection tracking.`;
   }
   return null;
 }

@@ -18,6 +18,8 @@ export interface FarmRuntime {
   appliedGeneration: number | null;
   error: string | null;
   interface: string | null;
+  /** A setting the data plane serves differently from its name, said plainly. */
+  notice?: string | null;
   /** Keyed by backend uid. */
   backends: Map<number, BackendRuntime>;
 }
@@ -32,9 +34,23 @@ export interface SystemRuntime {
   passes: number;
 }
 
+/** A persistence session in the kernel: client key -> backend. */
+export interface LiveSession {
+  /** The client key as nft writes it: "10.0.0.1", "10.0.0.1 . 80", "02:00:00:00:00:01". */
+  key: string;
+  /** The backend's mark (its store uid). */
+  mark: number;
+  /** Seconds before the session expires unless the client comes back. */
+  expiresSeconds: number | null;
+}
+
 export interface DataplaneView {
   farm(farmId: number): FarmRuntime | undefined;
   system(): SystemRuntime;
+  /** The farm's live persistence sessions ([] without persistence or rules). */
+  sessions(farmId: number): Promise<LiveSession[]>;
+  /** Forgets the farm's sessions, or only those of one backend (by uid); returns how many. */
+  flushSessions(farmId: number, backendUid?: number): Promise<number>;
 }
 
 /** The system status before any reconcile pass. */
@@ -46,6 +62,8 @@ export function initialSystemRuntime(mode: SystemRuntime['mode']): SystemRuntime
 export const noDataplane: DataplaneView = {
   farm: () => undefined,
   system: () => initialSystemRuntime('off'),
+  sessions: async () => [],
+  flushSessions: async () => 0,
 };
 
 /** Connected IPv4 networks of this host, for validating VIPs and DSR backends. */

@@ -23,8 +23,11 @@ export interface DesiredBackend {
   port: number | null;
   weight: number;
   priority: number;
+  maxConns: number;
   mac: string | null;
   role: BackendRole;
+  /** Connections conntrack tracks for it: only for leastconn farms in nat and dnat, else null. */
+  connections: number | null;
   /** Why an excluded backend gets nothing, for the API. */
   reason: string | null;
 }
@@ -66,31 +69,90 @@ export interface DesiredState {
   farms: DesiredFarm[];
   /** VIPs nftfarm answers ARP for (proxy entries), one per VIP. */
   announcements: Announcement[];
+  /**
+   * Interfaces through which this host routes farm traffic (nat, dnat, stateless_dnat): they
+   * need forwarding on and, as traffic leaves by the interface it came in, no ICMP redirects.
+   */
+  routedInterfaces: VipInterface[];
 }
 
 export interface HostFacts {
   interfaces: HostInterface[];
   /** The MAC to send to for `ip` on interface `ifindex`, or null while unknown. */
   macOf(ifindex: number, ip: string): string | null;
+  /**
+   * Connections conntrack tracks per backend mark (nat and dnat farms), for leastconn and
+   * max_conns; absent when not counted.
+   */
+  connections?: ReadonlyMap<number, number>;
 }
 
-export const SUPPORTED_NAT_TYPES: readonly NatType[] = ['dsr'];
+export const SUPPORTED_NAT_TYPES: readonly NatType[] = ['nat', 'dnat', 'dsr', 'stateless_dnat'];
+
+/** Modes that send frames to the backends' MAC addresses from netdev ingress. */
+export const sendsToBackendMacs = (nattype: NatType): boolean => nattype === 'dsr' || nattype === 'stateless_dnat';
+/** Modes in which conntrack tracks (and pins) every connection. */
+export const usesConntrack = (nattype: NatType): boolean => nattype === 'nat' || nattype === 'dnat';
 
 /** Renders the farms' lifecycle and priorities into what the kernel must do. */
 export function desiredState(snapshot: Snapshot, facts: HostFacts): DesiredState {
   const localAddresses = new Set(facts.interfaces.flatMap((i) => i.addresses.map((a) => a.address)));
   const farms = snapshot.farms.map(({ farm, backends }) => desiredFarm(farm, backends, facts, localAddresses));
+  refuseOverlappingReplies(farms);
   const announcements = new Map<string, Announcement>();
   for (const f of farms) {
     if (f.problem === null && f.running && f.iface && !f.vipIsLocal && !announcements.has(f.vip)) {
       announcements.set(f.vip, { vip: f.vip, iface: f.iface });
     }
   }
+  const routed = new Map<string, VipInterface>();
+  for (const f of farms) {
+    if (f.problem !== null || !f.running || !f.iface || f.nattype === 'dsr') continue;
+    routed.set(f.iface.name, f.iface);
+    for (const b of f.backends) {
+      const match = findConnectedInterface(facts.interfaces, b.ip);
+      if (match) routed.set(match.iface.name, { name: match.iface.name, index: match.iface.index, mac: match.iface.mac });
+    }
+  }
   return {
     generation: snapshot.generation,
     farms,
     announcements: [...announcements.values()].sort((a, b) => (a.vip < b.vip ? -1 : 1)),
+    routedInterfaces: [...routed.values()].sort((a, b) => (a.name < b.name ? -1 : 1)),
   };
+}
+
+/**
+ * stateless_dnat recognises a backend's replies by its address, protocol and source port
+ * alone: two running farms cannot claim the same ones. The farm with the higher id gets a
+ * problem (and no rules) instead of a transaction the kernel would refuse.
+ */
+function refuseOverlappingReplies(farms: DesiredFarm[]): void {
+  const claims: { ip: string; protocol: Protocol; low: number; high: number; farm: string }[] = [];
+  const overlaps = (a: { ip: string; protocol: Protocol; low: number; high: number }, b: typeof a) =>
+    a.ip === b.ip && (a.protocol === b.protocol || a.protocol === 'all' || b.protocol === 'all') && a.low <= b.high && b.low <= a.high;
+  for (const f of [...farms].sort((a, b) => a.farmId - b.farmId)) {
+    if (f.nattype !== 'stateless_dnat' || !f.running || f.problem !== null) continue;
+    const mine = replyClaims(f);
+    const clash = mine.flatMap((m) => claims.filter((c) => overlaps(m, c)).map((c) => ({ m, c })))[0];
+    if (clash) {
+      f.problem = `backend ${clash.m.ip} (${clash.m.protocol} ${clash.m.low}-${clash.m.high}) already answers for the stateless_dnat farm ${clash.c.farm}: its replies could not be told apart`;
+      continue;
+    }
+    claims.push(...mine.map((m) => ({ ...m, farm: f.name })));
+  }
+}
+
+/** The address, protocol and source ports of the replies of a stateless_dnat farm's backends. */
+export function replyClaims(f: DesiredFarm): { ip: string; protocol: Protocol; low: number; high: number }[] {
+  const ranges = f.ports ?? [{ low: 0, high: 65535 }];
+  return f.backends.flatMap((b) =>
+    f.protocol === 'all'
+      ? [{ ip: b.ip, protocol: f.protocol, low: 0, high: 65535 }]
+      : b.port !== null
+        ? [{ ip: b.ip, protocol: f.protocol, low: b.port, high: b.port }]
+        : ranges.map((r) => ({ ip: b.ip, protocol: f.protocol, low: r.low, high: r.high })),
+  );
 }
 
 function desiredFarm(farm: Farm, backends: Backend[], facts: HostFacts, localAddresses: Set<string>): DesiredFarm {
@@ -98,12 +160,18 @@ function desiredFarm(farm: Farm, backends: Backend[], facts: HostFacts, localAdd
   const iface = match ? { name: match.iface.name, index: match.iface.index, mac: match.iface.mac } : null;
   const spec = parseVport(farm.vport);
   let problem: string | null = null;
+  const singlePort = spec !== null && !spec.any && spec.ranges.length === 1 && spec.ranges[0]!.low === spec.ranges[0]!.high;
   if (!SUPPORTED_NAT_TYPES.includes(farm.nattype)) {
-    problem = `nattype '${farm.nattype}' is not implemented by this nftfarm data plane yet (supported: ${SUPPORTED_NAT_TYPES.join(', ')}); the farm has no rules`;
+    problem = `nattype '${farm.nattype}' is not implemented by this nftfarm data plane (supported: ${SUPPORTED_NAT_TYPES.join(', ')}); the farm has no rules`;
   } else if (!iface) {
     problem = `no up interface has a network holding the VIP ${farm.vip}; the farm has no rules until one does`;
   } else if (!spec) {
     problem = `the virtual port '${farm.vport}' is not valid`;
+  } else if (farm.nattype === 'stateless_dnat' && !singlePort && backends.some((b) => b.port !== null)) {
+    // Without connection tracking, a reply from port P could not say which virtual port to restore.
+    problem = 'in stateless_dnat a backend may have its own port only when the farm has a single virtual port';
+  } else if (farm.nattype === 'stateless_dnat' && farm.protocol === 'sctp' && backends.some((b) => b.port !== null)) {
+    problem = 'in stateless_dnat an sctp backend cannot have a port of its own (the SCTP checksum cannot be fixed in place)';
   }
   return {
     farmId: farm.id,
@@ -119,13 +187,25 @@ function desiredFarm(farm: Farm, backends: Backend[], facts: HostFacts, localAdd
     ttl: farm.ttl,
     iface,
     vipIsLocal: localAddresses.has(farm.vip),
-    // Only DSR sends frames to backend MACs; other modes do not need them resolved.
-    backends: assignRoles(backends, farm.nattype === 'dsr' ? iface : null, facts),
+    // Only DSR and stateless_dnat send frames to backend MACs; the others let the kernel route.
+    backends: assignRoles(
+      backends,
+      sendsToBackendMacs(farm.nattype) ? iface : null,
+      facts,
+      usesConntrack(farm.nattype) ? facts.connections : undefined,
+      farm.algorithm === 'leastconn' && usesConntrack(farm.nattype),
+    ),
     problem,
   };
 }
 
-function assignRoles(backends: Backend[], iface: VipInterface | null, facts: HostFacts): DesiredBackend[] {
+function assignRoles(
+  backends: Backend[],
+  iface: VipInterface | null,
+  facts: HostFacts,
+  connections: ReadonlyMap<number, number> | undefined,
+  leastconn: boolean,
+): DesiredBackend[] {
   const out: DesiredBackend[] = backends.map((b) => {
     const mac = iface ? facts.macOf(iface.index, b.ip) : null;
     let role: BackendRole = 'serving';
@@ -138,11 +218,16 @@ function assignRoles(backends: Backend[], iface: VipInterface | null, facts: Hos
       reason = `waiting for the MAC address of ${b.ip} on ${iface.name} (ARP)`;
     } else if (b.maintenance === 'drain') {
       role = 'draining';
+    } else if (connections && b.maxConns > 0 && (connections.get(b.uid) ?? 0) >= b.maxConns) {
+      // Counted every second: a cap on new flows, the established ones continue.
+      role = 'draining';
+      reason = `max_conns reached (${connections.get(b.uid)} of ${b.maxConns} connections)`;
     }
-    return { uid: b.uid, id: b.id, ip: b.ip, port: b.port, weight: b.weight, priority: b.priority, mac, role, reason };
+    return { uid: b.uid, id: b.id, ip: b.ip, port: b.port, weight: b.weight, priority: b.priority, maxConns: b.maxConns, mac, role, reason, connections: null };
   });
   // Only the lowest priority value that has a backend able to serve receives new flows.
   const best = Math.min(...out.filter((b) => b.role === 'serving').map((b) => b.priority));
   for (const b of out) if (b.role === 'serving' && b.priority !== best) b.role = 'standby';
+  if (leastconn) for (const b of out) b.connections = connections?.get(b.uid) ?? 0;
   return out;
 }

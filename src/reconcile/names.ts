@@ -46,3 +46,26 @@ export const HASH_SEED = 0x6e667466;
 
 /** Priority of the ingress hooks: early, before anything else an admin hooks there. */
 export const INGRESS_PRIORITY = -200;
+
+/**
+ * Farms in the conntrack NAT modes (nat, dnat) live in a second table of family ip: NAT needs
+ * the IP stack's nat hooks, which the netdev family does not have.
+ */
+export const NAT_TABLE_FAMILY = 'ip';
+export const NAT_TABLE_NAME = 'nftfarm';
+/** Backend marks of farms in mode nat: connections DNATed to them are also masqueraded. */
+export const MASQUERADED_BACKENDS_SET = 'masqueraded_backends';
+export const NAT_PREROUTING_CHAIN = 'prerouting';
+export const NAT_POSTROUTING_CHAIN = 'postrouting';
+/** Backend mark -> address (nat, dnat, stateless_dnat) for backends that keep the virtual port. */
+export const farmAddressesMap = (farmId: number): string => `farm_${farmId}_addresses`;
+/** Backend mark -> address . port for backends with a port of their own (nat, dnat). */
+export const farmEndpointsMap = (farmId: number): string => `farm_${farmId}_endpoints`;
+/** Backend mark -> port (stateless_dnat rewrites the port in a rule of its own). */
+export const farmPortsMap = (farmId: number): string => `farm_${farmId}_ports`;
+/** stateless_dnat: the replies of the farm's backends get the VIP (and virtual port) back here. */
+export const farmRepliesChain = (farmId: number): string => `farm_${farmId}_replies`;
+/** Backend address . protocol . port -> jump to the replies chain of its stateless_dnat farm. */
+export const REPLY_DISPATCH_MAP = 'ipv4_backend_replies';
+/** The same for stateless_dnat farms of protocol 'all': backend address -> jump. */
+export const REPLY_ANY_DISPATCH_MAP = 'ipv4_backend_any_replies';

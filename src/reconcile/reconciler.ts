@@ -8,7 +8,9 @@
  */
 import type { Logger } from 'pino';
 import type { Store } from '../store/store.js';
-import { initialSystemRuntime, type DataplaneView, type FarmRuntime, type SystemRuntime } from '../model/runtime.js';
+import { parseSessionListing } from '../dataplane/sessions.js';
+import { farmSessionsMap } from './names.js';
+import { initialSystemRuntime, type LiveSession, type DataplaneView, type FarmRuntime, type SystemRuntime } from '../model/runtime.js';
 import type { HostNetwork } from '../dataplane/netlink/host-network.js';
 import type { NftRunner } from '../dataplane/nft/runner.js';
 import { VipAnnouncer } from '../dataplane/announcer.js';
@@ -20,9 +22,20 @@ import {
   planTransaction,
   type KernelTable,
 } from '../dataplane/nft/ruleset.js';
-import { desiredState, type DesiredState } from './desired.js';
-import { renderTable, type RenderCache } from './render.js';
-import { TABLE_FAMILY, TABLE_NAME } from './names.js';
+import type { Conntrack } from '../dataplane/conntrack.js';
+import { desiredState, usesConntrack, type DesiredState } from './desired.js';
+import { renderTables, type RenderCache, type RenderedTables } from './render.js';
+import { NAT_TABLE_FAMILY, NAT_TABLE_NAME, TABLE_FAMILY, TABLE_NAME } from './names.js';
+
+/** nftfarm's tables: netdev (every farm's dispatch, dsr, stateless_dnat) and ip (nat, dnat). */
+const TABLES = [
+  { family: TABLE_FAMILY, name: TABLE_NAME, of: (r: RenderedTables) => r.netdev },
+  { family: NAT_TABLE_FAMILY, name: NAT_TABLE_NAME, of: (r: RenderedTables) => r.ip },
+] as const;
+type Tables = (KernelTable | null)[];
+
+/** How often the connections of leastconn and max_conns backends are counted. */
+const LOAD_INTERVAL_MS = 1000;
 
 export interface ReconcilerOptions {
   store: Store;
@@ -30,6 +43,8 @@ export interface ReconcilerOptions {
   nft: NftRunner;
   log: Logger;
   dryRun: boolean;
+  /** Counts and flushes the connections of nat and dnat farms; absent: not done. */
+  conntrack?: Conntrack;
   debounceMs?: number;
   /** Drift check (a ruleset generation read), neighbour refresh and announcement repair period. */
   resyncIntervalMs?: number;
@@ -49,9 +64,12 @@ export class Reconciler implements DataplaneView {
   private readonly maxBackoffMs: number;
   private readonly announcer: VipAnnouncer;
   private readonly neighbors: NeighborTable;
+  private readonly conntrack: Conntrack | undefined;
 
-  /** The kernel's copy of the table after the last successful pass; undefined: unknown. */
-  private applied: KernelTable | null | undefined = undefined;
+  /** The kernel's copy of each table (in TABLES order) after the last successful pass; undefined: unknown. */
+  private applied: Tables | undefined = undefined;
+  /** Connections per backend mark, for leastconn and max_conns; undefined until counted. */
+  private connections: Map<number, number> | undefined = undefined;
   private readonly farms = new Map<number, FarmRuntime>();
   private readonly renderCache: RenderCache = new Map();
   /** The kernel ruleset generation at which the kernel was last known to hold `applied`. */
@@ -63,6 +81,8 @@ export class Reconciler implements DataplaneView {
 
   private timer: NodeJS.Timeout | null = null;
   private ticker: NodeJS.Timeout | null = null;
+  private loadTicker: NodeJS.Timeout | null = null;
+  private counting = false;
   private inFlight: Promise<void> | null = null;
   private dirty = false;
   private needFull = true;
@@ -76,6 +96,7 @@ export class Reconciler implements DataplaneView {
     this.nft = options.nft;
     this.log = options.log;
     this.dryRun = options.dryRun;
+    this.conntrack = options.conntrack;
     this.debounceMs = options.debounceMs ?? 25;
     this.resyncIntervalMs = options.resyncIntervalMs ?? 2000;
     this.maxBackoffMs = options.maxBackoffMs ?? 30_000;
@@ -94,6 +115,65 @@ export class Reconciler implements DataplaneView {
     return { ...this.status, storeGeneration: this.store.generation() };
   }
 
+  async sessions(farmId: number): Promise<LiveSession[]> {
+    const where = this.sessionsMapOf(farmId);
+    if (!where) return [];
+    try {
+      return parseSessionListing(await this.nft.run(['-j', 'list', 'map', where.family, where.table, where.map]));
+    } catch (err) {
+      this.log.warn({ farmId, err: err instanceof Error ? err.message : String(err) }, 'could not read the sessions of a farm');
+      return [];
+    }
+  }
+
+  /** A write to the kernel: done between passes, like every other. */
+  async flushSessions(farmId: number, backendUid?: number): Promise<number> {
+    return this.exclusive(async () => {
+      const where = this.sessionsMapOf(farmId);
+      if (!where) return 0;
+      const prefix = `${where.family} ${where.table} ${where.map}`;
+      for (let attempt = 0; ; attempt++) {
+        const victims = (await this.sessions(farmId)).filter((s) => backendUid === undefined || s.mark === backendUid);
+        if (victims.length === 0) return 0;
+        const script =
+          backendUid === undefined
+            ? `flush map ${prefix}\n`
+            : `${chunks(victims.map((v) => v.key), 500).map((keys) => `delete element ${prefix} { ${keys.join(', ')} }`).join('\n')}\n`;
+        try {
+          await this.nft.apply(script);
+          this.log.info({ farmId, backendUid: backendUid ?? null, sessions: victims.length }, 'flushed persistence sessions');
+          return victims.length;
+        } catch (err) {
+          // A session that expired meanwhile makes its delete fail: read again and retry once.
+          if (attempt > 0) throw err;
+        }
+      }
+    });
+  }
+
+  private sessionsMapOf(farmId: number): { family: string; table: string; map: string } | null {
+    const f = this.lastState?.farms.find((x) => x.farmId === farmId);
+    if (this.dryRun || !f || !f.running || f.problem !== null || f.persistence === '') return null;
+    const nat = usesConntrack(f.nattype);
+    return { family: nat ? NAT_TABLE_FAMILY : TABLE_FAMILY, table: nat ? NAT_TABLE_NAME : TABLE_NAME, map: farmSessionsMap(farmId) };
+  }
+
+  /** Runs `fn` while no pass runs, and keeps passes waiting until it is done. */
+  private async exclusive<T>(fn: () => Promise<T>): Promise<T> {
+    while (this.inFlight) await this.inFlight;
+    const result = fn();
+    this.inFlight = result.then(
+      () => undefined,
+      () => undefined,
+    );
+    try {
+      return await result;
+    } finally {
+      this.inFlight = null;
+      if (this.dirty && !this.stopped) this.schedule(this.debounceMs);
+    }
+  }
+
   // ---- lifecycle ----
 
   /** Converges once (a full resync in one transaction), then keeps converging. */
@@ -103,6 +183,31 @@ export class Reconciler implements DataplaneView {
     await this.runPass('full');
     this.ticker = setInterval(() => this.tick(), this.resyncIntervalMs);
     this.ticker.unref();
+    if (this.conntrack && !this.dryRun) {
+      this.loadTicker = setInterval(() => void this.countConnections(), LOAD_INTERVAL_MS);
+      this.loadTicker.unref();
+    }
+  }
+
+  /**
+   * Counts the connections of the backends of leastconn and max_conns farms (nat, dnat) and
+   * converges again when a count changed: their share of new flows depends on it.
+   */
+  private async countConnections(): Promise<void> {
+    if (this.counting || this.stopped || !this.conntrack || !this.lastState || !needsConnectionCounts(this.lastState)) return;
+    this.counting = true;
+    try {
+      const counts = await this.conntrack.countByMark();
+      const marks = new Set(this.lastState.farms.filter((f) => usesConntrack(f.nattype)).flatMap((f) => f.backends.map((b) => b.uid)));
+      const mine = new Map([...counts].filter(([mark]) => marks.has(mark)));
+      const before = this.connections;
+      this.connections = mine;
+      if (!before || before.size !== mine.size || [...mine].some(([m, n]) => before.get(m) !== n)) this.wake();
+    } catch (err) {
+      this.log.warn({ err: err instanceof Error ? err.message : String(err) }, 'could not count connections (leastconn, max_conns)');
+    } finally {
+      this.counting = false;
+    }
   }
 
   /** A write happened: converge soon. Bursts of writes share one pass. */
@@ -116,6 +221,7 @@ export class Reconciler implements DataplaneView {
     this.stopped = true;
     if (this.timer) clearTimeout(this.timer);
     if (this.ticker) clearInterval(this.ticker);
+    if (this.loadTicker) clearInterval(this.loadTicker);
     this.unwatch?.();
     if (this.inFlight) await this.inFlight;
     // A farm deleted just before shutdown must still lose its rules and announcement.
@@ -177,21 +283,22 @@ export class Reconciler implements DataplaneView {
     if (kind === 'check' && !full && !suspect && this.lastInputs?.storeGeneration === this.store.generation() && this.lastInputs.hostKey === hostKey) {
       if (!this.dryRun && this.lastState) {
         this.neighbors.probe(this.backendsToResolve(this.lastState));
-        await this.announcer.announce(this.lastState.announcements);
+        await this.announcer.announce(this.lastState.announcements, this.lastState.routedInterfaces);
       }
       return;
     }
 
     const snapshot = this.store.snapshot();
-    const state = desiredState(snapshot, { interfaces, macOf: this.neighbors.macLookup(interfaces) });
-    const table = renderTable(state, this.renderCache);
+    const state = desiredState(snapshot, { interfaces, macOf: this.neighbors.macLookup(interfaces), connections: this.connections });
+    const rendered = renderTables(state, this.renderCache);
+    const tables = TABLES.map((t) => t.of(rendered));
 
-    let kernel: KernelTable | null = full ? null : (this.applied as KernelTable | null);
+    let kernel: Tables = full ? TABLES.map(() => null) : (this.applied as Tables);
     if (!this.dryRun && (full || suspect)) {
       const before = generation ?? (await readRulesetGeneration());
       const listing = await this.nft.run(['-t', '-j', 'list', 'ruleset']);
-      const listed = kernelTableFromListing(listing, TABLE_FAMILY, TABLE_NAME);
-      const drift = full ? null : this.driftOf(listed);
+      const listed = TABLES.map((t) => kernelTableFromListing(listing, t.family, t.name));
+      const drift = full ? null : TABLES.map((t, i) => this.driftOf(t, listed[i] ?? null, i)).find((d) => d !== null) ?? null;
       if (drift) {
         this.log.warn({ drift }, 'the kernel ruleset drifted from what nftfarm applied: repairing with a full resync');
         full = true;
@@ -200,11 +307,11 @@ export class Reconciler implements DataplaneView {
       // Whatever committed after `before` is checked on the next tick.
       this.verifiedGeneration = before.id;
     }
-    const commands = planTransaction(kernel, table, TABLE_FAMILY, TABLE_NAME);
+    const commands = TABLES.flatMap((t, i) => planTransaction(kernel[i] ?? null, tables[i] ?? null, t.family, t.name));
 
     if (!this.dryRun) {
       this.neighbors.probe(this.backendsToResolve(state));
-      await this.announcer.retract(state.announcements);
+      await this.announcer.retract(state.announcements, state.routedInterfaces);
     }
     if (commands.length > 0) {
       const script = `${commands.join('\n')}\n`;
@@ -220,19 +327,45 @@ export class Reconciler implements DataplaneView {
         if (after.id === before.id + 1) this.verifiedGeneration = after.id;
       }
     }
-    this.applied = table ? knownKernelTable(table) : null;
+    if (!this.dryRun && this.lastState) await this.forgetConnections(this.lastState, state);
+    this.applied = tables.map((t) => (t ? knownKernelTable(t) : null));
     this.needFull = false;
-    if (!this.dryRun) await this.announcer.announce(state.announcements);
+    if (!this.dryRun) await this.announcer.announce(state.announcements, state.routedInterfaces);
     this.lastInputs = { storeGeneration: snapshot.generation, hostKey };
     this.lastState = state;
     this.succeeded(state, snapshot.generation);
   }
 
+  /**
+   * Connections conntrack keeps for a backend that no longer gets them (cut, removed, its farm
+   * stopped, deleted or switched to a mode without conntrack) are deleted: conntrack would
+   * otherwise keep sending their packets to it. Draining backends keep theirs.
+   */
+  private async forgetConnections(before: DesiredState, after: DesiredState): Promise<void> {
+    if (!this.conntrack) return;
+    const tracked = (state: DesiredState) =>
+      new Set(
+        state.farms
+          .filter((f) => f.running && f.problem === null && usesConntrack(f.nattype))
+          .flatMap((f) => f.backends.filter((b) => b.role !== 'excluded').map((b) => b.uid)),
+      );
+    const still = tracked(after);
+    for (const mark of tracked(before)) {
+      if (still.has(mark)) continue;
+      try {
+        const deleted = await this.conntrack.deleteByMark(mark);
+        this.log.info({ mark, deleted }, 'deleted the tracked connections of a backend that no longer receives them');
+      } catch (err) {
+        this.log.warn({ mark, err: err instanceof Error ? err.message : String(err) }, 'could not delete the tracked connections of a backend');
+      }
+    }
+  }
+
   /** Compares the kernel's structure (from the cheap terse listing) with what was applied last. */
-  private driftOf(kernel: KernelTable | null): string | null {
-    const applied = this.applied as KernelTable | null;
-    if (!applied) return kernel ? 'a table nftfarm did not create exists' : null;
-    if (!kernel) return 'the table is missing';
+  private driftOf(table: (typeof TABLES)[number], kernel: KernelTable | null, index: number): string | null {
+    const applied = (this.applied as Tables)[index] ?? null;
+    if (!applied) return kernel ? `a table ${table.family} ${table.name} nftfarm did not create exists` : null;
+    if (!kernel) return `the table ${table.family} ${table.name} is missing`;
     for (const name of applied.chains.keys()) if (!kernel.chains.has(name)) return `chain ${name} is missing`;
     for (const name of applied.sets.keys()) if (!kernel.sets.has(name)) return `set ${name} is missing`;
     for (const name of kernel.chains.keys()) if (!applied.chains.has(name)) return `unknown chain ${name}`;
@@ -262,6 +395,10 @@ export class Reconciler implements DataplaneView {
         appliedGeneration: f.problem && f.running ? null : f.generation,
         error: f.running ? f.problem : null,
         interface: f.iface?.name ?? null,
+        notice:
+          f.algorithm === 'leastconn' && !usesConntrack(f.nattype)
+            ? `leastconn needs connection tracking, which nattype '${f.nattype}' does not have: new flows are balanced by weight (as in ZEVENET)`
+            : null,
         backends,
       });
     }
@@ -301,4 +438,17 @@ export class Reconciler implements DataplaneView {
     this.dirty = true;
     this.schedule(backoff);
   }
+}
+
+/** True when a nat or dnat farm balances by connection count or caps its backends' connections. */
+function needsConnectionCounts(state: DesiredState): boolean {
+  return state.farms.some(
+    (f) => f.running && f.problem === null && usesConntrack(f.nattype) && (f.algorithm === 'leastconn' || f.backends.some((b) => b.maxConns > 0)),
+  );
+}
+
+function chunks<T>(items: T[], size: number): T[][] {
+  const out: T[][] = [];
+  for (let i = 0; i < items.length; i += size) out.push(items.slice(i, i + size));
+  return out;
 }

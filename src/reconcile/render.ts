@@ -1,18 +1,52 @@
 /**
- * DesiredState -> the nftables table, as data. Pure, so it is tested with golden text that
+ * DesiredState -> the nftables tables, as data. Pure, so it is tested with golden text that
  * `nft -c` also accepts.
  *
- * Shape (one table, `netdev nftfarm`):
- * - per interface carrying VIPs, an ingress base chain: one hash lookup on
- *   VIP . protocol . port jumps to the farm's chain, whatever the number of farms (port
- *   ranges, then protocol-'all' farms, have maps of their own);
- * - per farm, a chain that pins each flow to a backend and rewrites the MAC addresses (DSR),
- *   with its maps: buckets (Maglev table), macs (backend -> MAC, counted), flows (pins),
- *   sessions (persistence).
+ * Two tables:
+ * - `netdev nftfarm`, ingress hooks: every packet to a VIP is dispatched here first, by one
+ *   hash lookup on VIP . protocol . port whatever the number of farms (port ranges, then
+ *   protocol-'all' farms, have maps of their own). dsr and stateless_dnat farms are served
+ *   entirely here (a chain per farm that pins each flow to a backend, rewrites and forwards);
+ *   nat and dnat farms are accepted up to the IP stack. What no farm takes is dropped for
+ *   announced VIPs.
+ * - `ip nftfarm`, nat hooks, for the conntrack modes nat and dnat: a chain per farm picks
+ *   the backend of each new connection, conntrack keeps it for the connection's life.
+ *
+ * The backend choice is the same everywhere: a flow pin (dsr, stateless_dnat) or conntrack
+ * (nat, dnat), then the client's session (persistence), then the farm's bucket table (Maglev
+ * consistent hash, or a round-robin sequence). The chosen backend travels as a mark: the
+ * packet mark in netdev, the connection mark in the ip table (kept with the connection, so
+ * its backend is known to statistics, leastconn and the conntrack flush of a cut backend).
  */
-import { HASH_SEED, INGRESS_PRIORITY, TABLE_FAMILY, TABLE_NAME, ANY_DISPATCH_MAP, GUARDED_VIPS_SET, PORT_DISPATCH_MAP, RANGE_DISPATCH_MAP, farmBucketsMap, farmChain, farmFlowsMap, farmMacsMap, farmSessionsMap, ingressChain } from './names.js';
+import {
+  ANY_DISPATCH_MAP,
+  GUARDED_VIPS_SET,
+  HASH_SEED,
+  INGRESS_PRIORITY,
+  MASQUERADED_BACKENDS_SET,
+  NAT_POSTROUTING_CHAIN,
+  NAT_PREROUTING_CHAIN,
+  NAT_TABLE_FAMILY,
+  NAT_TABLE_NAME,
+  PORT_DISPATCH_MAP,
+  RANGE_DISPATCH_MAP,
+  REPLY_ANY_DISPATCH_MAP,
+  REPLY_DISPATCH_MAP,
+  TABLE_FAMILY,
+  TABLE_NAME,
+  farmAddressesMap,
+  farmBucketsMap,
+  farmChain,
+  farmEndpointsMap,
+  farmFlowsMap,
+  farmMacsMap,
+  farmPortsMap,
+  farmRepliesChain,
+  farmSessionsMap,
+  ingressChain,
+} from './names.js';
 import { maglevTable, roundRobinSequence, tableSizeFor, type MaglevMember } from './maglev.js';
-import type { DesiredFarm, DesiredState } from './desired.js';
+import { replyClaims, usesConntrack, type DesiredBackend, type DesiredFarm, type DesiredState } from './desired.js';
 import type { ChainDecl, SetDecl, TableDecl } from '../dataplane/nft/ruleset.js';
 import type { Persistence } from '../model/farm.js';
 
@@ -21,8 +55,14 @@ export const FLOW_TIMEOUT_SECONDS: Record<string, number> = { tcp: 900, udp: 300
 /**
  * Entries a flow or session map may hold. When full, new flows are still balanced by the
  * table, only not pinned (the `update` fails in a rule of its own and the next rule runs).
+ * NFTFARM_FLOW_MAP_SIZE overrides it (tests fill a small map).
  */
-export const FLOW_MAP_SIZE = 1_048_576;
+export const FLOW_MAP_SIZE = flowMapSize(process.env.NFTFARM_FLOW_MAP_SIZE);
+
+function flowMapSize(text: string | undefined): number {
+  const n = Number(text);
+  return text && Number.isInteger(n) && n >= 16 && n <= 16_777_216 ? n : 1_048_576;
+}
 
 const SEED_TEXT = `0x${HASH_SEED.toString(16).padStart(8, '0')}`;
 
@@ -36,51 +76,122 @@ export function renderedFarms(state: DesiredState): DesiredFarm[] {
  * again only the farms whose inputs changed, and hands the others' objects over unchanged:
  * the transaction planner sees the same objects and skips them without comparing elements.
  */
-export type RenderCache = Map<number, { key: string; sets: SetDecl[]; chain: ChainDecl }>;
+export type RenderCache = Map<number, { key: string; sets: SetDecl[]; chains: ChainDecl[] }>;
 
-/** null when no farm needs rules: then nftfarm's table must not exist at all. */
+export interface RenderedTables {
+  /** `netdev nftfarm`; null when no farm needs rules. */
+  netdev: TableDecl | null;
+  /** `ip nftfarm`; null when no nat or dnat farm needs rules. */
+  ip: TableDecl | null;
+}
+
+/** The netdev table alone (the DSR view of the data plane, kept for callers that need only it). */
 export function renderTable(state: DesiredState, cache: RenderCache = new Map()): TableDecl | null {
-  const farms = renderedFarms(state);
-  if (farms.length === 0) return null;
+  return renderTables(state, cache).netdev;
+}
 
-  const portDispatch = new Map<string, string>();
-  const rangeDispatch = new Map<string, string>();
-  const anyDispatch = new Map<string, string>();
+export function renderTables(state: DesiredState, cache: RenderCache = new Map()): RenderedTables {
+  const farms = renderedFarms(state);
+  const rendered = new Set<number>();
+  const farmObjects = (farm: DesiredFarm) => {
+    // Everything the farm's objects are made of; the generation alone changes nothing.
+    const key = JSON.stringify({ ...farm, generation: 0 });
+    let entry = cache.get(farm.farmId);
+    if (!entry || entry.key !== key) {
+      entry = { key, ...renderFarm(farm) };
+      cache.set(farm.farmId, entry);
+    }
+    rendered.add(farm.farmId);
+    return entry;
+  };
+  const netdev = farms.length === 0 ? null : renderNetdevTable(state, farms, farmObjects);
+  const natFarms = farms.filter((f) => usesConntrack(f.nattype));
+  const ip = natFarms.length === 0 ? null : renderNatTable(natFarms, farmObjects);
+  for (const id of cache.keys()) if (!rendered.has(id)) cache.delete(id);
+  return { netdev, ip };
+}
+
+type FarmObjects = (farm: DesiredFarm) => { sets: SetDecl[]; chains: ChainDecl[] };
+
+interface Dispatch {
+  ports: Map<string, string>;
+  ranges: Map<string, string>;
+  any: Map<string, string>;
+}
+
+function dispatchOf(farms: DesiredFarm[], verdictOf: (farm: DesiredFarm) => string): Dispatch {
+  const d: Dispatch = { ports: new Map(), ranges: new Map(), any: new Map() };
   for (const farm of [...farms].sort((a, b) => ipOrder(a.vip, b.vip) || a.farmId - b.farmId)) {
-    const verdict = `jump ${farmChain(farm.farmId)}`;
+    const verdict = verdictOf(farm);
     if (farm.ports === null) {
-      anyDispatch.set(farm.vip, verdict);
+      d.any.set(farm.vip, verdict);
       continue;
     }
     for (const r of farm.ports) {
-      if (r.low === r.high) portDispatch.set(`${farm.vip} . ${farm.protocol} . ${r.low}`, verdict);
-      else rangeDispatch.set(`${farm.vip} . ${farm.protocol} . ${r.low}-${r.high}`, verdict);
+      if (r.low === r.high) d.ports.set(`${farm.vip} . ${farm.protocol} . ${r.low}`, verdict);
+      else d.ranges.set(`${farm.vip} . ${farm.protocol} . ${r.low}-${r.high}`, verdict);
     }
   }
-  const guarded = new Map(state.announcements.map((a) => [a.vip, '']));
+  return d;
+}
 
-  const sets: SetDecl[] = [
+function dispatchMaps(d: Dispatch): SetDecl[] {
+  return [
     {
       kind: 'map',
       name: PORT_DISPATCH_MAP,
       body: ['type ipv4_addr . inet_proto . inet_service : verdict'],
       typeKey: 'ipv4_addr . inet_proto . inet_service : verdict',
-      elements: portDispatch,
+      elements: d.ports,
     },
     {
       kind: 'map',
       name: RANGE_DISPATCH_MAP,
       body: ['type ipv4_addr . inet_proto . inet_service : verdict', 'flags interval'],
       typeKey: 'ipv4_addr . inet_proto . inet_service : verdict',
-      elements: rangeDispatch,
+      elements: d.ranges,
     },
-    { kind: 'map', name: ANY_DISPATCH_MAP, body: ['type ipv4_addr : verdict'], typeKey: 'ipv4_addr : verdict', elements: anyDispatch },
+    { kind: 'map', name: ANY_DISPATCH_MAP, body: ['type ipv4_addr : verdict'], typeKey: 'ipv4_addr : verdict', elements: d.any },
+  ];
+}
+
+function renderNetdevTable(state: DesiredState, farms: DesiredFarm[], farmObjects: FarmObjects): TableDecl {
+  // nat and dnat farms are only let through here: their rules are in the ip table.
+  const dispatch = dispatchOf(farms, (farm) => (usesConntrack(farm.nattype) ? 'accept' : `jump ${farmChain(farm.farmId)}`));
+  const guarded = new Map(state.announcements.map((a) => [a.vip, '']));
+
+  const stateless = farms.filter((f) => f.nattype === 'stateless_dnat');
+  const replies = new Map<string, string>();
+  const anyReplies = new Map<string, string>();
+  for (const farm of stateless) {
+    const verdict = `jump ${farmRepliesChain(farm.farmId)}`;
+    for (const c of replyClaims(farm)) {
+      if (c.protocol === 'all') anyReplies.set(c.ip, verdict);
+      else replies.set(`${c.ip} . ${c.protocol} . ${c.low === c.high ? c.low : `${c.low}-${c.high}`}`, verdict);
+    }
+  }
+
+  const sets: SetDecl[] = [
+    ...dispatchMaps(dispatch),
     { kind: 'set', name: GUARDED_VIPS_SET, body: ['type ipv4_addr'], typeKey: 'ipv4_addr', elements: guarded },
   ];
+  if (stateless.length > 0) {
+    sets.push(
+      {
+        kind: 'map',
+        name: REPLY_DISPATCH_MAP,
+        body: ['type ipv4_addr . inet_proto . inet_service : verdict', 'flags interval'],
+        typeKey: 'ipv4_addr . inet_proto . inet_service : verdict',
+        elements: sortedByIp(replies),
+      },
+      { kind: 'map', name: REPLY_ANY_DISPATCH_MAP, body: ['type ipv4_addr : verdict'], typeKey: 'ipv4_addr : verdict', elements: sortedByIp(anyReplies) },
+    );
+  }
   const chains: ChainDecl[] = [];
 
   const interfaces = new Map(farms.map((f) => [f.iface!.name, f.iface!]));
   for (const iface of [...interfaces.values()].sort((a, b) => (a.name < b.name ? -1 : 1))) {
+    const servesReplies = stateless.some((f) => f.iface!.name === iface.name);
     chains.push({
       name: ingressChain(iface.name, iface.index),
       hook: `type filter hook ingress device "${iface.name}" priority ${INGRESS_PRIORITY}; policy accept;`,
@@ -89,28 +200,65 @@ export function renderTable(state: DesiredState, cache: RenderCache = new Map())
         `meta pkttype host ip frag-off & 0x1fff == 0 ip daddr . meta l4proto . th dport vmap @${PORT_DISPATCH_MAP}`,
         `meta pkttype host ip frag-off & 0x1fff == 0 ip daddr . meta l4proto . th dport vmap @${RANGE_DISPATCH_MAP}`,
         `meta pkttype host ip daddr vmap @${ANY_DISPATCH_MAP}`,
+        // stateless_dnat: the backends' replies, routed through this host, get the VIP back.
+        ...(servesReplies
+          ? [
+              `meta pkttype host ip frag-off & 0x1fff == 0 ip saddr . meta l4proto . th sport vmap @${REPLY_DISPATCH_MAP}`,
+              `meta pkttype host ip saddr vmap @${REPLY_ANY_DISPATCH_MAP}`,
+            ]
+          : []),
         // Forwarding is on for proxy ARP: traffic to a VIP that no farm takes would loop.
         `meta pkttype host ip daddr @${GUARDED_VIPS_SET} counter drop`,
       ],
     });
   }
 
-  const rendered = new Set<number>();
   for (const farm of farms) {
-    // Everything the farm's objects are made of; the generation alone changes nothing.
-    const key = JSON.stringify({ ...farm, generation: 0 });
-    let entry = cache.get(farm.farmId);
-    if (!entry || entry.key !== key) {
-      const farmSets = renderFarmSets(farm);
-      entry = { key, sets: farmSets.sets, chain: renderFarmChain(farm, farmSets.selector) };
-      cache.set(farm.farmId, entry);
-    }
-    rendered.add(farm.farmId);
-    sets.push(...entry.sets);
-    chains.push(entry.chain);
+    if (usesConntrack(farm.nattype)) continue;
+    const objects = farmObjects(farm);
+    sets.push(...objects.sets);
+    chains.push(...objects.chains);
   }
-  for (const id of cache.keys()) if (!rendered.has(id)) cache.delete(id);
   return { family: TABLE_FAMILY, name: TABLE_NAME, sets, chains };
+}
+
+function renderNatTable(farms: DesiredFarm[], farmObjects: FarmObjects): TableDecl {
+  const dispatch = dispatchOf(farms, (farm) => `jump ${farmChain(farm.farmId)}`);
+  const masqueraded = new Map(
+    farms
+      .filter((f) => f.nattype === 'nat')
+      .flatMap((f) => f.backends.map((b) => b.uid))
+      .sort((a, b) => a - b)
+      .map((uid) => [String(uid), '']),
+  );
+  const sets: SetDecl[] = [
+    ...dispatchMaps(dispatch),
+    { kind: 'set', name: MASQUERADED_BACKENDS_SET, body: ['type mark'], typeKey: 'mark', elements: masqueraded },
+  ];
+  const chains: ChainDecl[] = [
+    {
+      name: NAT_PREROUTING_CHAIN,
+      hook: 'type nat hook prerouting priority dstnat; policy accept;',
+      rules: [
+        // conntrack has reassembled fragments here, and only a connection's first packet comes.
+        `ip daddr . meta l4proto . th dport vmap @${PORT_DISPATCH_MAP}`,
+        `ip daddr . meta l4proto . th dport vmap @${RANGE_DISPATCH_MAP}`,
+        `ip daddr vmap @${ANY_DISPATCH_MAP}`,
+      ],
+    },
+    {
+      name: NAT_POSTROUTING_CHAIN,
+      hook: 'type nat hook postrouting priority srcnat; policy accept;',
+      // nat (source NAT): the backend answers this host, which needs no route on the backends.
+      rules: [`ct status dnat ct mark @${MASQUERADED_BACKENDS_SET} masquerade`],
+    },
+  ];
+  for (const farm of farms) {
+    const objects = farmObjects(farm);
+    sets.push(...objects.sets);
+    chains.push(...objects.chains);
+  }
+  return { family: NAT_TABLE_FAMILY, name: NAT_TABLE_NAME, sets, chains };
 }
 
 interface FlowKey {
@@ -126,7 +274,7 @@ function flowKey(farm: DesiredFarm): FlowKey {
     : { expr: 'ip saddr . ip daddr . th sport . th dport', type: 'ipv4_addr . ipv4_addr . inet_service . inet_service' };
 }
 
-const SESSION_KEYS: Record<Exclude<Persistence, ''>, FlowKey> = {
+export const SESSION_KEYS: Record<Exclude<Persistence, ''>, FlowKey> = {
   srcip: { expr: 'ip saddr', type: 'ipv4_addr' },
   srcport: { expr: 'th sport', type: 'inet_service' },
   srcmac: { expr: 'ether saddr', type: 'ether_addr' },
@@ -142,36 +290,40 @@ function hashInput(farm: DesiredFarm): string {
     case 'hash_srcip_srcport':
       return ports ? 'ip saddr . th sport' : 'ip saddr';
     default:
-      // weight (and symhash: the load balancer sees one direction only, so a flow hash is
-      // as symmetric as it needs to be, and unlike nft's symhash it has a fixed seed).
+      // weight, leastconn where connections are not counted (dsr, stateless_dnat), and
+      // symhash: the load balancer chooses on one direction only, so a flow hash is as
+      // symmetric as it needs to be, and unlike nft's symhash it has a fixed seed.
       return ports ? 'ip saddr . ip daddr . th sport . th dport' : 'ip saddr . ip daddr';
   }
 }
 
-function renderFarmSets(farm: DesiredFarm): { sets: SetDecl[]; selector: string } {
-  const id = farm.farmId;
-  const members: MaglevMember[] = farm.backends
-    .filter((b) => b.role === 'serving')
-    .map((b) => ({ key: `${b.ip}:${b.port ?? ''}`, weight: b.weight, value: b.uid }));
-  let size: number;
-  let buckets: number[];
-  let selector: string;
-  if (farm.algorithm === 'roundrobin') {
-    buckets = roundRobinSequence(members);
-    size = Math.max(1, buckets.length);
-    selector = `numgen inc mod ${size}`;
-  } else {
-    size = tableSizeFor(farm.backends.length);
-    buckets = maglevTable(members, size);
-    selector = `jhash ${hashInput(farm)} mod ${size} seed ${SEED_TEXT}`;
+const memberOf = (b: DesiredBackend): MaglevMember => ({ key: `${b.ip}:${b.port ?? ''}`, weight: b.weight, value: b.uid });
+
+/** Bucket -> backend mark, and the expression that picks a bucket for a new flow. */
+function bucketTable(farm: DesiredFarm): { size: number; buckets: number[]; selector: string } {
+  const serving = farm.backends.filter((b) => b.role === 'serving');
+  if (farm.algorithm === 'roundrobin' || (farm.algorithm === 'leastconn' && usesConntrack(farm.nattype))) {
+    let members = serving;
+    if (farm.algorithm === 'leastconn') {
+      // The backends with the fewest connections per unit of weight, counted every second;
+      // new flows go to them in weighted turn until the next count.
+      const load = (b: DesiredBackend) => (b.connections ?? 0) / Math.max(1, b.weight);
+      const least = Math.min(...serving.map(load));
+      members = serving.filter((b) => load(b) === least);
+    }
+    const buckets = roundRobinSequence(members.map(memberOf));
+    const size = Math.max(1, buckets.length);
+    return { size, buckets, selector: `numgen inc mod ${size}` };
   }
-  const macs = new Map(
-    farm.backends
-      .filter((b) => b.role !== 'excluded' && b.mac !== null)
-      .sort((a, b) => a.uid - b.uid)
-      .map((b) => [String(b.uid), b.mac as string]),
-  );
-  const flow = flowKey(farm);
+  const size = tableSizeFor(farm.backends.length);
+  return { size, buckets: maglevTable(serving.map(memberOf), size), selector: `jhash ${hashInput(farm)} mod ${size} seed ${SEED_TEXT}` };
+}
+
+function renderFarm(farm: DesiredFarm): { sets: SetDecl[]; chains: ChainDecl[] } {
+  const id = farm.farmId;
+  const { size, buckets, selector } = bucketTable(farm);
+  // Who may still receive packets: everyone but the excluded (cut, unreachable).
+  const reachable = farm.backends.filter((b) => b.role !== 'excluded').sort((a, b) => a.uid - b.uid);
   const sets: SetDecl[] = [
     {
       kind: 'map',
@@ -180,11 +332,88 @@ function renderFarmSets(farm: DesiredFarm): { sets: SetDecl[]; selector: string 
       typeKey: 'integer : mark',
       elements: new Map(buckets.map((uid, bucket) => [String(bucket), String(uid)])),
     },
-    { kind: 'map', name: farmMacsMap(id), body: ['type mark : ether_addr', 'counter'], typeKey: 'mark : ether_addr', elements: macs },
-    dynamicMap(farmFlowsMap(id), flow.type, FLOW_TIMEOUT_SECONDS[farm.protocol] ?? 300),
   ];
-  if (farm.persistence !== '') sets.push(dynamicMap(farmSessionsMap(id), SESSION_KEYS[farm.persistence].type, farm.ttl));
-  return { sets, selector };
+  const session = farm.persistence === '' ? null : { ...SESSION_KEYS[farm.persistence], map: farmSessionsMap(id) };
+
+  if (usesConntrack(farm.nattype)) {
+    const withPort = farm.protocol === 'all' ? [] : reachable.filter((b) => b.port !== null);
+    const withoutPort = reachable.filter((b) => !withPort.includes(b));
+    sets.push(staticMap(farmAddressesMap(id), 'mark : ipv4_addr', withoutPort.map((b) => [String(b.uid), b.ip])));
+    if (withPort.length > 0) {
+      sets.push(staticMap(farmEndpointsMap(id), 'mark : ipv4_addr . inet_service', withPort.map((b) => [String(b.uid), `${b.ip} . ${b.port}`])));
+    }
+    if (session) sets.push(dynamicMap(session.map, session.type, farm.ttl));
+    const rules = [
+      // The connection mark carries the chosen backend and stays with the connection.
+      'ct mark set 0',
+      ...(session ? [`ct mark set ${session.expr} map @${session.map}`] : []),
+      `ct mark 0 ct mark set ${selector} map @${farmBucketsMap(id)}`,
+      ...(session ? [`ct mark != 0 update @${session.map} { ${session.expr} : ct mark }`] : []),
+      // A map miss ends a rule: backends with a port of their own first, then the others.
+      ...(withPort.length > 0 ? [`meta l4proto ${farm.protocol} dnat ip addr . port to ct mark map @${farmEndpointsMap(id)}`] : []),
+      `dnat ip to ct mark map @${farmAddressesMap(id)}`,
+      `counter drop comment "farm ${farm.name}: no backend"`,
+    ];
+    return { sets, chains: [{ name: farmChain(id), rules }] };
+  }
+
+  const iface = farm.iface!;
+  // Frames go to the backends' MAC addresses: those not known yet cannot receive any.
+  const sendable = reachable.filter((b) => b.mac !== null);
+  sets.push({
+    kind: 'map',
+    name: farmMacsMap(id),
+    body: ['type mark : ether_addr', 'counter'],
+    typeKey: 'mark : ether_addr',
+    elements: new Map(sendable.map((b) => [String(b.uid), b.mac as string])),
+  });
+  const stateless = farm.nattype === 'stateless_dnat';
+  const rewritesPort = stateless && farm.protocol !== 'all' && sendable.some((b) => b.port !== null);
+  if (stateless) {
+    sets.push(staticMap(farmAddressesMap(id), 'mark : ipv4_addr', sendable.map((b) => [String(b.uid), b.ip])));
+    if (rewritesPort) {
+      sets.push(staticMap(farmPortsMap(id), 'mark : inet_service', sendable.filter((b) => b.port !== null).map((b) => [String(b.uid), String(b.port)])));
+    }
+  }
+  const flow = flowKey(farm);
+  const flows = farmFlowsMap(id);
+  sets.push(dynamicMap(flows, flow.type, FLOW_TIMEOUT_SECONDS[farm.protocol] ?? 300));
+  if (session) sets.push(dynamicMap(session.map, session.type, farm.ttl));
+  const rules = [
+    // The mark carries the chosen backend; a map miss leaves it as it was, so start from 0.
+    'meta mark set 0',
+    `meta mark set ${flow.expr} map @${flows}`,
+    ...(session ? [`meta mark 0 meta mark set ${session.expr} map @${session.map}`] : []),
+    `meta mark 0 meta mark set ${selector} map @${farmBucketsMap(id)}`,
+    // Each update in a rule of its own: when a map is full the update ends only its rule.
+    `meta mark != 0 update @${flows} { ${flow.expr} : meta mark }`,
+    ...(session ? [`meta mark != 0 update @${session.map} { ${session.expr} : meta mark }`] : []),
+    // stateless_dnat: the backend's address (and port) replace the VIP's; nft fixes the checksums.
+    ...(stateless ? [`ip daddr set meta mark map @${farmAddressesMap(id)}`] : []),
+    ...(rewritesPort ? [`${farm.protocol} dport set meta mark map @${farmPortsMap(id)}`] : []),
+    // Our MAC as source, or the switch learns the client's MAC here.
+    `ether saddr set ${iface.mac} ether daddr set meta mark map @${farmMacsMap(id)} fwd to "${iface.name}"`,
+    // Reached only when the pinned backend is gone (cut, removed): forget the pin so the
+    // client's next attempt is balanced again, and never let the packet reach our own stack.
+    `delete @${flows} { ${flow.expr} : meta mark }`,
+    ...(session ? [`delete @${session.map} { ${session.expr} : meta mark }`] : []),
+    `counter drop comment "farm ${farm.name}: no backend"`,
+  ];
+  const chains: ChainDecl[] = [{ name: farmChain(id), rules, signature: `fwd ${iface.name}#${iface.index}` }];
+  if (stateless) {
+    const single = farm.ports !== null && farm.ports.length === 1 && farm.ports[0]!.low === farm.ports[0]!.high ? farm.ports[0]!.low : null;
+    const restorePort = rewritesPort && single !== null ? ` ${farm.protocol} sport set ${single}` : '';
+    chains.push({
+      name: farmRepliesChain(id),
+      // Back to the VIP, then the kernel routes the reply to the client (forwarding is on).
+      rules: [`ip saddr set ${farm.vip}${restorePort} accept`],
+    });
+  }
+  return { sets, chains };
+}
+
+function staticMap(name: string, type: string, entries: [string, string][]): SetDecl {
+  return { kind: 'map', name, body: [`type ${type}`], typeKey: type, elements: new Map(entries) };
 }
 
 function dynamicMap(name: string, keyType: string, timeoutSeconds: number): SetDecl {
@@ -197,30 +426,8 @@ function dynamicMap(name: string, keyType: string, timeoutSeconds: number): SetD
   };
 }
 
-function renderFarmChain(farm: DesiredFarm, selector: string): ChainDecl {
-  const id = farm.farmId;
-  const iface = farm.iface!;
-  const flow = flowKey(farm).expr;
-  const flows = farmFlowsMap(id);
-  const session = farm.persistence === '' ? null : { key: SESSION_KEYS[farm.persistence].expr, map: farmSessionsMap(id) };
-  const rules = [
-    // The mark carries the chosen backend; a map miss leaves it as it was, so start from 0.
-    'meta mark set 0',
-    `meta mark set ${flow} map @${flows}`,
-    ...(session ? [`meta mark 0 meta mark set ${session.key} map @${session.map}`] : []),
-    `meta mark 0 meta mark set ${selector} map @${farmBucketsMap(id)}`,
-    // Each update in a rule of its own: when a map is full the update ends only its rule.
-    `meta mark != 0 update @${flows} { ${flow} : meta mark }`,
-    ...(session ? [`meta mark != 0 update @${session.map} { ${session.key} : meta mark }`] : []),
-    // DSR: only MAC addresses change. Our MAC as source, or the switch learns the client's MAC here.
-    `ether saddr set ${iface.mac} ether daddr set meta mark map @${farmMacsMap(id)} fwd to "${iface.name}"`,
-    // Reached only when the pinned backend is gone (cut, removed): forget the pin so the
-    // client's next attempt is balanced again, and never let the packet reach our own stack.
-    `delete @${flows} { ${flow} : meta mark }`,
-    ...(session ? [`delete @${session.map} { ${session.key} : meta mark }`] : []),
-    `counter drop comment "farm ${farm.name}: no backend"`,
-  ];
-  return { name: farmChain(id), rules, signature: `fwd ${iface.name}#${iface.index}` };
+function sortedByIp(m: Map<string, string>): Map<string, string> {
+  return new Map([...m].sort(([a], [b]) => ipOrder(a.split(' ')[0]!, b.split(' ')[0]!) || (a < b ? -1 : a > b ? 1 : 0)));
 }
 
 function ipOrder(a: string, b: string): number {

@@ -278,7 +278,7 @@ t.test('DSR: backends must sit in the network of the VIP interface', async (t) =
   t.equal((await call(app, 'PUT', '/farms/dsr', { nattype: 'dsr' })).status, 200);
   const outside = (ip: string) =>
     `The backend IP '${ip}' is not in the network 10.250.0.0/24 of interface 'eth0' that carries the VIP: ` +
-    'in DSR mode frames are forwarded by MAC address, so backends must be directly connected to that network.';
+    "in nattype 'dsr' frames are forwarded by MAC address, so backends must be directly connected to that network.";
   for (const ip of ['10.9.0.5', '192.168.1.1']) {
     const res = await call(app, 'POST', '/farms/dsr/backends', { ip });
     t.equal(res.status, 400, ip);
@@ -310,7 +310,7 @@ t.test('DSR: backends must sit in the network of the VIP interface', async (t) =
   );
 });
 
-t.test('DSR: leastconn and max_conns are refused', async (t) => {
+t.test('dsr and stateless_dnat: max_conns is refused (no connection tracking), leastconn is accepted', async (t) => {
   const { app, store } = await buildTestApp(t);
   await createFarm(app, 'dsr', '80');
   await addBackend(app, 'dsr', { ip: '10.250.0.20', max_conns: 10 });
@@ -318,18 +318,38 @@ t.test('DSR: leastconn and max_conns are refused', async (t) => {
   t.equal(toDsr.status, 400);
   t.equal(
     toDsr.body.message,
-    "The backend 0 sets max_conns 10, which is not available with nattype 'dsr': replies bypass the load balancer, so it cannot count connections. Use max_conns 0.",
+    "The backend 0 sets max_conns 10, which is not available with nattype 'dsr': without connection tracking the load balancer cannot count connections. Use max_conns 0, or nattype 'nat' or 'dnat'.",
   );
+  const toStateless = await call(app, 'PUT', '/farms/dsr', { nattype: 'stateless_dnat' });
+  t.equal(toStateless.status, 400);
+  t.match(toStateless.body.message, /^The backend 0 sets max_conns 10, which is not available with nattype 'stateless_dnat'/);
+  t.equal(store.getFarm('dsr')?.nattype, 'nat', 'the refused changes changed nothing');
   t.equal((await call(app, 'PUT', '/farms/dsr/backends/0', { max_conns: 0 })).status, 200);
   t.equal((await call(app, 'PUT', '/farms/dsr', { nattype: 'dsr' })).status, 200);
   const limited = await call(app, 'POST', '/farms/dsr/backends', { ip: '10.250.0.21', max_conns: 5 });
   t.equal(limited.status, 400);
   t.match(limited.body.message, /^The backend sets max_conns 5, which is not available with nattype 'dsr'/);
   const leastconn = await call(app, 'PUT', '/farms/dsr', { algorithm: 'leastconn' });
-  t.equal(leastconn.status, 400);
+  t.equal(leastconn.status, 200, 'leastconn is accepted and balances by weight, as in ZEVENET');
+  t.equal(store.getFarm('dsr')?.algorithm, 'leastconn');
+});
+
+t.test('stateless_dnat: a backend port needs a single virtual port, and no sctp', async (t) => {
+  const { app } = await buildTestApp(t);
+  await createFarm(app, 'sl', '80,443');
+  t.equal((await call(app, 'PUT', '/farms/sl', { nattype: 'stateless_dnat' })).status, 200);
+  const ported = await call(app, 'POST', '/farms/sl/backends', { ip: '10.250.0.20', port: 8080 });
+  t.equal(ported.status, 400);
   t.equal(
-    leastconn.body.message,
-    "The algorithm 'leastconn' is not available with nattype 'dsr': replies bypass the load balancer, so it cannot count connections.",
+    ported.body.message,
+    "The backend port 8080 cannot be used with the virtual port '80,443': in nattype 'stateless_dnat' a backend port needs a single virtual port, because replies are mapped back to it without connection tracking.",
   );
-  t.equal(store.getFarm('dsr')?.algorithm, 'weight');
+  t.equal((await call(app, 'PUT', '/farms/sl', { vport: '80' })).status, 200);
+  t.equal((await call(app, 'POST', '/farms/sl/backends', { ip: '10.250.0.20', port: 8080 })).status, 201, 'accepted with one virtual port');
+  const sctp = await call(app, 'PUT', '/farms/sl', { protocol: 'sctp' });
+  t.equal(sctp.status, 400);
+  t.match(sctp.body.message, /cannot be used with protocol 'sctp' in nattype 'stateless_dnat'/);
+  const outside = await call(app, 'POST', '/farms/sl/backends', { ip: '10.9.0.5' });
+  t.equal(outside.status, 400);
+  t.match(outside.body.message, /in nattype 'stateless_dnat' frames are forwarded by MAC address/);
 });

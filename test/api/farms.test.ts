@@ -66,7 +66,7 @@ t.test('GET /farms lists every farm; GET /farms/{f} shows one with its backends'
       ttl: 60,
       vip: '10.250.0.11',
       vport: '*',
-      dataplane: { generation: one.body.params.dataplane.generation, applied_generation: null, state: 'pending', error: null, interface: null },
+      dataplane: { generation: one.body.params.dataplane.generation, applied_generation: null, state: 'pending', error: null, interface: null, notice: null },
     },
     backends: [{ id: 0, ip: '10.250.0.20', port: 8080, weight: 3, priority: 2, max_conns: 100, status: 'up' }],
   });

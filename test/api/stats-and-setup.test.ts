@@ -157,8 +157,8 @@ t.test('GET /system/status', async (t) => {
       consecutive_failures: 0,
       passes: 0,
       farms: [
-        { farmname: 'f1', status: 'up', dataplane: { generation: f1.generation, applied_generation: null, state: 'pending', error: null, interface: null } },
-        { farmname: 'f2', status: 'down', dataplane: { generation: f2.generation, applied_generation: null, state: 'pending', error: null, interface: null } },
+        { farmname: 'f1', status: 'up', dataplane: { generation: f1.generation, applied_generation: null, state: 'pending', error: null, interface: null, notice: null } },
+        { farmname: 'f2', status: 'down', dataplane: { generation: f2.generation, applied_generation: null, state: 'pending', error: null, interface: null, notice: null } },
         // No reconciler runs in this app: nothing has been applied, stopped or not.
       ],
     },

@@ -7,7 +7,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import t from 'tap';
 import { desiredState } from '../../src/reconcile/desired.js';
-import { renderTable } from '../../src/reconcile/render.js';
+import { renderTables, type RenderedTables } from '../../src/reconcile/render.js';
 import { renderTableText } from '../../src/dataplane/nft/ruleset.js';
 import { backend, facts, farm, snapshot } from '../helpers/fixtures.js';
 import { nftNamespace } from '../helpers/netns.js';
@@ -62,7 +62,7 @@ const cases: Case[] = [
         },
         // The VIP is the load balancer's own address: no proxy ARP, no guard.
         { farm: farm(6, { name: 'local', vip: '10.250.0.2', vport: '8443' }), backends: [backend(40, 6, 0, '10.250.0.22')] },
-        // Stopped, and a nattype the data plane does not do yet: no rules for either.
+        // Stopped: no rules. A nat farm: accepted here, served by the ip table.
         { farm: farm(7, { name: 'stopped', vip: '10.250.0.103', running: false }), backends: [backend(50, 7, 0, '10.250.0.21')] },
         { farm: farm(8, { name: 'snat', vip: '10.250.0.104', nattype: 'nat' }), backends: [backend(60, 8, 0, '10.250.0.21')] },
         // Running, no backend: dispatched and counted, then dropped.
@@ -71,15 +71,52 @@ const cases: Case[] = [
       7,
     ),
   },
+  {
+    name: 'every-mode',
+    snapshot: snapshot(
+      [
+        {
+          // Source NAT, a backend on another port, persistence by source MAC, one drained.
+          farm: farm(1, { name: 'snat', nattype: 'nat', persistence: 'srcmac', ttl: 300 }),
+          backends: [
+            backend(1, 1, 0, '10.250.0.21', { port: 8080, weight: 2 }),
+            backend(2, 1, 1, '10.250.0.22'),
+            backend(3, 1, 2, '10.250.0.23', { maintenance: 'drain' }),
+            backend(4, 1, 3, '10.250.0.24', { maintenance: 'cut' }),
+          ],
+        },
+        {
+          // Destination NAT, leastconn: the least loaded backends take new flows in turn.
+          farm: farm(2, { name: 'dnat', nattype: 'dnat', vip: '10.250.0.101', vport: '443,8000:8100', algorithm: 'leastconn' }),
+          backends: [backend(5, 2, 0, '10.250.0.21'), backend(6, 2, 1, '10.250.0.22'), backend(7, 2, 2, '10.250.0.23', { weight: 2, maxConns: 10 })],
+        },
+        {
+          // Stateless DNAT with a backend port: requests rewritten, replies restored.
+          farm: farm(3, { name: 'stateless', nattype: 'stateless_dnat', vip: '10.250.0.102', vport: '53', protocol: 'udp', persistence: 'srcip' }),
+          backends: [backend(8, 3, 0, '10.250.0.21', { port: 5353 }), backend(9, 3, 1, '10.250.0.22')],
+        },
+        {
+          farm: farm(4, { name: 'stateless-all', nattype: 'stateless_dnat', vip: '10.250.0.103', vport: '*', protocol: 'all' }),
+          backends: [backend(10, 4, 0, '10.250.0.31')],
+        },
+        { farm: farm(5, { name: 'dsr', vip: '10.250.0.104', algorithm: 'leastconn' }), backends: [backend(11, 5, 0, '10.250.0.21')] },
+      ],
+      5,
+    ),
+    facts: facts({ connections: new Map([[5, 3], [6, 1], [7, 2]]) }),
+  },
 ];
+
+const tablesText = (r: RenderedTables): string =>
+  [r.netdev, r.ip].filter((x) => x !== null).map((x) => renderTableText(x)).join('\n');
 
 const golden = (name: string) => path.join(dir, `${name}.nft`);
 
 t.test('rendered tables match the golden files', async (t) => {
   for (const c of cases) {
-    const table = renderTable(desiredState(c.snapshot, c.facts ?? facts()));
-    t.ok(table, `${c.name} renders a table`);
-    const text = renderTableText(table!);
+    const tables = renderTables(desiredState(c.snapshot, c.facts ?? facts()));
+    t.ok(tables.netdev, `${c.name} renders a table`);
+    const text = tablesText(tables);
     if (process.env.UPDATE_GOLDEN === '1') fs.writeFileSync(golden(c.name), text);
     t.equal(text, fs.readFileSync(golden(c.name), 'utf8'), `${c.name}.nft is what the renderer produces (UPDATE_GOLDEN=1 to refresh)`);
   }
@@ -87,11 +124,12 @@ t.test('rendered tables match the golden files', async (t) => {
 
 t.test('no running supported farm means no table at all', async (t) => {
   const state = desiredState(
-    snapshot([{ farm: farm(1, { running: false }) }, { farm: farm(2, { nattype: 'dnat', vip: '10.250.0.103' }) }]),
+    snapshot([{ farm: farm(1, { running: false }) }, { farm: farm(2, { nattype: 'dnat', vip: '192.0.2.103' }) }]),
     facts(),
   );
-  t.equal(renderTable(state), null);
+  t.same(renderTables(state), { netdev: null, ip: null });
   t.same(state.announcements, []);
+  t.match(state.farms[1]!.problem, /no up interface has a network holding the VIP 192.0.2.103/);
 });
 
 t.test('the same configuration renders the same text whatever the store order (ECMP nodes agree)', async (t) => {
@@ -100,7 +138,7 @@ t.test('the same configuration renders the same text whatever the store order (E
     generation: a.generation,
     farms: [...a.farms].reverse().map((f) => ({ ...f, backends: [...f.backends].reverse() })),
   };
-  t.equal(renderTableText(renderTable(desiredState(shuffled, facts()))!), renderTableText(renderTable(desiredState(a, facts()))!));
+  t.equal(tablesText(renderTables(desiredState(shuffled, facts()))), tablesText(renderTables(desiredState(a, facts()))));
 });
 
 t.test('the kernel parser accepts every golden file (nft -c -f)', async (t) => {
@@ -119,10 +157,13 @@ t.test('golden files load into the kernel and list back with the same objects', 
   for (const c of cases) {
     const loaded = ns.nft(['-f', golden(c.name)]);
     t.equal(loaded.status, 0, `${c.name}.nft loads: ${loaded.stderr}`);
-    const listing = ns.nft(['-t', 'list', 'table', 'netdev', 'nftfarm']).stdout;
-    const table = renderTable(desiredState(c.snapshot, facts()))!;
-    for (const chain of table.chains) t.match(listing, `chain ${chain.name} {`, `${c.name}: chain ${chain.name} is in the kernel`);
-    for (const set of table.sets) t.match(listing, `${set.kind} ${set.name} {`, `${c.name}: ${set.kind} ${set.name} is in the kernel`);
-    ns.nft(['delete', 'table', 'netdev', 'nftfarm']);
+    const tables = renderTables(desiredState(c.snapshot, c.facts ?? facts()));
+    for (const table of [tables.netdev, tables.ip]) {
+      if (!table) continue;
+      const listing = ns.nft(['-t', 'list', 'table', table.family, table.name]).stdout;
+      for (const chain of table.chains) t.match(listing, `chain ${chain.name} {`, `${c.name}: chain ${table.family} ${chain.name} is in the kernel`);
+      for (const set of table.sets) t.match(listing, `${set.kind} ${set.name} {`, `${c.name}: ${set.kind} ${table.family} ${set.name} is in the kernel`);
+      ns.nft(['delete', 'table', table.family, table.name]);
+    }
   }
 });

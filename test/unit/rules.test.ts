@@ -46,17 +46,14 @@ t.test('dsrBackendPortProblem', async (t) => {
 t.test('dsrFeatureProblem', async (t) => {
   t.equal(dsrFeatureProblem(farm({ algorithm: 'leastconn' }), [backend(null, 0, 5)]), null, 'nat farms may use both');
   t.equal(dsrFeatureProblem(farm({ nattype: 'dsr' }), [backend(null, 0), backend(null, 1)]), null);
-  t.equal(
-    dsrFeatureProblem(farm({ nattype: 'dsr', algorithm: 'leastconn' }), []),
-    "The algorithm 'leastconn' is not available with nattype 'dsr': replies bypass the load balancer, so it cannot count connections.",
-  );
+  t.equal(dsrFeatureProblem(farm({ nattype: 'dsr', algorithm: 'leastconn' }), []), null, 'leastconn is accepted (balances by weight)');
   t.equal(
     dsrFeatureProblem(farm({ nattype: 'dsr' }), [backend(null, 0), backend(null, 4, 100)]),
-    "The backend 4 sets max_conns 100, which is not available with nattype 'dsr': replies bypass the load balancer, so it cannot count connections. Use max_conns 0.",
+    "The backend 4 sets max_conns 100, which is not available with nattype 'dsr': without connection tracking the load balancer cannot count connections. Use max_conns 0, or nattype 'nat' or 'dnat'.",
   );
   t.equal(
     dsrFeatureProblem(farm({ nattype: 'dsr' }), [backend(null, undefined, 1)]),
-    "The backend sets max_conns 1, which is not available with nattype 'dsr': replies bypass the load balancer, so it cannot count connections. Use max_conns 0.",
+    "The backend sets max_conns 1, which is not available with nattype 'dsr': without connection tracking the load balancer cannot count connections. Use max_conns 0, or nattype 'nat' or 'dnat'.",
   );
 });
 

@@ -135,6 +135,26 @@ export async function backendRoutes(app: FastifyInstance): Promise<void> {
   });
 
   zapiRoute<BackendRequest, LoadedBackend>(app, {
+    method: 'DELETE',
+    url: '/farms/:farmname/backends/:id/sessions',
+    summary: 'Forget the persistence sessions that stick clients to this backend',
+    tags: ['backends'],
+    params: backendPathParams,
+    description: () => 'Delete backend sessions',
+    before: backendOf,
+    response: { 200: deleteEnvelope({ sessions: { type: 'integer', description: 'How many sessions were deleted.' } }) },
+    handler: async (_req, _reply, { farm, backend }) => {
+      const sessions = await app.deps.dataplane.flushSessions(farm.id, backend.uid);
+      return {
+        description: 'Delete backend sessions',
+        message: `${sessions} sessions of the backend ${backend.id} in farm ${farm.name} have been deleted.`,
+        sessions,
+        success: 'true',
+      };
+    },
+  });
+
+  zapiRoute<BackendRequest, LoadedBackend>(app, {
     method: 'PUT',
     url: '/farms/:farmname/backends/:id/maintenance',
     summary: 'Put a backend in maintenance (drain: no new flows; cut: also drop its flows) or back up',

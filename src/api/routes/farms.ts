@@ -1,7 +1,7 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { Farm } from '../../model/farm.js';
 import type { FarmChanges } from '../../store/store.js';
-import { dsrBackendPortProblem, dsrFeatureProblem, portConflict, startConflict, type BackendShape } from '../../model/rules.js';
+import { dsrBackendPortProblem, dsrFeatureProblem, statelessBackendPortProblem, portConflict, startConflict, type BackendShape } from '../../model/rules.js';
 import { parseVport } from '../../model/ports.js';
 import { definedOnly, enumParam, parseParams } from '../params.js';
 import { badRequest, notFound, ZapiError, zapiRoute } from '../zapi.js';
@@ -69,6 +69,18 @@ export function farmSummary(app: FastifyInstance, farm: Farm) {
   return { farmname: farm.name, profile: farm.profile, status: describeFarm(app, farm).status, vip: farm.vip, vport: farm.vport };
 }
 
+/** The farm's live persistence sessions, as GET /farms/{f} and the stats show them. */
+export async function sessionViews(app: FastifyInstance, farm: Farm) {
+  const sessions = await app.deps.dataplane.sessions(farm.id);
+  if (sessions.length === 0) return [];
+  const byUid = new Map(app.deps.store.listBackends(farm.id).map((b) => [b.uid, b]));
+  return sessions.flatMap((s) => {
+    const b = byUid.get(s.mark);
+    // A session of a deleted backend is dead: its packets find no backend.
+    return b ? [{ client: s.key, id: b.id, backend_ip: b.ip, backend_port: b.port, session: s.key, ttl: s.expiresSeconds, type: 'dynamic' as const }] : [];
+  });
+}
+
 /** Everything GET /farms/{f} and the backend calls show about a farm. */
 export function describeFarm(app: FastifyInstance, farm: Farm) {
   const { store, dataplane } = app.deps;
@@ -110,15 +122,15 @@ export async function checkNetwork(app: FastifyInstance, vip: string, backendIps
 export function checkFarmRules(app: FastifyInstance, farm: Farm, backends: BackendShape[], network: NetworkCheck, conflictMessage = portConflict): void {
   const problem =
     network.problem ??
-    backends.map((b) => dsrBackendPortProblem(farm, b)).find((p) => p !== null) ??
+    backends.map((b) => dsrBackendPortProblem(farm, b) ?? statelessBackendPortProblem(farm, b)).find((p) => p !== null) ??
     dsrFeatureProblem(farm, backends);
   if (problem) throw badRequest(problem);
-  if (farm.nattype === 'dsr') {
+  if (farm.nattype === 'dsr' || farm.nattype === 'stateless_dnat') {
     const outside = backends.find((b) => !network.backendsInside.has(b.ip));
     if (outside) {
       throw badRequest(
         `The backend IP '${outside.ip}' is not in the network ${network.network} of interface '${network.interface}' that carries the VIP: ` +
-          'in DSR mode frames are forwarded by MAC address, so backends must be directly connected to that network.',
+          `in nattype '${farm.nattype}' frames are forwarded by MAC address, so backends must be directly connected to that network.`,
       );
     }
   }
@@ -249,7 +261,7 @@ export async function farmRoutes(app: FastifyInstance): Promise<void> {
           nattype: farm.nattype,
           persistence: persistenceView(farm.persistence),
           protocol: farm.protocol,
-          sessions: [],
+          sessions: await sessionViews(app, farm),
           status,
           ttl: farm.ttl,
           vip: farm.vip,
@@ -354,6 +366,21 @@ export async function farmRoutes(app: FastifyInstance): Promise<void> {
     handler: async (_req, _reply, farm) => {
       store.write(() => store.deleteFarm(farm.id));
       return { description: `Delete farm ${farm.name}`, message: `The Farm ${farm.name} has been deleted.`, success: 'true' };
+    },
+  });
+
+  zapiRoute<FarmRequest, Farm>(app, {
+    method: 'DELETE',
+    url: '/farms/:farmname/sessions',
+    summary: 'Forget every persistence session of a farm (clients are balanced again on their next new flow)',
+    tags: ['farms'],
+    params: farmPathParams,
+    description: (req) => `Delete sessions of farm ${req.params.farmname}`,
+    before: (req) => farmInPath(app, req),
+    response: { 200: deleteEnvelope({ sessions: { type: 'integer', description: 'How many sessions were deleted.' } }) },
+    handler: async (_req, _reply, farm) => {
+      const sessions = await app.deps.dataplane.flushSessions(farm.id);
+      return { description: `Delete sessions of farm ${farm.name}`, message: `${sessions} sessions of the farm ${farm.name} have been deleted.`, sessions, success: 'true' };
     },
   });
 

@@ -22,8 +22,20 @@ export const ANY_DISPATCH_MAP = 'ipv4_vip_any';
 export const GUARDED_VIPS_SET = 'ipv4_proxied_vips';
 
 export const farmChain = (farmId: number): string => `farm_${farmId}`;
-/** Bucket -> backend mark (Maglev table, or the round-robin sequence). */
+/** Bucket -> backend mark: the farm's own round-robin (or leastconn) sequence. */
 export const farmBucketsMap = (farmId: number): string => `farm_${farmId}_buckets`;
+/**
+ * Bucket -> slot mark: a consistent-hash table shared by every farm whose serving backends
+ * have the same slots and weights. Named after its content, so the name says when it changes.
+ */
+export const sharedTableMap = (contentHash: string): string => `hrw_${contentHash}`;
+/** Slot mark -> backend mark, per farm: turns a shared table's answer into this farm's backend. */
+export const farmSlotsMap = (farmId: number): string => `farm_${farmId}_slots`;
+/**
+ * Slot marks (what shared tables hold) are SLOT_MARK_BASE + the backend's ZAPI id, clear of
+ * backend marks (store uids), so a rule can tell which of the two a mark is.
+ */
+export const SLOT_MARK_BASE = 0x40000000;
 /** Backend mark -> MAC address, with per-backend packet counters. */
 export const farmMacsMap = (farmId: number): string => `farm_${farmId}_macs`;
 /** Flow -> backend mark: pins every established flow to its backend across table changes. */

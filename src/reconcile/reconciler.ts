@@ -24,7 +24,7 @@ import {
 } from '../dataplane/nft/ruleset.js';
 import type { Conntrack } from '../dataplane/conntrack.js';
 import { desiredState, usesConntrack, type DesiredState } from './desired.js';
-import { renderTables, type RenderCache, type RenderedTables } from './render.js';
+import { newRenderCache, renderTables, type RenderCache, type RenderedTables } from './render.js';
 import { NAT_TABLE_FAMILY, NAT_TABLE_NAME, TABLE_FAMILY, TABLE_NAME } from './names.js';
 
 /** nftfarm's tables: netdev (every farm's dispatch, dsr, stateless_dnat) and ip (nat, dnat). */
@@ -71,7 +71,7 @@ export class Reconciler implements DataplaneView {
   /** Connections per backend mark, for leastconn and max_conns; undefined until counted. */
   private connections: Map<number, number> | undefined = undefined;
   private readonly farms = new Map<number, FarmRuntime>();
-  private readonly renderCache: RenderCache = new Map();
+  private readonly renderCache: RenderCache = newRenderCache();
   /** The kernel ruleset generation at which the kernel was last known to hold `applied`. */
   private verifiedGeneration = -1;
   /** What the last successful pass was computed from, and its result. */

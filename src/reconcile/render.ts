@@ -13,8 +13,9 @@
  *   the backend of each new connection, conntrack keeps it for the connection's life.
  *
  * The backend choice is the same everywhere: a flow pin (dsr, stateless_dnat) or conntrack
- * (nat, dnat), then the client's session (persistence), then the farm's bucket table (Maglev
- * consistent hash, or a round-robin sequence). The chosen backend travels as a mark: the
+ * (nat, dnat), then the client's session (persistence), then a bucket table: a consistent-hash
+ * table shared by the farms of the same shape (see buckets.ts) whose slot answer the farm's
+ * slots map turns into its backend, or the farm's own round-robin sequence. The chosen backend travels as a mark: the
  * packet mark in netdev, the connection mark in the ip table (kept with the connection, so
  * its backend is known to statistics, leastconn and the conntrack flush of a cut backend).
  */
@@ -43,9 +44,12 @@ import {
   farmPortsMap,
   farmRepliesChain,
   farmSessionsMap,
+  farmSlotsMap,
   ingressChain,
+  sharedTableMap,
+  SLOT_MARK_BASE,
 } from './names.js';
-import { maglevTable, roundRobinSequence, tableSizeFor, type MaglevMember } from './maglev.js';
+import { BUCKETS, fnv1a, normalizedMembers, rendezvousTable, roundRobinSequence, type RoundRobinMember, type TableMember } from './buckets.js';
 import { replyClaims, usesConntrack, type DesiredBackend, type DesiredFarm, type DesiredState } from './desired.js';
 import type { ChainDecl, SetDecl, TableDecl } from '../dataplane/nft/ruleset.js';
 import type { Persistence } from '../model/farm.js';
@@ -72,11 +76,22 @@ export function renderedFarms(state: DesiredState): DesiredFarm[] {
 }
 
 /**
- * Rendered farm objects by farm id, with the inputs they were rendered from. A pass renders
- * again only the farms whose inputs changed, and hands the others' objects over unchanged:
- * the transaction planner sees the same objects and skips them without comparing elements.
+ * Rendered farm objects by farm id, with the inputs they were rendered from, and the shared
+ * tables by name. A pass renders again only the farms whose inputs changed, and hands the
+ * others' objects over unchanged: the transaction planner sees the same objects and skips
+ * them without comparing elements.
  */
-export type RenderCache = Map<number, { key: string; sets: SetDecl[]; chains: ChainDecl[] }>;
+export interface RenderCache {
+  farms: Map<number, { key: string; sets: SetDecl[]; chains: ChainDecl[]; sharedTable: SharedTable | null }>;
+  tables: Map<string, SetDecl>;
+}
+
+export const newRenderCache = (): RenderCache => ({ farms: new Map(), tables: new Map() });
+
+interface SharedTable {
+  name: string;
+  members: TableMember[];
+}
 
 export interface RenderedTables {
   /** `netdev nftfarm`; null when no farm needs rules. */
@@ -86,32 +101,69 @@ export interface RenderedTables {
 }
 
 /** The netdev table alone (the DSR view of the data plane, kept for callers that need only it). */
-export function renderTable(state: DesiredState, cache: RenderCache = new Map()): TableDecl | null {
+export function renderTable(state: DesiredState, cache: RenderCache = newRenderCache()): TableDecl | null {
   return renderTables(state, cache).netdev;
 }
 
-export function renderTables(state: DesiredState, cache: RenderCache = new Map()): RenderedTables {
+export function renderTables(state: DesiredState, cache: RenderCache = newRenderCache()): RenderedTables {
   const farms = renderedFarms(state);
   const rendered = new Set<number>();
-  const farmObjects = (farm: DesiredFarm) => {
+  const usedTables = new Set<string>();
+  const farmObjects: FarmObjects = (farm) => {
     // Everything the farm's objects are made of; the generation alone changes nothing.
     const key = JSON.stringify({ ...farm, generation: 0 });
-    let entry = cache.get(farm.farmId);
+    let entry = cache.farms.get(farm.farmId);
     if (!entry || entry.key !== key) {
       entry = { key, ...renderFarm(farm) };
-      cache.set(farm.farmId, entry);
+      cache.farms.set(farm.farmId, entry);
     }
     rendered.add(farm.farmId);
+    if (entry.sharedTable) usedTables.add(entry.sharedTable.name);
     return entry;
   };
-  const netdev = farms.length === 0 ? null : renderNetdevTable(state, farms, farmObjects);
+  const netdev = farms.length === 0 ? null : renderNetdevTable(state, farms, farmObjects, cache);
   const natFarms = farms.filter((f) => usesConntrack(f.nattype));
-  const ip = natFarms.length === 0 ? null : renderNatTable(natFarms, farmObjects);
-  for (const id of cache.keys()) if (!rendered.has(id)) cache.delete(id);
+  const ip = natFarms.length === 0 ? null : renderNatTable(natFarms, farmObjects, cache);
+  for (const id of cache.farms.keys()) if (!rendered.has(id)) cache.farms.delete(id);
+  for (const name of cache.tables.keys()) if (!usedTables.has(name)) cache.tables.delete(name);
   return { netdev, ip };
 }
 
-type FarmObjects = (farm: DesiredFarm) => { sets: SetDecl[]; chains: ChainDecl[] };
+type FarmObjects = (farm: DesiredFarm) => { sets: SetDecl[]; chains: ChainDecl[]; sharedTable: SharedTable | null };
+
+/**
+ * The farms' objects, preceded by the shared tables they use (each once, by name order). A
+ * shared table's elements are computed once and kept while some farm uses it.
+ */
+function farmSetsAndChains(farms: DesiredFarm[], farmObjects: FarmObjects, cache: RenderCache): { sets: SetDecl[]; chains: ChainDecl[] } {
+  const shared = new Map<string, SharedTable>();
+  const sets: SetDecl[] = [];
+  const chains: ChainDecl[] = [];
+  for (const farm of farms) {
+    const objects = farmObjects(farm);
+    if (objects.sharedTable) shared.set(objects.sharedTable.name, objects.sharedTable);
+    sets.push(...objects.sets);
+    chains.push(...objects.chains);
+  }
+  const tables = [...shared.values()]
+    .sort((a, b) => (a.name < b.name ? -1 : 1))
+    .map((t) => {
+      let decl = cache.tables.get(t.name);
+      if (!decl) {
+        const buckets = rendezvousTable(t.members, BUCKETS);
+        decl = {
+          kind: 'map',
+          name: t.name,
+          body: [`typeof numgen inc mod ${BUCKETS} : meta mark`],
+          typeKey: 'integer : mark',
+          elements: new Map(buckets.map((slot, bucket) => [String(bucket), String(SLOT_MARK_BASE + slot)])),
+        };
+        cache.tables.set(t.name, decl);
+      }
+      return decl;
+    });
+  return { sets: [...tables, ...sets], chains };
+}
 
 interface Dispatch {
   ports: Map<string, string>;
@@ -155,7 +207,7 @@ function dispatchMaps(d: Dispatch): SetDecl[] {
   ];
 }
 
-function renderNetdevTable(state: DesiredState, farms: DesiredFarm[], farmObjects: FarmObjects): TableDecl {
+function renderNetdevTable(state: DesiredState, farms: DesiredFarm[], farmObjects: FarmObjects, cache: RenderCache): TableDecl {
   // nat and dnat farms are only let through here: their rules are in the ip table.
   const dispatch = dispatchOf(farms, (farm) => (usesConntrack(farm.nattype) ? 'accept' : `jump ${farmChain(farm.farmId)}`));
   const guarded = new Map(state.announcements.map((a) => [a.vip, '']));
@@ -213,16 +265,11 @@ function renderNetdevTable(state: DesiredState, farms: DesiredFarm[], farmObject
     });
   }
 
-  for (const farm of farms) {
-    if (usesConntrack(farm.nattype)) continue;
-    const objects = farmObjects(farm);
-    sets.push(...objects.sets);
-    chains.push(...objects.chains);
-  }
-  return { family: TABLE_FAMILY, name: TABLE_NAME, sets, chains };
+  const own = farmSetsAndChains(farms.filter((f) => !usesConntrack(f.nattype)), farmObjects, cache);
+  return { family: TABLE_FAMILY, name: TABLE_NAME, sets: [...sets, ...own.sets], chains: [...chains, ...own.chains] };
 }
 
-function renderNatTable(farms: DesiredFarm[], farmObjects: FarmObjects): TableDecl {
+function renderNatTable(farms: DesiredFarm[], farmObjects: FarmObjects, cache: RenderCache): TableDecl {
   const dispatch = dispatchOf(farms, (farm) => `jump ${farmChain(farm.farmId)}`);
   const masqueraded = new Map(
     farms
@@ -253,12 +300,8 @@ function renderNatTable(farms: DesiredFarm[], farmObjects: FarmObjects): TableDe
       rules: [`ct status dnat ct mark @${MASQUERADED_BACKENDS_SET} masquerade`],
     },
   ];
-  for (const farm of farms) {
-    const objects = farmObjects(farm);
-    sets.push(...objects.sets);
-    chains.push(...objects.chains);
-  }
-  return { family: NAT_TABLE_FAMILY, name: NAT_TABLE_NAME, sets, chains };
+  const own = farmSetsAndChains(farms, farmObjects, cache);
+  return { family: NAT_TABLE_FAMILY, name: NAT_TABLE_NAME, sets: [...sets, ...own.sets], chains: [...chains, ...own.chains] };
 }
 
 interface FlowKey {
@@ -297,11 +340,21 @@ function hashInput(farm: DesiredFarm): string {
   }
 }
 
-const memberOf = (b: DesiredBackend): MaglevMember => ({ key: `${b.ip}:${b.port ?? ''}`, weight: b.weight, value: b.uid });
+const memberOf = (b: DesiredBackend): RoundRobinMember => ({ key: `${b.ip}:${b.port ?? ''}`, weight: b.weight, value: b.uid });
 
-/** Bucket -> backend mark, and the expression that picks a bucket for a new flow. */
-function bucketTable(farm: DesiredFarm): { size: number; buckets: number[]; selector: string } {
+/**
+ * How the farm picks a backend for a new flow: `own` is a per-farm sequence of backend marks
+ * walked by a counter (roundrobin, leastconn where connections are counted); `shared` is a
+ * consistent-hash table of slots, shared with the farms of the same shape.
+ */
+type BucketChoice =
+  | { kind: 'own'; size: number; buckets: number[]; selector: string }
+  | { kind: 'shared'; table: SharedTable; selector: string; slots: Map<string, string> }
+  | { kind: 'none' };
+
+function bucketChoice(farm: DesiredFarm): BucketChoice {
   const serving = farm.backends.filter((b) => b.role === 'serving');
+  if (serving.length === 0) return { kind: 'none' };
   if (farm.algorithm === 'roundrobin' || (farm.algorithm === 'leastconn' && usesConntrack(farm.nattype))) {
     let members = serving;
     if (farm.algorithm === 'leastconn') {
@@ -312,27 +365,58 @@ function bucketTable(farm: DesiredFarm): { size: number; buckets: number[]; sele
       members = serving.filter((b) => load(b) === least);
     }
     const buckets = roundRobinSequence(members.map(memberOf));
-    const size = Math.max(1, buckets.length);
-    return { size, buckets, selector: `numgen inc mod ${size}` };
+    return { kind: 'own', size: buckets.length, buckets, selector: `numgen inc mod ${buckets.length}` };
   }
-  const size = tableSizeFor(farm.backends.length);
-  return { size, buckets: maglevTable(serving.map(memberOf), size), selector: `jhash ${hashInput(farm)} mod ${size} seed ${SEED_TEXT}` };
+  const members = normalizedMembers(serving.map((b) => ({ slot: b.id, weight: b.weight })));
+  const shape = members.map((m) => `${m.slot}:${m.weight}`).join(',');
+  const hash = `${fnv1a(shape).toString(16).padStart(8, '0')}${fnv1a(shape, 0x01234567).toString(16).padStart(8, '0')}`;
+  return {
+    kind: 'shared',
+    table: { name: sharedTableMap(hash), members },
+    selector: `jhash ${hashInput(farm)} mod ${BUCKETS} seed ${SEED_TEXT} map @${sharedTableMap(hash)}`,
+    slots: new Map([...serving].sort((a, b) => a.id - b.id).map((b) => [String(SLOT_MARK_BASE + b.id), String(b.uid)])),
+  };
 }
 
-function renderFarm(farm: DesiredFarm): { sets: SetDecl[]; chains: ChainDecl[] } {
+const SLOT_MARK_TEXT = `0x${SLOT_MARK_BASE.toString(16).padStart(8, '0')}`;
+
+/** The map(s) and rules that give a new flow its backend, in the mark named `mark`. */
+function selection(farm: DesiredFarm, mark: 'meta mark' | 'ct mark'): { sets: SetDecl[]; rules: string[]; sharedTable: SharedTable | null } {
   const id = farm.farmId;
-  const { size, buckets, selector } = bucketTable(farm);
+  const choice = bucketChoice(farm);
+  if (choice.kind === 'none') return { sets: [], rules: [], sharedTable: null };
+  if (choice.kind === 'own') {
+    return {
+      sets: [
+        {
+          kind: 'map',
+          name: farmBucketsMap(id),
+          body: [`typeof numgen inc mod ${choice.size} : meta mark`],
+          typeKey: 'integer : mark',
+          elements: new Map(choice.buckets.map((uid, bucket) => [String(bucket), String(uid)])),
+        },
+      ],
+      rules: [`${mark} 0 ${mark} set ${choice.selector} map @${farmBucketsMap(id)}`],
+      sharedTable: null,
+    };
+  }
+  return {
+    sets: [staticMap(farmSlotsMap(id), 'mark : mark', [...choice.slots])],
+    rules: [
+      `${mark} 0 ${mark} set ${choice.selector}`,
+      // The shared table answers a slot: this farm's backend in that slot.
+      `${mark} >= ${SLOT_MARK_TEXT} ${mark} set ${mark} map @${farmSlotsMap(id)}`,
+    ],
+    sharedTable: choice.table,
+  };
+}
+
+function renderFarm(farm: DesiredFarm): { sets: SetDecl[]; chains: ChainDecl[]; sharedTable: SharedTable | null } {
+  const id = farm.farmId;
   // Who may still receive packets: everyone but the excluded (cut, unreachable).
   const reachable = farm.backends.filter((b) => b.role !== 'excluded').sort((a, b) => a.uid - b.uid);
-  const sets: SetDecl[] = [
-    {
-      kind: 'map',
-      name: farmBucketsMap(id),
-      body: [`typeof numgen inc mod ${size} : meta mark`],
-      typeKey: 'integer : mark',
-      elements: new Map(buckets.map((uid, bucket) => [String(bucket), String(uid)])),
-    },
-  ];
+  const select = selection(farm, usesConntrack(farm.nattype) ? 'ct mark' : 'meta mark');
+  const sets: SetDecl[] = [...select.sets];
   const session = farm.persistence === '' ? null : { ...SESSION_KEYS[farm.persistence], map: farmSessionsMap(id) };
 
   if (usesConntrack(farm.nattype)) {
@@ -347,14 +431,14 @@ function renderFarm(farm: DesiredFarm): { sets: SetDecl[]; chains: ChainDecl[] }
       // The connection mark carries the chosen backend and stays with the connection.
       'ct mark set 0',
       ...(session ? [`ct mark set ${session.expr} map @${session.map}`] : []),
-      `ct mark 0 ct mark set ${selector} map @${farmBucketsMap(id)}`,
+      ...select.rules,
       ...(session ? [`ct mark != 0 update @${session.map} { ${session.expr} : ct mark }`] : []),
       // A map miss ends a rule: backends with a port of their own first, then the others.
       ...(withPort.length > 0 ? [`meta l4proto ${farm.protocol} dnat ip addr . port to ct mark map @${farmEndpointsMap(id)}`] : []),
       `dnat ip to ct mark map @${farmAddressesMap(id)}`,
       `counter drop comment "farm ${farm.name}: no backend"`,
     ];
-    return { sets, chains: [{ name: farmChain(id), rules }] };
+    return { sets, chains: [{ name: farmChain(id), rules }], sharedTable: select.sharedTable };
   }
 
   const iface = farm.iface!;
@@ -384,7 +468,7 @@ function renderFarm(farm: DesiredFarm): { sets: SetDecl[]; chains: ChainDecl[] }
     'meta mark set 0',
     `meta mark set ${flow.expr} map @${flows}`,
     ...(session ? [`meta mark 0 meta mark set ${session.expr} map @${session.map}`] : []),
-    `meta mark 0 meta mark set ${selector} map @${farmBucketsMap(id)}`,
+    ...select.rules,
     // Each update in a rule of its own: when a map is full the update ends only its rule.
     `meta mark != 0 update @${flows} { ${flow.expr} : meta mark }`,
     ...(session ? [`meta mark != 0 update @${session.map} { ${session.expr} : meta mark }`] : []),
@@ -409,7 +493,7 @@ function renderFarm(farm: DesiredFarm): { sets: SetDecl[]; chains: ChainDecl[] }
       rules: [`ip saddr set ${farm.vip}${restorePort} accept`],
     });
   }
-  return { sets, chains };
+  return { sets, chains, sharedTable: select.sharedTable };
 }
 
 function staticMap(name: string, type: string, entries: [string, string][]): SetDecl {

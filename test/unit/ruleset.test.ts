@@ -35,47 +35,68 @@ t.test('a fresh kernel gets the whole table in one transaction, objects before t
   t.ok(index('add chain netdev nftfarm farm_1') < index('add element netdev nftfarm ipv4_vip_ports'), 'chains before the jumps to them');
 });
 
-t.test('adding a backend to one farm touches only that farm', async (t) => {
-  // 3 -> 4 backends keeps the table size (509): only elements change.
+const sharedTables = (commands: string[]): string[] => [...new Set(commands.flatMap((c) => [...c.matchAll(/\bhrw_[0-9a-f]+/g)].map((m) => m[0])))];
+
+t.test('adding a backend to one farm: its chain moves to the table of its new shape, the other farm is untouched', async (t) => {
   const three = [...webBackends, backend(5, 1, 2, '10.250.0.25')];
   const before = render([
     { farm: web, backends: three },
     { farm: api, backends: apiBackends },
-  ]);
+  ])!;
   const after = render([
     { farm: { ...web, generation: 2 }, backends: [...three, backend(6, 1, 3, '10.250.0.26')] },
     { farm: api, backends: apiBackends },
-  ]);
+  ])!;
   const commands = plan(before, after);
   t.same([...farmsTouched(commands)], ['1']);
-  t.notOk(commands.some((c) => c.startsWith('flush chain')), 'no chain is reloaded: only map elements change');
-  t.notOk(commands.some((c) => c.includes('farm_1_flows')), 'the flow pins are not touched');
+  t.notOk(commands.some((c) => /^(delete|flush) map netdev nftfarm farm_1_flows|element netdev nftfarm farm_1_flows/.test(c)), 'the flow pins are not touched');
+  t.ok(commands.includes('flush chain netdev nftfarm farm_1'), 'the chain now names the new table');
+  t.ok(commands.some((c) => c.startsWith('add element netdev nftfarm farm_1_slots { 1073741827 : 6 }')), 'slot 3 is the new backend');
   t.ok(commands.some((c) => c.startsWith('add element netdev nftfarm farm_1_macs { 6 : 02:00:0a:fa:00:1a }')));
-  const moved = commands.filter((c) => c.startsWith('add element netdev nftfarm farm_1_buckets')).join().split(' : ').length - 1;
-  t.ok(moved > 80 && moved < 200, `about a quarter of the 509 buckets move to the new backend (${moved})`);
+  const tableOf = (decl: typeof before, farmId: number) =>
+    decl.sets.find((s) => s.name === decl.chains.find((c) => c.name === `farm_${farmId}`)!.rules.join(' ').match(/hrw_[0-9a-f]+/)![0])!;
+  const oldTable = tableOf(before, 1);
+  const newTable = tableOf(after, 1);
+  t.ok(commands.includes(`delete map netdev nftfarm ${oldTable.name}`), 'the 3-slot table no farm uses any more goes');
+  t.notOk(commands.includes(`delete map netdev nftfarm ${tableOf(before, 2).name}`), "the other farm's table stays");
+  let moved = 0;
+  for (const [bucket, slot] of oldTable.elements!) {
+    if (newTable.elements!.get(bucket) === slot) continue;
+    moved++;
+    t.equal(newTable.elements!.get(bucket), '1073741827', 'a moved bucket went to the new slot');
+  }
+  const share = moved / oldTable.elements!.size;
+  t.ok(share > 0.23 && share < 0.27, `a quarter of the buckets move to the new backend (${moved})`);
 });
 
-t.test('growing past the table size re-creates the buckets map and reloads the chain, keeping the pins', async (t) => {
+t.test('farms of the same shape share one table: a farm joining a shape loads no table', async (t) => {
+  const apiThree = [...apiBackends, backend(7, 2, 2, '10.250.0.27')];
+  const before = render([
+    { farm: web, backends: webBackends },
+    { farm: api, backends: apiThree },
+  ]);
   const after = render([
     { farm: web, backends: [...webBackends, backend(5, 1, 2, '10.250.0.25')] },
-    { farm: api, backends: apiBackends },
+    { farm: api, backends: apiThree },
   ]);
-  const commands = plan(both, after);
-  t.ok(commands.includes('delete map netdev nftfarm farm_1_buckets'));
-  t.ok(commands.includes('flush chain netdev nftfarm farm_1'));
-  t.notOk(commands.some((c) => /^(delete|flush) map netdev nftfarm farm_1_flows/.test(c)));
+  t.equal(after!.sets.filter((s) => s.name.startsWith('hrw_')).length, 1, 'one table for two farms of 3 equal backends');
+  const commands = plan(before, after);
+  t.notOk(commands.some((c) => /^add (map|element) netdev nftfarm hrw_/.test(c)), 'no table is loaded');
+  t.equal(sharedTables(commands.filter((c) => c.startsWith('delete map'))).length, 1, 'the 2-slot table no farm uses any more goes');
   t.same([...farmsTouched(commands)], ['1']);
 });
 
-t.test('a changed bucket is replaced by delete + add in the same transaction', async (t) => {
+t.test('a slot taken by another backend is replaced by delete + add in the same transaction', async (t) => {
+  // Backend 0 deleted and a new one added: it gets id 0 again (the lowest free), a new mark.
   const after = render([
-    { farm: web, backends: [webBackends[0]!] },
+    { farm: web, backends: [backend(8, 1, 0, '10.250.0.28'), webBackends[1]!] },
     { farm: api, backends: apiBackends },
   ]);
   const commands = plan(both, after);
-  const del = commands.findIndex((c) => c.startsWith('delete element netdev nftfarm farm_1_buckets'));
-  const add = commands.findIndex((c) => c.startsWith('add element netdev nftfarm farm_1_buckets'));
-  t.ok(del >= 0 && add > del, 'delete the old values first, then add the new ones');
+  const del = commands.findIndex((c) => c === 'delete element netdev nftfarm farm_1_slots { 1073741824 }');
+  const add = commands.findIndex((c) => c.startsWith('add element netdev nftfarm farm_1_slots { 1073741824 : 8 }'));
+  t.ok(del >= 0 && add > del, 'delete the old value first, then add the new one');
+  t.notOk(commands.some((c) => c.includes('hrw_')), 'the shape is the same: the shared table is not touched');
   t.same([...farmsTouched(commands)], ['1']);
 });
 

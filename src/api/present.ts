@@ -28,10 +28,9 @@ export function backendView(backend: Backend, farm: Farm, runtime: FarmRuntime |
     return view;
   }
   const rt = farm.running ? runtime?.backends.get(backend.uid) : undefined;
-  if (rt && !rt.usable) {
-    view.status = 'down';
-    if (rt.reason) view.status_reason = rt.reason;
-  }
+  if (rt && !rt.usable) view.status = 'down';
+  // Also for a backend that is up but takes no new flow (max_conns reached).
+  if (rt?.reason) view.status_reason = rt.reason;
   return view;
 }
 

@@ -28,7 +28,14 @@ export const vportParam = patternParam(VPORT_PATTERN, {
 export const protocolParam = enumParam(PROTOCOLS);
 
 /** `snat` is an alias of `nat` (a deliberate difference from ZEVENET). */
-export const nattypeParam = enumParam(NAT_TYPES, { snat: 'nat' });
+export const nattypeParam: ParamSpec<(typeof NAT_TYPES)[number]> = {
+  ...enumParam(NAT_TYPES, { snat: 'nat' }),
+  description:
+    "How packets reach the backends. 'nat' (default; alias 'snat'): conntrack DNAT plus source NAT, backends see the load balancer and need no route. " +
+    "'dnat': conntrack DNAT only, backends see the client address and must route their replies through the load balancer. " +
+    "'dsr': only MAC addresses are rewritten, backends hold the VIP on loopback and answer clients directly. " +
+    "'stateless_dnat': addresses rewritten in netdev ingress without conntrack, replies must come back through the load balancer.",
+};
 
 /** `prio` passes the schema so the route can answer 410, as ZEVENET does. */
 export const algorithmParam: ParamSpec<(typeof ALGORITHMS)[number] | 'prio'> = {

@@ -126,7 +126,7 @@ export function bodySchema(specs: ParamSpecs, required: readonly string[] = []):
     type: 'object',
     minProperties: 1,
     additionalProperties: false,
-    properties: Object.fromEntries(Object.entries(specs).map(([name, spec]) => [name, spec.schema])),
+    properties: Object.fromEntries(Object.entries(specs).map(([name, spec]) => [name, spec.description ? { ...spec.schema, description: spec.description } : spec.schema])),
     ...(required.length > 0 ? { required: [...required] } : {}),
   };
 }

@@ -1,5 +1,6 @@
 // Transport-level behaviour of every ZAPI route: the API key, unknown routes, body parsing and
 // the generic parameter checks (help, required, unknown, blank, type, enum, integer, name).
+import { nattypeParam } from '../../src/api/farm-params.js';
 import t from 'tap';
 import { API_KEY, ZAPI, addBackend, buildTestApp, call, createFarm, zapiError } from '../helpers/api.js';
 
@@ -190,7 +191,7 @@ const BODY_ROUTES: { method: Method; url: string; description: string; params: u
       { name: 'vip', description: 'An IPv4 address.', options: ['non_blank'] },
       { name: 'vport', description: "A port, a comma list of ports and 'low:high' ranges, or '*' (every port, protocol 'all').", options: ['non_blank'] },
       { name: 'protocol', options: ['non_blank'], possible_values: ['tcp', 'udp', 'sctp', 'all'] },
-      { name: 'nattype', options: ['non_blank'], possible_values: ['nat', 'dnat', 'dsr', 'stateless_dnat', 'snat'] },
+      { name: 'nattype', description: nattypeParam.description, options: ['non_blank'], possible_values: ['nat', 'dnat', 'dsr', 'stateless_dnat', 'snat'] },
       {
         name: 'algorithm',
         options: ['non_blank'],

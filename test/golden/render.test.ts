@@ -100,8 +100,13 @@ const cases: Case[] = [
           backends: [backend(10, 4, 0, '10.250.0.31')],
         },
         { farm: farm(5, { name: 'dsr', vip: '10.250.0.104', algorithm: 'leastconn' }), backends: [backend(11, 5, 0, '10.250.0.21')] },
+        {
+          // SCTP (rendered and loaded; this kernel has no SCTP for traffic), a backend port.
+          farm: farm(6, { name: 'diameter', nattype: 'dnat', vip: '10.250.0.105', vport: '3868', protocol: 'sctp', persistence: 'srcip_dstport' }),
+          backends: [backend(12, 6, 0, '10.250.0.21', { port: 3869 }), backend(13, 6, 1, '10.250.0.22')],
+        },
       ],
-      5,
+      6,
     ),
     facts: facts({ connections: new Map([[5, 3], [6, 1], [7, 2]]) }),
   },

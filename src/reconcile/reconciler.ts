@@ -9,7 +9,6 @@
 import type { Logger } from 'pino';
 import type { Store } from '../store/store.js';
 import { parseSessionListing } from '../dataplane/sessions.js';
-import { farmSessionsMap } from './names.js';
 import { initialSystemRuntime, type LiveSession, type DataplaneView, type FarmRuntime, type SystemRuntime } from '../model/runtime.js';
 import type { HostNetwork } from '../dataplane/netlink/host-network.js';
 import type { NftRunner } from '../dataplane/nft/runner.js';
@@ -25,7 +24,7 @@ import {
 import type { Conntrack } from '../dataplane/conntrack.js';
 import { desiredState, usesConntrack, type DesiredState } from './desired.js';
 import { newRenderCache, renderTables, type RenderCache, type RenderedTables } from './render.js';
-import { NAT_TABLE_FAMILY, NAT_TABLE_NAME, TABLE_FAMILY, TABLE_NAME } from './names.js';
+import { NAT_TABLE_FAMILY, NAT_TABLE_NAME, TABLE_FAMILY, TABLE_NAME, farmSessionsMap } from './names.js';
 
 /** nftfarm's tables: netdev (every farm's dispatch, dsr, stateless_dnat) and ip (nat, dnat). */
 const TABLES = [

@@ -7,9 +7,11 @@
  * In dnat and stateless_dnat the backends route their replies to the client through the load
  * balancer (a host route, as a one-armed set-up would have a default route).
  */
+import { spawnSync } from 'node:child_process';
+import path from 'node:path';
 import t from 'tap';
-import { CLIENT_IP, LB_IP, createLab, type Lab } from '../../src/lab/lab.js';
-import { farmReady, startLabDaemon } from '../../src/lab/daemon.js';
+import { CLIENT_IP, LB_IP, PACKAGE_ROOT, createLab, type Lab } from '../../src/lab/lab.js';
+import { cleanEnv, farmReady, startLabDaemon } from '../../src/lab/daemon.js';
 
 const VIP = '10.250.0.100';
 const DNS_VIP = '10.250.0.101';
@@ -106,6 +108,14 @@ t.test('nat, dnat and stateless_dnat serve the same farms, switched at runtime',
       t.equal(await sysctl('net.ipv4.conf.eth0.forwarding'), '1', 'forwarding is on');
       t.equal(await sysctl('net.ipv4.conf.all.send_redirects'), '0', 'no ICMP redirects (all)');
       t.equal(await sysctl('net.ipv4.conf.eth0.send_redirects'), '0', 'no ICMP redirects (eth0)');
+      const rules = spawnSync('ip', ['netns', 'exec', lab.lb.ns, process.execPath, path.join(PACKAGE_ROOT, 'bin', 'nftfarm'), 'rules', '--db', daemon.dbPath], {
+        encoding: 'utf8',
+        env: cleanEnv(),
+      });
+      t.equal(rules.status, 0, rules.stderr);
+      t.equal(rules.stdout.includes('table ip nftfarm {'), mode !== 'stateless_dnat', '`nftfarm rules` prints the ip table when a farm uses conntrack');
+      const check = spawnSync('ip', ['netns', 'exec', lab.lb.ns, 'nft', '-c', '-f', '-'], { input: rules.stdout, encoding: 'utf8' });
+      t.equal(check.status, 0, `nft -c accepts what \`nftfarm rules\` prints: ${check.stderr}`);
       if (previous === 'dnat') {
         // The dnat connections made before the switch were deleted from conntrack.
         t.equal(await marksTracked([1, 2]), 0, 'no tracked connection of the previous mode is left');

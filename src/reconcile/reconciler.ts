@@ -20,7 +20,7 @@ import {
   planTransaction,
   type KernelTable,
 } from '../dataplane/nft/ruleset.js';
-import { desiredState, type DesiredState } from './desired.js';
+import { desiredState, type BackendHealth, type DesiredState } from './desired.js';
 import { renderTable, type RenderCache } from './render.js';
 import { TABLE_FAMILY, TABLE_NAME } from './names.js';
 
@@ -34,6 +34,15 @@ export interface ReconcilerOptions {
   /** Drift check (a ruleset generation read), neighbour refresh and announcement repair period. */
   resyncIntervalMs?: number;
   maxBackoffMs?: number;
+  /** Backend health from the checks (src/health); absent: every backend counts as healthy. */
+  health?: HealthFacts;
+}
+
+/** What the reconciler reads from the health monitor. */
+export interface HealthFacts {
+  healthOf(uid: number): BackendHealth | null;
+  /** Changes whenever some backend's health changes. */
+  fingerprint(): string;
 }
 
 type PassKind = 'full' | 'incremental' | 'check';
@@ -49,6 +58,7 @@ export class Reconciler implements DataplaneView {
   private readonly maxBackoffMs: number;
   private readonly announcer: VipAnnouncer;
   private readonly neighbors: NeighborTable;
+  private readonly health: HealthFacts | undefined;
 
   /** The kernel's copy of the table after the last successful pass; undefined: unknown. */
   private applied: KernelTable | null | undefined = undefined;
@@ -81,6 +91,7 @@ export class Reconciler implements DataplaneView {
     this.maxBackoffMs = options.maxBackoffMs ?? 30_000;
     this.announcer = new VipAnnouncer(this.net, this.store, this.log);
     this.neighbors = new NeighborTable(this.net, this.store, this.log);
+    this.health = options.health;
     this.status = initialSystemRuntime(this.dryRun ? 'dry-run' : 'kernel');
   }
 
@@ -161,7 +172,7 @@ export class Reconciler implements DataplaneView {
   private async pass(kind: PassKind): Promise<void> {
     const interfaces = await this.net.listInterfaces();
     await this.neighbors.refresh();
-    const hostKey = `${JSON.stringify(interfaces)}\n${this.neighbors.fingerprint()}`;
+    const hostKey = `${JSON.stringify(interfaces)}\n${this.neighbors.fingerprint()}\n${this.health?.fingerprint() ?? ''}`;
 
     let full = kind === 'full' || this.applied === undefined;
     // Someone else committed to nftables since the kernel was last checked: list and compare.
@@ -183,7 +194,8 @@ export class Reconciler implements DataplaneView {
     }
 
     const snapshot = this.store.snapshot();
-    const state = desiredState(snapshot, { interfaces, macOf: this.neighbors.macLookup(interfaces) });
+    const health = this.health;
+    const state = desiredState(snapshot, { interfaces, macOf: this.neighbors.macLookup(interfaces), ...(health ? { healthOf: (uid: number) => health.healthOf(uid) } : {}) });
     const table = renderTable(state, this.renderCache);
 
     let kernel: KernelTable | null = full ? null : (this.applied as KernelTable | null);
@@ -254,7 +266,7 @@ export class Reconciler implements DataplaneView {
     const seen = new Set<number>();
     for (const f of state.farms) {
       seen.add(f.farmId);
-      const backends = new Map(f.backends.map((b) => [b.uid, { usable: b.role !== 'excluded', ...(b.reason ? { reason: b.reason } : {}) }]));
+      const backends = new Map(f.backends.map((b) => [b.uid, { usable: b.role !== 'excluded' && !b.checkFailing, ...(b.reason ? { reason: b.reason } : {}) }]));
       const unsupported = f.problem !== null && f.problem.startsWith('nattype');
       this.farms.set(f.farmId, {
         generation: f.generation,

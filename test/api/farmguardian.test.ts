@@ -268,3 +268,41 @@ t.test('link and unlink a check; one check per farm', async (t) => {
   t.equal(unlinkNoCheck.status, 404);
   t.equal(unlinkNoCheck.body.message, "The farmguardian 'nope' does not exist");
 });
+
+t.test('a command that is not one of the native checks is refused with a 400 that says why', async (t) => {
+  const { app, store } = await buildTestApp(t);
+  const evil = 'check_tcp -H HOST -p PORT; rm -rf /';
+  const res = await call(app, 'POST', '/monitoring/fg', { name: 'evil', command: evil });
+  t.equal(res.status, 400);
+  t.strictSame(
+    res.body,
+    zapiError(
+      "Create a farm guardian 'evil'",
+      `The command '${evil}' is not valid: it contains ';', which is shell syntax: nftfarm runs check_tcp, check_http, check_udp, check_ping natively and never runs a shell command.`,
+    ),
+  );
+  t.equal(store.getHealthCheck('evil'), undefined, 'nothing stored');
+  for (const command of ['nmap -sU -p PORT HOST | grep open', 'check_tcp -H 10.0.0.1 -p 80', 'check_http -I HOST -x']) {
+    const bad = await call(app, 'POST', '/monitoring/fg', { name: 'bad', command });
+    t.equal(bad.status, 400, command);
+    t.match(bad.body.message, new RegExp(`^The command '.*' is not valid: .+\\.$`), command);
+  }
+  t.equal((await call(app, 'POST', '/monitoring/fg', { name: 'mine', command: 'check_tcp -H HOST -p PORT' })).status, 200);
+  const modified = await call(app, 'PUT', '/monitoring/fg/mine', { command: 'check_tcp -H HOST -p PORT && reboot' });
+  t.equal(modified.status, 400);
+  t.match(modified.body, { error: 'true', message: /^The command 'check_tcp -H HOST -p PORT && reboot' is not valid: it contains '&'/ });
+  t.equal(store.getHealthCheck('mine')?.command, 'check_tcp -H HOST -p PORT', 'unchanged');
+});
+
+t.test('fall and rise: hysteresis settings, default 1 and 1, 1-100', async (t) => {
+  const { app } = await buildTestApp(t);
+  const created = await call(app, 'POST', '/monitoring/fg', { name: 'h', command: 'check_tcp -H HOST -p PORT', fall: 3, rise: '2' });
+  t.equal(created.status, 200);
+  t.match(created.body.params, { fall: 3, rise: 2 });
+  const modified = await call(app, 'PUT', '/monitoring/fg/check_tcp', { fall: 2 });
+  t.equal(modified.status, 200, 'templates take them too');
+  t.match(modified.body.params, { fall: 2, rise: 1 });
+  const bad = await call(app, 'PUT', '/monitoring/fg/h', { rise: 0 });
+  t.equal(bad.status, 400);
+  t.equal(bad.body.message, "'rise' has to be an integer number between '1' and '100'");
+});

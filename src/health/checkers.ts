@@ -183,8 +183,9 @@ export function udpCheck(spec: UdpSpec, ip: string, port: number, timeoutMs: num
 export function pingCheck(spec: PingSpec, ip: string, timeoutMs: number): Promise<CheckResult> {
   // The address reaches an exec'd program: accept only a dotted-quad IPv4 literal.
   if (!net.isIPv4(ip)) return Promise.resolve({ ok: false, reason: `not an IPv4 address: ${ip}`, latencyMs: 0 });
-  const deadlineS = Math.max(1, Math.floor(timeoutMs / 1000));
-  const args = ['-n', '-q', '-c', String(spec.packets), '-i', '0.2', '-W', String(deadlineS), '-w', String(deadlineS), ip];
+  // -p requests 0.2 s apart, then up to the rest of the budget for the last reply.
+  const waitS = Math.max(0.2, (timeoutMs - (spec.packets - 1) * 200) / 1000).toFixed(1);
+  const args = ['-n', '-q', '-c', String(spec.packets), '-i', '0.2', '-W', waitS, ip];
   return withDeadline(timeoutMs + 500, `ping ${ip} did not finish within ${secondsText(timeoutMs)}`, (finish) => {
     const child = execFile(PING, args, { timeout: timeoutMs + 400, env: { LC_ALL: 'C' } }, (err, stdout) => {
       const m = /(\d+) packets transmitted, (\d+) received/.exec(stdout);

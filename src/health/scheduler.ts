@@ -34,7 +34,7 @@ interface Job {
   key: string;
   intervalMs: number;
   run: () => Promise<void>;
-  /** Bumped on remove/replace: heap entries of an older token are stale. */
+  /** Bumped on replace: heap entries of an older token are stale. */
   token: number;
   running: boolean;
   removed: boolean;
@@ -67,13 +67,23 @@ export class Scheduler {
     this.maxConcurrent = options.maxConcurrent ?? 64;
   }
 
-  /** Adds (or replaces) a job; its first run comes after a random part of its interval. */
+  /**
+   * Adds a job, or replaces the one with this key; its first run comes after a random part
+   * of its interval. A replaced job that is running finishes first: the key never runs twice
+   * at once.
+   */
   add(key: string, intervalMs: number, run: () => Promise<void>): void {
     const old = this.jobs.get(key);
-    if (old) old.removed = true;
-    const job: Job = { key, intervalMs, run, token: (old?.token ?? 0) + 1, running: false, removed: false };
+    if (old) {
+      old.intervalMs = intervalMs;
+      old.run = run;
+      old.token++; // its queued run is stale
+      // Running: its completion queues the next run, with the new interval.
+      if (!old.running) this.push(old, this.clock.now() + Math.floor(this.random() * intervalMs));
+      return;
+    }
+    const job: Job = { key, intervalMs, run, token: 1, running: false, removed: false };
     this.jobs.set(key, job);
-    // A replaced job still running keeps its slot; the new one waits for its own first turn.
     this.push(job, this.clock.now() + Math.floor(this.random() * intervalMs));
   }
 
@@ -180,7 +190,6 @@ export class Scheduler {
     job.running = true;
     this.running++;
     const started = this.clock.now();
-    const token = job.token;
     let result: Promise<void>;
     try {
       result = job.run();
@@ -192,7 +201,7 @@ export class Scheduler {
       .then(() => {
         job.running = false;
         this.running--;
-        if (!this.stopped && !job.removed && job.token === token) {
+        if (!this.stopped && !job.removed) {
           // Never overlapping: the next run is due one interval after this one started, or
           // now if this one took longer than that.
           this.push(job, Math.max(started + job.intervalMs, this.clock.now()));

@@ -106,6 +106,28 @@ t.test('a removed job stops; a replaced one runs with its new interval', async (
   s.stop();
 });
 
+t.test('replacing a running job does not overlap it: the new settings apply after it finishes', async (t) => {
+  const clock = new FakeClock();
+  const s = new Scheduler({ clock, random: () => 0 });
+  const starts: string[] = [];
+  let running = 0;
+  let maxRunning = 0;
+  const job = (name: string) => async () => {
+    starts.push(`${name}@${clock.now()}`);
+    running++;
+    maxRunning = Math.max(maxRunning, running);
+    await clock.sleep(1500);
+    running--;
+  };
+  s.add('k', 1000, job('old'));
+  await clock.advance(500);
+  s.add('k', 3000, job('new'));
+  await clock.advance(6500);
+  t.equal(maxRunning, 1);
+  t.same(starts, ['old@0', 'new@3000', 'new@6000']);
+  s.stop();
+});
+
 t.test('a job that throws keeps its schedule', async (t) => {
   const clock = new FakeClock();
   const s = new Scheduler({ clock, random: () => 0 });

@@ -157,7 +157,7 @@ function assignRoles(backends: Backend[], iface: VipInterface | null, check: Hea
     } else if (b.maintenance === 'drain') {
       role = 'draining';
     } else if (failing) {
-      role = check!.cutConns ? 'excluded' : 'draining';
+      role = check?.cutConns ? 'excluded' : 'draining';
       reason = `health check failing since ${health.since}: ${health.reason}`;
     }
     const d: DesiredBackend = { uid: b.uid, id: b.id, ip: b.ip, port: b.port, weight: b.weight, priority: b.priority, mac, role, reason };

@@ -194,8 +194,7 @@ export class Reconciler implements DataplaneView {
     }
 
     const snapshot = this.store.snapshot();
-    const health = this.health;
-    const state = desiredState(snapshot, { interfaces, macOf: this.neighbors.macLookup(interfaces), ...(health ? { healthOf: (uid: number) => health.healthOf(uid) } : {}) });
+    const state = desiredState(snapshot, { interfaces, macOf: this.neighbors.macLookup(interfaces), healthOf: (uid) => this.health?.healthOf(uid) ?? null });
     const table = renderTable(state, this.renderCache);
 
     let kernel: KernelTable | null = full ? null : (this.applied as KernelTable | null);

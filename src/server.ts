@@ -14,6 +14,7 @@ import { createNftRunner } from './dataplane/nft/runner.js';
 import { KernelAccessError, preflight } from './dataplane/preflight.js';
 import { createConntrack } from './dataplane/conntrack.js';
 import { Reconciler } from './reconcile/reconciler.js';
+import { HealthMonitor } from './health/monitor.js';
 import { VERSION } from './version.js';
 
 export async function serve(config: Config): Promise<number> {
@@ -38,7 +39,17 @@ export async function serve(config: Config): Promise<number> {
   else log.info({ apiKeyFrom: apiKey.origin }, 'API key loaded');
 
   const net = openHostNetwork();
-  const reconciler = new Reconciler({ store, net, nft, log: log.child({ component: 'reconciler' }), dryRun: config.dryRun, conntrack: createConntrack() });
+  // Health transitions wake the reconciler, which reads the monitor's verdicts as host facts.
+  const health = new HealthMonitor({ store, log: log.child({ component: 'health' }), onTransition: () => reconciler.wake() });
+  const reconciler = new Reconciler({
+    store,
+    net,
+    nft,
+    log: log.child({ component: 'reconciler' }),
+    dryRun: config.dryRun,
+    conntrack: createConntrack(),
+    health,
+  });
   const app = await buildApp({ store, apiKey: apiKey.key, host: netlinkHostView(net), dataplane: reconciler, loggerInstance: log });
 
   // The first pass converges the kernel to the store in one transaction; farms that did not
@@ -46,12 +57,14 @@ export async function serve(config: Config): Promise<number> {
   // meanwhile (farms show dataplane.state 'pending' until it is done).
   const unsubscribe = store.onChange(() => reconciler.wake());
   const converged = reconciler.start().then(() => log.info({ dataplane: reconciler.system() }, 'first reconcile pass done'));
+  health.start();
 
   try {
     await app.listen({ host: config.listenHost, port: config.listenPort });
   } catch (err) {
     log.fatal({ err }, `cannot listen on ${config.listenHost}:${config.listenPort}`);
     unsubscribe();
+    health.stop();
     await converged;
     await reconciler.stop();
     net.close();
@@ -67,6 +80,7 @@ export async function serve(config: Config): Promise<number> {
   log.info({ signal }, 'shutting down');
   await app.close();
   unsubscribe();
+  health.stop();
   await converged;
   // The kernel rules stay: traffic keeps flowing while nftfarm restarts. With no farm left,
   // the reconciler has already removed everything it made.

@@ -25,6 +25,7 @@ export function backendView(backend: Backend, farm: Farm, runtime: FarmRuntime |
   };
   if (backend.maintenance !== 'none') {
     view.status = 'maintenance';
+    view.status_reason = `in maintenance (${backend.maintenance}): ${backend.maintenance === 'drain' ? 'no new flows, established ones continue' : 'its flows are cut'}`;
     return view;
   }
   const rt = farm.running ? runtime?.backends.get(backend.uid) : undefined;

@@ -134,7 +134,7 @@ export const sessionSchema = {
 export const healthCheckSchema = {
   $id: 'HealthCheck',
   type: 'object',
-  required: ['name', 'description', 'command', 'farms', 'log', 'interval', 'timeout', 'cut_conns', 'template', 'backend_alias'],
+  required: ['name', 'description', 'command', 'farms', 'log', 'interval', 'timeout', 'fall', 'rise', 'cut_conns', 'template', 'backend_alias'],
   properties: {
     name: str,
     description: str,
@@ -143,6 +143,8 @@ export const healthCheckSchema = {
     log: boolString,
     interval: int,
     timeout: int,
+    fall: { type: 'integer', description: 'Consecutive failed checks before a backend is marked down (nftfarm addition; default 1, as ZEVENET).' },
+    rise: { type: 'integer', description: 'Consecutive passed checks before a down backend is up again (nftfarm addition; default 1).' },
     cut_conns: boolString,
     template: boolString,
     backend_alias: boolString,

@@ -1,7 +1,9 @@
 // A lab backend, run inside a backend namespace:
 //   node dist/lab/backend-server.js --name b1 [--http-port 80] [--udp VIP:PORT ...]
 //                                   [--exit-on-stdin-close]
-// HTTP `GET /` answers {"backend","client","local"}; `GET /bytes/<n>` streams n bytes.
+// HTTP `GET /` answers {"backend","client","local"}; `GET /bytes/<n>` streams n bytes;
+// `GET /health` answers "ok <name>" with status 200, or with the status last written to stdin
+// as a line `health <status>` (a backend whose health check fails while it still serves).
 // Each --udp binds one UDP echo socket to exactly that address. Prints "ready" once every
 // listener is up. Dependency-free on purpose: it must start fast, many times per test run.
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
@@ -11,6 +13,7 @@ import type { AddressInfo } from 'node:net';
 import type { BackendReply } from './results.js';
 
 const MAX_BYTES = 1 << 30;
+let healthStatus = 200;
 const CHUNK = Buffer.alloc(64 * 1024, 'x');
 
 function main(): void {
@@ -32,8 +35,21 @@ function main(): void {
     // The lab holds our stdin open: EOF means the lab's process died without cleaning up,
     // and a backend must not outlive it.
     process.stdin.on('end', () => process.exit(0));
-    process.stdin.resume();
   }
+  let pending = '';
+  process.stdin.setEncoding('utf8').on('data', (chunk: string) => {
+    pending += chunk;
+    let nl: number;
+    while ((nl = pending.indexOf('\n')) >= 0) {
+      const m = /^health ([1-5][0-9]{2})$/.exec(pending.slice(0, nl).trim());
+      pending = pending.slice(nl + 1);
+      if (m) {
+        healthStatus = Number(m[1]);
+        process.stdout.write(`health ${healthStatus}\n`);
+      }
+    }
+  });
+  process.stdin.resume();
 
   const listening: Promise<void>[] = [];
   if (httpPort !== undefined) listening.push(startHttp(name, httpPort));
@@ -71,6 +87,11 @@ function handle(name: string, req: IncomingMessage, res: ServerResponse): void {
       local: `${sock.localAddress}:${sock.localPort}`,
     };
     return sendJson(res, 200, reply);
+  }
+  if (path === '/health') {
+    const text = `${healthStatus === 200 ? 'ok' : 'failing'} ${name}\n`;
+    res.writeHead(healthStatus, { 'content-type': 'text/plain', 'content-length': Buffer.byteLength(text) });
+    return void res.end(text);
   }
   const m = /^\/bytes\/([0-9]+)$/.exec(path);
   if (m && m[1] !== undefined) {

@@ -154,6 +154,8 @@ export interface Lab {
   startBackendServer(host: LabHost, opts: { httpPort?: number; udp?: string[] }): Promise<BackendProcess>;
   /** HTTP servers on every backend, listening on 0.0.0.0:port. */
   startHttpBackends(port: number): Promise<BackendProcess[]>;
+  /** Makes a running backend-server answer `GET /health` with `status`; resolves once it has. */
+  setHealthStatus(backend: BackendProcess, status: number): Promise<void>;
   /** UDP echo servers on every backend, bound to vip:port (call configureDsrBackends first). */
   startUdpBackends(vip: string, port: number): Promise<BackendProcess[]>;
 
@@ -409,6 +411,19 @@ class NetnsLab implements Lab, LiveLab {
 
   startHttpBackends(port: number): Promise<BackendProcess[]> {
     return Promise.all(this.backends.map((b) => this.startBackendServer(b, { httpPort: port })));
+  }
+
+  setHealthStatus(backend: BackendProcess, status: number): Promise<void> {
+    const { child } = backend;
+    return new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`backend-server on ${backend.host.name} did not take health ${status}`)), READY_TIMEOUT_MS);
+      onLines(child.stdout!, (line) => {
+        if (line.trim() !== `health ${status}`) return;
+        clearTimeout(timer);
+        resolve();
+      });
+      child.stdin!.write(`health ${status}\n`);
+    });
   }
 
   startUdpBackends(vip: string, port: number): Promise<BackendProcess[]> {

@@ -50,6 +50,10 @@ export interface HealthCheck {
   command: string;
   interval: number;
   timeout: number;
+  /** Consecutive failed checks before an up backend is marked down. */
+  fall: number;
+  /** Consecutive passed checks before a down backend is up again. */
+  rise: number;
   cutConns: boolean;
   log: boolean;
   backendAlias: boolean;

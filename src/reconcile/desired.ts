@@ -3,7 +3,7 @@
  * interfaces and the MAC addresses of backends). Pure: the same inputs give the same state,
  * on every node.
  */
-import type { Algorithm, Backend, Farm, NatType, Persistence, Protocol } from '../model/farm.js';
+import type { Algorithm, Backend, Farm, HealthCheck, NatType, Persistence, Protocol } from '../model/farm.js';
 import { normalizeRanges, parseVport, type PortRange } from '../model/ports.js';
 import type { Snapshot } from '../store/store.js';
 import { findConnectedInterface } from '../dataplane/netlink/ipv4.js';
@@ -11,8 +11,9 @@ import type { HostInterface } from '../dataplane/netlink/host-network.js';
 
 /**
  * serving: receives new flows. standby: a lower priority is up, keeps its pinned flows.
- * draining: maintenance drain, keeps its pinned flows and sessions. excluded: gets nothing,
- * its pinned flows are dropped (maintenance cut, or no MAC address to send to).
+ * draining: maintenance drain, or a failed health check without cut_conns: keeps its pinned
+ * flows and sessions. excluded: gets nothing, its pinned flows are dropped (maintenance cut,
+ * a failed health check with cut_conns, or no MAC address to send to).
  */
 export type BackendRole = 'serving' | 'standby' | 'draining' | 'excluded';
 
@@ -30,6 +31,8 @@ export interface DesiredBackend {
   connections: number | null;
   /** Why an excluded backend gets nothing, for the API. */
   reason: string | null;
+  /** Its farm's health check says it is down (whatever its role). */
+  checkFailing?: boolean;
 }
 
 export interface VipInterface {
@@ -85,6 +88,17 @@ export interface HostFacts {
    * max_conns; absent when not counted.
    */
   connections?: ReadonlyMap<number, number>;
+  /** What the health checks say about backend `uid`; null (or absent) while unknown or unchecked. */
+  healthOf?(uid: number): BackendHealth | null;
+}
+
+/** A backend's health as its farm's check last decided it. */
+export interface BackendHealth {
+  up: boolean;
+  /** ISO time of the last transition. */
+  since: string;
+  /** The check result that caused it. */
+  reason: string;
 }
 
 export const SUPPORTED_NAT_TYPES: readonly NatType[] = ['nat', 'dnat', 'dsr', 'stateless_dnat'];
@@ -97,7 +111,7 @@ export const usesConntrack = (nattype: NatType): boolean => nattype === 'nat' ||
 /** Renders the farms' lifecycle and priorities into what the kernel must do. */
 export function desiredState(snapshot: Snapshot, facts: HostFacts): DesiredState {
   const localAddresses = new Set(facts.interfaces.flatMap((i) => i.addresses.map((a) => a.address)));
-  const farms = snapshot.farms.map(({ farm, backends }) => desiredFarm(farm, backends, facts, localAddresses));
+  const farms = snapshot.farms.map(({ farm, backends, healthCheck }) => desiredFarm(farm, backends, healthCheck, facts, localAddresses));
   refuseOverlappingReplies(farms);
   const announcements = new Map<string, Announcement>();
   for (const f of farms) {
@@ -155,7 +169,7 @@ export function replyClaims(f: DesiredFarm): { ip: string; protocol: Protocol; l
   );
 }
 
-function desiredFarm(farm: Farm, backends: Backend[], facts: HostFacts, localAddresses: Set<string>): DesiredFarm {
+function desiredFarm(farm: Farm, backends: Backend[], check: HealthCheck | null, facts: HostFacts, localAddresses: Set<string>): DesiredFarm {
   const match = findConnectedInterface(facts.interfaces, farm.vip);
   const iface = match ? { name: match.iface.name, index: match.iface.index, mac: match.iface.mac } : null;
   const spec = parseVport(farm.vport);
@@ -191,6 +205,7 @@ function desiredFarm(farm: Farm, backends: Backend[], facts: HostFacts, localAdd
     backends: assignRoles(
       backends,
       sendsToBackendMacs(farm.nattype) ? iface : null,
+      check,
       facts,
       usesConntrack(farm.nattype) ? facts.connections : undefined,
       farm.algorithm === 'leastconn' && usesConntrack(farm.nattype),
@@ -202,14 +217,19 @@ function desiredFarm(farm: Farm, backends: Backend[], facts: HostFacts, localAdd
 function assignRoles(
   backends: Backend[],
   iface: VipInterface | null,
+  check: HealthCheck | null,
   facts: HostFacts,
   connections: ReadonlyMap<number, number> | undefined,
   leastconn: boolean,
 ): DesiredBackend[] {
   const out: DesiredBackend[] = backends.map((b) => {
     const mac = iface ? facts.macOf(iface.index, b.ip) : null;
+    // Only the check linked now counts: an unlinked check's last word is forgotten.
+    const health = check ? (facts.healthOf?.(b.uid) ?? null) : null;
+    const failing = health !== null && !health.up;
     let role: BackendRole = 'serving';
     let reason: string | null = null;
+    // Maintenance first: a passing check never puts a backend in maintenance back.
     if (b.maintenance === 'cut') {
       role = 'excluded';
       reason = 'maintenance (cut)';
@@ -218,12 +238,29 @@ function assignRoles(
       reason = `waiting for the MAC address of ${b.ip} on ${iface.name} (ARP)`;
     } else if (b.maintenance === 'drain') {
       role = 'draining';
+    } else if (failing) {
+      role = check?.cutConns ? 'excluded' : 'draining';
+      reason = `health check failing since ${health.since}: ${health.reason}`;
     } else if (connections && b.maxConns > 0 && (connections.get(b.uid) ?? 0) >= b.maxConns) {
       // Counted every second: a cap on new flows, the established ones continue.
       role = 'draining';
       reason = `max_conns reached (${connections.get(b.uid)} of ${b.maxConns} connections)`;
     }
-    return { uid: b.uid, id: b.id, ip: b.ip, port: b.port, weight: b.weight, priority: b.priority, maxConns: b.maxConns, mac, role, reason, connections: null };
+    const d: DesiredBackend = {
+      uid: b.uid,
+      id: b.id,
+      ip: b.ip,
+      port: b.port,
+      weight: b.weight,
+      priority: b.priority,
+      maxConns: b.maxConns,
+      mac,
+      role,
+      reason,
+      connections: null,
+    };
+    if (failing) d.checkFailing = true;
+    return d;
   });
   // Only the lowest priority value that has a backend able to serve receives new flows.
   const best = Math.min(...out.filter((b) => b.role === 'serving').map((b) => b.priority));

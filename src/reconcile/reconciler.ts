@@ -22,7 +22,7 @@ import {
   type KernelTable,
 } from '../dataplane/nft/ruleset.js';
 import type { Conntrack } from '../dataplane/conntrack.js';
-import { desiredState, usesConntrack, type DesiredState } from './desired.js';
+import { desiredState, usesConntrack, type BackendHealth, type DesiredState } from './desired.js';
 import { newRenderCache, renderTables, type RenderCache, type RenderedTables } from './render.js';
 import { NAT_TABLE_FAMILY, NAT_TABLE_NAME, TABLE_FAMILY, TABLE_NAME, farmSessionsMap } from './names.js';
 
@@ -48,6 +48,15 @@ export interface ReconcilerOptions {
   /** Drift check (a ruleset generation read), neighbour refresh and announcement repair period. */
   resyncIntervalMs?: number;
   maxBackoffMs?: number;
+  /** Backend health from the checks (src/health); absent: every backend counts as healthy. */
+  health?: HealthFacts;
+}
+
+/** What the reconciler reads from the health monitor. */
+export interface HealthFacts {
+  healthOf(uid: number): BackendHealth | null;
+  /** Changes whenever some backend's health changes. */
+  fingerprint(): string;
 }
 
 type PassKind = 'full' | 'incremental' | 'check';
@@ -64,6 +73,7 @@ export class Reconciler implements DataplaneView {
   private readonly announcer: VipAnnouncer;
   private readonly neighbors: NeighborTable;
   private readonly conntrack: Conntrack | undefined;
+  private readonly health: HealthFacts | undefined;
 
   /** The kernel's copy of each table (in TABLES order) after the last successful pass; undefined: unknown. */
   private applied: Tables | undefined = undefined;
@@ -101,6 +111,7 @@ export class Reconciler implements DataplaneView {
     this.maxBackoffMs = options.maxBackoffMs ?? 30_000;
     this.announcer = new VipAnnouncer(this.net, this.store, this.log);
     this.neighbors = new NeighborTable(this.net, this.store, this.log);
+    this.health = options.health;
     this.status = initialSystemRuntime(this.dryRun ? 'dry-run' : 'kernel');
   }
 
@@ -266,7 +277,7 @@ export class Reconciler implements DataplaneView {
   private async pass(kind: PassKind): Promise<void> {
     const interfaces = await this.net.listInterfaces();
     await this.neighbors.refresh();
-    const hostKey = `${JSON.stringify(interfaces)}\n${this.neighbors.fingerprint()}`;
+    const hostKey = `${JSON.stringify(interfaces)}\n${this.neighbors.fingerprint()}\n${this.health?.fingerprint() ?? ''}`;
 
     let full = kind === 'full' || this.applied === undefined;
     // Someone else committed to nftables since the kernel was last checked: list and compare.
@@ -288,7 +299,12 @@ export class Reconciler implements DataplaneView {
     }
 
     const snapshot = this.store.snapshot();
-    const state = desiredState(snapshot, { interfaces, macOf: this.neighbors.macLookup(interfaces), connections: this.connections });
+    const state = desiredState(snapshot, {
+      interfaces,
+      macOf: this.neighbors.macLookup(interfaces),
+      connections: this.connections,
+      healthOf: (uid) => this.health?.healthOf(uid) ?? null,
+    });
     const rendered = renderTables(state, this.renderCache);
     const tables = TABLES.map((t) => t.of(rendered));
 
@@ -386,7 +402,7 @@ export class Reconciler implements DataplaneView {
     const seen = new Set<number>();
     for (const f of state.farms) {
       seen.add(f.farmId);
-      const backends = new Map(f.backends.map((b) => [b.uid, { usable: b.role !== 'excluded', ...(b.reason ? { reason: b.reason } : {}) }]));
+      const backends = new Map(f.backends.map((b) => [b.uid, { usable: b.role !== 'excluded' && !b.checkFailing, ...(b.reason ? { reason: b.reason } : {}) }]));
       const unsupported = f.problem !== null && f.problem.startsWith('nattype');
       this.farms.set(f.farmId, {
         generation: f.generation,

@@ -466,6 +466,9 @@ function renderFarm(farm: DesiredFarm): { sets: SetDecl[]; chains: ChainDecl[]; 
   const rules = [
     // The mark carries the chosen backend; a map miss leaves it as it was, so start from 0.
     'meta mark set 0',
+    // A SYN starts a new connection: a pin left by an earlier connection on the same ports
+    // (pins outlive connections) must not send it to that backend, which may be down or drained.
+    ...(farm.protocol === 'tcp' ? [`tcp flags & (fin | syn | rst | ack) == syn delete @${flows} { ${flow.expr} : meta mark }`] : []),
     `meta mark set ${flow.expr} map @${flows}`,
     ...(session ? [`meta mark 0 meta mark set ${session.expr} map @${session.map}`] : []),
     ...select.rules,

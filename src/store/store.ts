@@ -44,6 +44,8 @@ interface HealthCheckRow {
   command: string;
   interval: number;
   timeout: number;
+  fall: number;
+  rise: number;
   cut_conns: number;
   log: number;
   backend_alias: number;
@@ -70,6 +72,8 @@ const healthCheckFromRow = (r: HealthCheckRow): HealthCheck => ({
   command: r.command,
   interval: r.interval,
   timeout: r.timeout,
+  fall: r.fall,
+  rise: r.rise,
   cutConns: r.cut_conns === 1,
   log: r.log === 1,
   backendAlias: r.backend_alias === 1,
@@ -102,6 +106,8 @@ const CHECK_COLUMNS: Record<keyof HealthCheckFields, string> = {
   command: 'command',
   interval: 'interval',
   timeout: 'timeout',
+  fall: 'fall',
+  rise: 'rise',
   cutConns: 'cut_conns',
   log: 'log',
   backendAlias: 'backend_alias',
@@ -309,10 +315,10 @@ export class Store {
   insertHealthCheck(name: string, fields: HealthCheckFields): HealthCheck {
     this.db
       .prepare(
-        `INSERT INTO health_checks (name, description, command, interval, timeout, cut_conns, log, backend_alias, template)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, 0)`,
+        `INSERT INTO health_checks (name, description, command, interval, timeout, fall, rise, cut_conns, log, backend_alias, template)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0)`,
       )
-      .run(name, fields.description, fields.command, fields.interval, fields.timeout, sqlValue(fields.cutConns), sqlValue(fields.log), sqlValue(fields.backendAlias));
+      .run(name, fields.description, fields.command, fields.interval, fields.timeout, fields.fall, fields.rise, sqlValue(fields.cutConns), sqlValue(fields.log), sqlValue(fields.backendAlias));
     return this.getHealthCheck(name) as HealthCheck;
   }
 

@@ -248,9 +248,16 @@ const BODY_ROUTES: { method: Method; url: string; description: string; params: u
       { name: 'name', description: 'Letters, numbers, _ and -.', options: ['non_blank', 'required'] },
       { name: 'copy_from', description: 'Letters, numbers, _ and -.', options: ['non_blank'] },
       { name: 'description', description: 'What the check does.', options: ['non_blank'] },
-      { name: 'command', description: 'The check command; HOST and PORT are replaced for each backend.', options: ['non_blank'] },
+      {
+        name: 'command',
+        description:
+          'The check command, one of check_tcp, check_http, check_udp, check_ping with their options; HOST and PORT are replaced for each backend. Checks run inside nftfarm: no shell command is ever run.',
+        options: ['non_blank'],
+      },
       { name: 'interval', interval: "Expects a value between '1' and '86400'.", options: ['non_blank'] },
       { name: 'timeout', interval: "Expects a value between '1' and '86400'.", options: ['non_blank'] },
+      { name: 'fall', interval: "Expects a value between '1' and '100'.", options: ['non_blank'] },
+      { name: 'rise', interval: "Expects a value between '1' and '100'.", options: ['non_blank'] },
       { name: 'cut_conns', options: ['non_blank'], possible_values: ['true', 'false'] },
       { name: 'log', options: ['non_blank'], possible_values: ['true', 'false'] },
       { name: 'backend_alias', options: ['non_blank'], possible_values: ['true', 'false'] },
@@ -262,9 +269,16 @@ const BODY_ROUTES: { method: Method; url: string; description: string; params: u
     description: "Modify farm guardian 'check_tcp'",
     params: [
       { name: 'description', description: 'What the check does.', options: ['non_blank'] },
-      { name: 'command', description: 'The check command; HOST and PORT are replaced for each backend.', options: ['non_blank'] },
+      {
+        name: 'command',
+        description:
+          'The check command, one of check_tcp, check_http, check_udp, check_ping with their options; HOST and PORT are replaced for each backend. Checks run inside nftfarm: no shell command is ever run.',
+        options: ['non_blank'],
+      },
       { name: 'interval', interval: "Expects a value between '1' and '86400'.", options: ['non_blank'] },
       { name: 'timeout', interval: "Expects a value between '1' and '86400'.", options: ['non_blank'] },
+      { name: 'fall', interval: "Expects a value between '1' and '100'.", options: ['non_blank'] },
+      { name: 'rise', interval: "Expects a value between '1' and '100'.", options: ['non_blank'] },
       { name: 'cut_conns', options: ['non_blank'], possible_values: ['true', 'false'] },
       { name: 'log', options: ['non_blank'], possible_values: ['true', 'false'] },
       { name: 'backend_alias', options: ['non_blank'], possible_values: ['true', 'false'] },
@@ -384,7 +398,7 @@ t.test('unknown parameters: singular and plural wording, after the required chec
       'PUT',
       '/monitoring/fg/check_tcp',
       { name: 'x' },
-      "The parameter 'name' is not correct for this call. Please, try with: 'description', 'command', 'interval', 'timeout', 'cut_conns', 'log', 'backend_alias', 'force'",
+      "The parameter 'name' is not correct for this call. Please, try with: 'description', 'command', 'interval', 'timeout', 'fall', 'rise', 'cut_conns', 'log', 'backend_alias', 'force'",
     ],
   ];
   for (const [method, url, body, message] of cases) {

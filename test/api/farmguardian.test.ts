@@ -10,6 +10,8 @@ const template = (name: string, description: string, command: string, cutConns: 
   log: 'false',
   interval: 15,
   timeout: 15,
+  fall: 1,
+  rise: 1,
   cut_conns: cutConns,
   template: 'true',
   backend_alias: 'false',
@@ -56,6 +58,8 @@ t.test('create a check from scratch', async (t) => {
     log: 'true',
     interval: 10,
     timeout: 5,
+    fall: 1,
+    rise: 1,
     cut_conns: 'true',
     template: 'false',
     backend_alias: 'false',
@@ -78,6 +82,8 @@ t.test('create a check from scratch', async (t) => {
     log: 'false',
     interval: 10,
     timeout: 10,
+    fall: 1,
+    rise: 1,
     cut_conns: 'false',
     template: 'false',
     backend_alias: 'false',
@@ -87,7 +93,7 @@ t.test('create a check from scratch', async (t) => {
     [{ name: 'my_check-1', command: 'x' }, "The farm guardian 'my_check-1' already exists."],
     [{ name: 'check_tcp', command: 'x' }, "The farm guardian 'check_tcp' already exists."],
     [{ name: 'nocommand' }, "The required parameter 'command' is missing."],
-    [{ name: 'badtiming', command: 'x', interval: 5, timeout: 6 }, 'The timeout (6 s) cannot be greater than the interval (5 s).'],
+    [{ name: 'badtiming', command: 'check_tcp -H HOST -p PORT', interval: 5, timeout: 6 }, 'The timeout (6 s) cannot be greater than the interval (5 s).'],
     [{ name: '0', command: 'x' }, "The value '0' is not valid for the parameter 'name'."],
     [{ name: 'x', command: '   ' }, "The value '   ' is not valid for the parameter 'command'."],
     [{ name: 'x', command: 'a\nb' }, "The value 'a\nb' is not valid for the parameter 'command'."],
@@ -124,7 +130,7 @@ t.test('create a check with copy_from', async (t) => {
 
 t.test('modify: templates keep description and command; interval and the rest can change', async (t) => {
   const { app, store } = await buildTestApp(t);
-  for (const body of [{ description: 'mine' }, { command: 'true' }, { description: 'x', interval: 20 }]) {
+  for (const body of [{ description: 'mine' }, { command: 'check_tcp -H HOST -p 22' }, { description: 'x', interval: 20 }]) {
     const res = await call(app, 'PUT', '/monitoring/fg/check_tcp', body);
     t.equal(res.status, 400, JSON.stringify(body));
     t.strictSame(res.body, zapiError("Modify farm guardian 'check_tcp'", "It is not allow to modify the parameters 'description' or 'command' in a template."));
@@ -169,7 +175,7 @@ t.test("'force' is needed to change the command of a check in use", async (t) =>
   t.equal((await call(app, 'POST', '/monitoring/fg', { name: 'mine', command: 'check_tcp -H HOST -p PORT' })).status, 200);
   t.equal((await call(app, 'POST', '/farms/f1/fg', { name: 'mine' })).status, 200);
   t.equal((await call(app, 'POST', '/farms/f2/fg', { name: 'mine' })).status, 200);
-  for (const body of [{ command: 'check_tcp -H HOST -p 22' }, { backend_alias: 'true' }, { command: 'x', force: 'false' }]) {
+  for (const body of [{ command: 'check_tcp -H HOST -p 22' }, { backend_alias: 'true' }, { command: 'check_tcp -H HOST -p 23', force: 'false' }]) {
     const res = await call(app, 'PUT', '/monitoring/fg/mine', body);
     t.equal(res.status, 400, JSON.stringify(body));
     t.strictSame(res.body, zapiError("Modify farm guardian 'mine'", "Farm guardian 'mine' is running in: 'f1, f2'. To apply, send parameter 'force'"));
@@ -261,4 +267,42 @@ t.test('link and unlink a check; one check per farm', async (t) => {
   const unlinkNoCheck = await call(app, 'DELETE', '/farms/f1/fg/nope');
   t.equal(unlinkNoCheck.status, 404);
   t.equal(unlinkNoCheck.body.message, "The farmguardian 'nope' does not exist");
+});
+
+t.test('a command that is not one of the native checks is refused with a 400 that says why', async (t) => {
+  const { app, store } = await buildTestApp(t);
+  const evil = 'check_tcp -H HOST -p PORT; rm -rf /';
+  const res = await call(app, 'POST', '/monitoring/fg', { name: 'evil', command: evil });
+  t.equal(res.status, 400);
+  t.strictSame(
+    res.body,
+    zapiError(
+      "Create a farm guardian 'evil'",
+      `The command '${evil}' is not valid: it contains ';', which is shell syntax: nftfarm runs check_tcp, check_http, check_udp, check_ping natively and never runs a shell command.`,
+    ),
+  );
+  t.equal(store.getHealthCheck('evil'), undefined, 'nothing stored');
+  for (const command of ['nmap -sU -p PORT HOST | grep open', 'check_tcp -H 10.0.0.1 -p 80', 'check_http -I HOST -x']) {
+    const bad = await call(app, 'POST', '/monitoring/fg', { name: 'bad', command });
+    t.equal(bad.status, 400, command);
+    t.match(bad.body.message, new RegExp(`^The command '.*' is not valid: .+\\.$`), command);
+  }
+  t.equal((await call(app, 'POST', '/monitoring/fg', { name: 'mine', command: 'check_tcp -H HOST -p PORT' })).status, 200);
+  const modified = await call(app, 'PUT', '/monitoring/fg/mine', { command: 'check_tcp -H HOST -p PORT && reboot' });
+  t.equal(modified.status, 400);
+  t.match(modified.body, { error: 'true', message: /^The command 'check_tcp -H HOST -p PORT && reboot' is not valid: it contains '&'/ });
+  t.equal(store.getHealthCheck('mine')?.command, 'check_tcp -H HOST -p PORT', 'unchanged');
+});
+
+t.test('fall and rise: hysteresis settings, default 1 and 1, 1-100', async (t) => {
+  const { app } = await buildTestApp(t);
+  const created = await call(app, 'POST', '/monitoring/fg', { name: 'h', command: 'check_tcp -H HOST -p PORT', fall: 3, rise: '2' });
+  t.equal(created.status, 200);
+  t.match(created.body.params, { fall: 3, rise: 2 });
+  const modified = await call(app, 'PUT', '/monitoring/fg/check_tcp', { fall: 2 });
+  t.equal(modified.status, 200, 'templates take them too');
+  t.match(modified.body.params, { fall: 2, rise: 1 });
+  const bad = await call(app, 'PUT', '/monitoring/fg/h', { rise: 0 });
+  t.equal(bad.status, 400);
+  t.equal(bad.body.message, "'rise' has to be an integer number between '1' and '100'");
 });

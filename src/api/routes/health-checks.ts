@@ -5,6 +5,7 @@ import { booleanParam, definedOnly, integerParam, parseParams, patternParam, typ
 import { badRequest, notFound, zapiRoute } from '../zapi.js';
 import { deleteEnvelope, successEnvelope } from '../schemas.js';
 import { describeFarm, farmPathParams, requireFarm } from './farms.js';
+import { commandProblemMessage, parseCheckCommand } from '../../health/command.js';
 
 type CheckRequest = FastifyRequest<{ Params: { name: string }; Body: Record<string, unknown> }>;
 type FarmRequest = FastifyRequest<{ Params: { farmname: string }; Body: Record<string, unknown> }>;
@@ -19,11 +20,33 @@ const checkNameParam: ParamSpec<string> = { ...checkNamePattern, parse: (v) => (
 /** One printable line: it becomes the checker's command line. */
 const oneLine = (description: string) => patternParam('^[^\\n\\r\\x00]+$', { check: (v) => v.trim().length > 0, description });
 
+const commandLine = oneLine('The check command; HOST and PORT are replaced for each backend.');
+/**
+ * A command is parsed into a native checker when it is stored: anything else (another
+ * program, shell syntax, unknown options) is refused with what is wrong.
+ */
+const commandParam: ParamSpec<string> = {
+  ...commandLine,
+  description:
+    'The check command, one of check_tcp, check_http, check_udp, check_ping with their options; HOST and PORT are replaced for each backend. Checks run inside nftfarm: no shell command is ever run.',
+  parse: (v) => {
+    const line = commandLine.parse(v);
+    return line !== undefined && parseCheckCommand(line).ok ? line : undefined;
+  },
+  invalidMessage: (name, value) => {
+    if (typeof value !== 'string' || commandLine.parse(value) === undefined) return commandLine.invalidMessage(name, value);
+    const parsed = parseCheckCommand(value);
+    return parsed.ok ? commandLine.invalidMessage(name, value) : commandProblemMessage(value, parsed.problem);
+  },
+};
+
 const fieldSpecs = {
   description: oneLine('What the check does.'),
-  command: oneLine('The check command; HOST and PORT are replaced for each backend.'),
+  command: commandParam,
   interval: integerParam(1, 86400),
   timeout: integerParam(1, 86400),
+  fall: integerParam(1, 100),
+  rise: integerParam(1, 100),
   cut_conns: booleanParam(),
   log: booleanParam(),
   backend_alias: booleanParam(),
@@ -56,6 +79,8 @@ function checkView(check: HealthCheck, farms: string[]) {
     log: bool(check.log),
     interval: check.interval,
     timeout: check.timeout,
+    fall: check.fall,
+    rise: check.rise,
     cut_conns: bool(check.cutConns),
     template: bool(check.template),
     backend_alias: bool(check.backendAlias),
@@ -70,6 +95,8 @@ function fieldsFrom(p: FieldParams): Partial<HealthCheckFields> {
     command: p.command,
     interval: p.interval,
     timeout: p.timeout,
+    fall: p.fall,
+    rise: p.rise,
     cutConns: p.cut_conns,
     log: p.log,
     backendAlias: p.backend_alias,
@@ -149,6 +176,8 @@ export async function healthCheckRoutes(app: FastifyInstance): Promise<void> {
           command: '',
           interval: 10,
           timeout: 10,
+          fall: 1,
+          rise: 1,
           cutConns: false,
           log: false,
           backendAlias: false,
@@ -171,7 +200,7 @@ export async function healthCheckRoutes(app: FastifyInstance): Promise<void> {
   zapiRoute<CheckRequest, HealthCheck>(app, {
     method: 'PUT',
     url: '/monitoring/fg/:name',
-    summary: 'Modify a health check (templates: only log, interval, timeout, cut_conns, backend_alias)',
+    summary: 'Modify a health check (templates: only log, interval, timeout, fall, rise, cut_conns, backend_alias)',
     tags: ['farmguardian'],
     params: checkPathParams,
     description: (req) => `Modify farm guardian '${req.params.name}'`,

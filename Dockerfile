@@ -18,7 +18,7 @@ RUN npm ci --no-audit --no-fund && npm prune --omit=dev
 
 FROM node:20-bookworm-slim
 RUN apt-get update \
- && apt-get install -y --no-install-recommends nftables iproute2 \
+ && apt-get install -y --no-install-recommends nftables iproute2 conntrack iputils-ping \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /opt/nftfarm
 COPY --from=build /opt/nftfarm/package.json ./

@@ -12,13 +12,14 @@ fi
 
 if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null 2>&1; then
   export DEBIAN_FRONTEND=noninteractive
-  # nftables, iproute2: the data plane. The rest: the tests' traffic and captures.
+  # nftables, iproute2: the data plane; conntrack: connection counts and flushes of the nat
+  # and dnat modes; iputils-ping: check_ping. The rest: the tests' traffic and captures.
   apt-get update -qq
   apt-get install -y -qq --no-install-recommends \
-    nftables iproute2 tcpdump curl iputils-ping arping procps util-linux ca-certificates \
+    nftables iproute2 conntrack iputils-ping tcpdump curl arping procps util-linux ca-certificates \
     python3 make g++ >/dev/null
 else
-  echo "not root (or no apt-get): skipping system packages (nftables, iproute2, tcpdump, curl)" >&2
+  echo "not root (or no apt-get): skipping system packages (nftables, iproute2, conntrack, iputils-ping, tcpdump, curl)" >&2
 fi
 
 # Compiles the TypeScript sources to dist/ too (the prepare script).

@@ -28,6 +28,8 @@ export const farmBucketsMap = (farmId: number): string => `farm_${farmId}_bucket
 export const farmMacsMap = (farmId: number): string => `farm_${farmId}_macs`;
 /** Flow -> backend mark: pins every established flow to its backend across table changes. */
 export const farmFlowsMap = (farmId: number): string => `farm_${farmId}_flows`;
+/** Backend marks, with per-element counters: how many new flows each backend was chosen for. */
+export const farmNewFlowsSet = (farmId: number): string => `farm_${farmId}_new_flows`;
 /** Persistence key -> backend mark, with the farm's ttl. */
 export const farmSessionsMap = (farmId: number): string => `farm_${farmId}_sessions`;
 

@@ -1,0 +1,48 @@
+/**
+ * Where the kernel keeps the counters of one farm: which table (family and name), and which
+ * of its objects count what. The counter reader knows only these descriptions, never a mode:
+ * a data-plane mode that renders its farms elsewhere (the NAT modes' `ip` table) describes
+ * its objects here and every stats route and metric reads them unchanged.
+ */
+import type { Farm, Persistence } from '../model/farm.js';
+import { TABLE_FAMILY, TABLE_NAME, farmChain, farmFlowsMap, farmMacsMap, farmNewFlowsSet, farmSessionsMap } from '../reconcile/names.js';
+
+/** How a persistence map's key is laid out, to show the client it holds. */
+export type SessionKeyLayout = Exclude<Persistence, ''>;
+
+export interface FarmCounterSources {
+  /** nft table family ('netdev', 'ip', 'inet'...) and name. */
+  family: string;
+  table: string;
+  /** A set or map keyed by backend mark whose per-element counters count packets (and bytes) sent to each backend. */
+  forwarded: string | null;
+  /** A set keyed by backend mark whose per-element counters count the flows each backend was chosen for. */
+  newFlows: string | null;
+  /** A chain whose last `counter` counts the farm's packets that no backend took. */
+  dropped: string | null;
+  /**
+   * What is established per backend: the elements of a flow map (flow -> backend mark),
+   * counted by value (DSR, stateless modes). NAT modes would add a conntrack source here.
+   */
+  established: { kind: 'pins'; map: string } | null;
+  /** The persistence map (key -> backend mark, with expiry). */
+  sessions: { map: string; layout: SessionKeyLayout } | null;
+}
+
+/** null: the farm's mode has no counters (no rules in this data plane). */
+export function counterSourcesFor(farm: Farm): FarmCounterSources | null {
+  switch (farm.nattype) {
+    case 'dsr':
+      return {
+        family: TABLE_FAMILY,
+        table: TABLE_NAME,
+        forwarded: farmMacsMap(farm.id),
+        newFlows: farmNewFlowsSet(farm.id),
+        dropped: farmChain(farm.id),
+        established: { kind: 'pins', map: farmFlowsMap(farm.id) },
+        sessions: farm.persistence === '' ? null : { map: farmSessionsMap(farm.id), layout: farm.persistence },
+      };
+    default:
+      return null;
+  }
+}

@@ -13,6 +13,8 @@ import { netlinkHostView } from './dataplane/host-view.js';
 import { createNftRunner } from './dataplane/nft/runner.js';
 import { KernelAccessError, preflight } from './dataplane/preflight.js';
 import { Reconciler } from './reconcile/reconciler.js';
+import { kernelCounterReader, noCounters } from './observe/farm-counters.js';
+import { createMetrics } from './metrics/metrics.js';
 import { VERSION } from './version.js';
 
 export async function serve(config: Config): Promise<number> {
@@ -37,8 +39,18 @@ export async function serve(config: Config): Promise<number> {
   else log.info({ apiKeyFrom: apiKey.origin }, 'API key loaded');
 
   const net = openHostNetwork();
-  const reconciler = new Reconciler({ store, net, nft, log: log.child({ component: 'reconciler' }), dryRun: config.dryRun });
-  const app = await buildApp({ store, apiKey: apiKey.key, host: netlinkHostView(net), dataplane: reconciler, loggerInstance: log });
+  const metrics = createMetrics();
+  const reconciler = new Reconciler({
+    store,
+    net,
+    nft,
+    log: log.child({ component: 'reconciler' }),
+    dryRun: config.dryRun,
+    onPass: (pass) => metrics.reconcilePass(pass.kind, pass.result, pass.seconds),
+  });
+  // Reads only (netlink dumps of counters and flow maps): the reconciler stays the only writer.
+  const counters = config.dryRun ? noCounters : kernelCounterReader();
+  const app = await buildApp({ store, apiKey: apiKey.key, host: netlinkHostView(net), dataplane: reconciler, counters, metrics, metricsAccess: config.metrics, loggerInstance: log });
 
   // The first pass converges the kernel to the store in one transaction; farms that did not
   // change keep their flows. With thousands of farms it takes a while, so the API serves
@@ -70,6 +82,7 @@ export async function serve(config: Config): Promise<number> {
   // The kernel rules stay: traffic keeps flowing while nftfarm restarts. With no farm left,
   // the reconciler has already removed everything it made.
   await reconciler.stop();
+  counters.close();
   net.close();
   store.close();
   log.info('stopped');

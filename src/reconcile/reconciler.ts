@@ -23,6 +23,17 @@ import {
 import { desiredState, type DesiredState } from './desired.js';
 import { renderTable, type RenderCache } from './render.js';
 import { TABLE_FAMILY, TABLE_NAME } from './names.js';
+import { farmChanges } from './change-log.js';
+
+/** What a pass did: committed a transaction, found nothing to commit, or only checked. */
+export type PassResult = 'applied' | 'unchanged' | 'idle' | 'failed';
+export interface PassReport {
+  kind: PassKind;
+  result: PassResult;
+  seconds: number;
+}
+/** Above this many farms changed in one pass (a cold start), one summary line instead of one per farm. */
+const MAX_FARM_LOG_LINES = 50;
 
 export interface ReconcilerOptions {
   store: Store;
@@ -34,6 +45,8 @@ export interface ReconcilerOptions {
   /** Drift check (a ruleset generation read), neighbour refresh and announcement repair period. */
   resyncIntervalMs?: number;
   maxBackoffMs?: number;
+  /** Called after every pass (metrics). */
+  onPass?: (report: PassReport) => void;
 }
 
 type PassKind = 'full' | 'incremental' | 'check';
@@ -47,6 +60,7 @@ export class Reconciler implements DataplaneView {
   private readonly debounceMs: number;
   private readonly resyncIntervalMs: number;
   private readonly maxBackoffMs: number;
+  private readonly onPass: ((report: PassReport) => void) | undefined;
   private readonly announcer: VipAnnouncer;
   private readonly neighbors: NeighborTable;
 
@@ -79,6 +93,7 @@ export class Reconciler implements DataplaneView {
     this.debounceMs = options.debounceMs ?? 25;
     this.resyncIntervalMs = options.resyncIntervalMs ?? 2000;
     this.maxBackoffMs = options.maxBackoffMs ?? 30_000;
+    this.onPass = options.onPass;
     this.announcer = new VipAnnouncer(this.net, this.store, this.log);
     this.neighbors = new NeighborTable(this.net, this.store, this.log);
     this.status = initialSystemRuntime(this.dryRun ? 'dry-run' : 'kernel');
@@ -147,7 +162,12 @@ export class Reconciler implements DataplaneView {
       return;
     }
     this.dirty = false;
-    this.inFlight = this.pass(kind).catch((err: unknown) => this.failed(err));
+    const started = performance.now();
+    const report = (result: PassResult) => this.onPass?.({ kind, result, seconds: (performance.now() - started) / 1000 });
+    this.inFlight = this.pass(kind).then(report, (err: unknown) => {
+      report('failed');
+      this.failed(err, performance.now() - started);
+    });
     try {
       await this.inFlight;
     } finally {
@@ -158,7 +178,8 @@ export class Reconciler implements DataplaneView {
 
   // ---- one pass ----
 
-  private async pass(kind: PassKind): Promise<void> {
+  private async pass(kind: PassKind): Promise<PassResult> {
+    const passStarted = performance.now();
     const interfaces = await this.net.listInterfaces();
     await this.neighbors.refresh();
     const hostKey = `${JSON.stringify(interfaces)}\n${this.neighbors.fingerprint()}`;
@@ -179,7 +200,7 @@ export class Reconciler implements DataplaneView {
         this.neighbors.probe(this.backendsToResolve(this.lastState));
         await this.announcer.announce(this.lastState.announcements);
       }
-      return;
+      return 'idle';
     }
 
     const snapshot = this.store.snapshot();
@@ -214,6 +235,7 @@ export class Reconciler implements DataplaneView {
         const before = await readRulesetGeneration();
         await this.nft.apply(script);
         this.log.info({ generation: snapshot.generation, full, commands: commands.length, ms: Date.now() - started }, 'applied the nftables transaction');
+        this.logChanges(state, commands, performance.now() - passStarted, full);
         // One transaction is one commit: if nothing else committed meanwhile, the kernel holds
         // exactly what was planned. Otherwise the next tick lists and compares.
         const after = await readRulesetGeneration();
@@ -226,6 +248,21 @@ export class Reconciler implements DataplaneView {
     this.lastInputs = { storeGeneration: snapshot.generation, hostKey };
     this.lastState = state;
     this.succeeded(state, snapshot.generation);
+    return commands.length > 0 && !this.dryRun ? 'applied' : 'unchanged';
+  }
+
+  /** One line per farm the transaction changed (farm, generation, objects touched, pass duration). */
+  private logChanges(state: DesiredState, commands: string[], passMs: number, full: boolean): void {
+    const ms = Math.round(passMs * 10) / 10;
+    const prefix = `${TABLE_FAMILY} ${TABLE_NAME}`;
+    const changed = state.farms.filter((f) => this.farms.get(f.farmId)?.generation !== f.generation).length;
+    if (changed > MAX_FARM_LOG_LINES) {
+      this.log.info({ generation: state.generation, farms: changed, commands: commands.length, passMs: ms, full }, 'applied changes to many farms');
+      return;
+    }
+    for (const c of farmChanges(this.farms, state, commands, prefix)) {
+      this.log.info({ farm: c.farm, farmId: c.farmId, generation: c.generation, deleted: c.deleted || undefined, objects: c.objects, passMs: ms, full }, 'applied farm change');
+    }
   }
 
   /** Compares the kernel's structure (from the cheap terse listing) with what was applied last. */
@@ -274,7 +311,7 @@ export class Reconciler implements DataplaneView {
     this.notBefore = 0;
   }
 
-  private failed(err: unknown): void {
+  private failed(err: unknown, passMs: number): void {
     const message = err instanceof Error ? err.message : String(err);
     this.status.consecutiveFailures++;
     this.status.lastError = message;
@@ -285,7 +322,10 @@ export class Reconciler implements DataplaneView {
     this.needFull = true;
     const backoff = Math.min(this.maxBackoffMs, 1000 * 2 ** (this.status.consecutiveFailures - 1));
     this.notBefore = Date.now() + backoff;
-    this.log.error({ err: message, retryInMs: backoff }, 'reconcile pass failed; the kernel keeps its previous ruleset');
+    this.log.error(
+      { err: message, generation: this.store.generation(), passMs: Math.round(passMs * 10) / 10, failures: this.status.consecutiveFailures, retryInMs: backoff },
+      'reconcile pass failed; the kernel keeps its previous ruleset',
+    );
     for (const { farm } of this.store.snapshot().farms) {
       const runtime = this.farms.get(farm.id);
       if (runtime?.appliedGeneration === farm.generation) continue;

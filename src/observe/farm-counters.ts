@@ -1,0 +1,125 @@
+/**
+ * A farm's live counters, read from the kernel objects its counter sources name: packets,
+ * bytes and new flows per backend, packets no backend took, flows established per backend,
+ * persistence sessions. Under DSR the load balancer sees only the client-to-backend
+ * direction: every figure here is inbound.
+ */
+import os from 'node:os';
+import type { Farm } from '../model/farm.js';
+import { openNftObjectReader, type NftObjectReader, type SetElement } from '../dataplane/netlink/nft-objects.js';
+import { counterSourcesFor, type FarmCounterSources, type SessionKeyLayout } from './counter-sources.js';
+
+export interface BackendCounters {
+  packets: number;
+  bytes: number;
+  newFlows: number;
+  established: number;
+}
+
+export interface SessionEntry {
+  /** The persistence key, as nft prints it (e.g. "10.0.0.1", "10.0.0.1 . 5000"). */
+  client: string;
+  /** The backend's mark (its uid). */
+  mark: number;
+  expiresMs: number | null;
+}
+
+export interface FarmCounters {
+  /** Packets that reached the farm: sent to a backend, or dropped for want of one. */
+  packets: number;
+  bytes: number;
+  newFlows: number;
+  dropped: number;
+  /** Flows currently pinned or tracked, whatever their backend. */
+  established: number;
+  /** By backend mark (uid). */
+  backends: Map<number, BackendCounters>;
+  /** null unless asked for, or when the farm has no persistence. */
+  sessions: SessionEntry[] | null;
+}
+
+export interface CounterReader {
+  /** null: the farm has no counters in the kernel (stopped, not rendered, dry run). */
+  read(farm: Farm, options?: { sessions?: boolean }): Promise<FarmCounters | null>;
+  close(): void;
+}
+
+/** No data plane (API tests, dry run): nothing is counted. */
+export const noCounters: CounterReader = { read: async () => null, close: () => {} };
+
+// Marks are stored in host byte order.
+const readMark = (b: Buffer): number => (os.endianness() === 'LE' ? b.readUInt32LE(0) : b.readUInt32BE(0));
+
+export function kernelCounterReader(objects: NftObjectReader = openNftObjectReader()): CounterReader {
+  return {
+    async read(farm, options = {}) {
+      const sources = counterSourcesFor(farm);
+      if (!sources) return null;
+      return readFarm(objects, sources, options.sessions === true);
+    },
+    close: () => objects.close(),
+  };
+}
+
+async function readFarm(objects: NftObjectReader, s: FarmCounterSources, withSessions: boolean): Promise<FarmCounters | null> {
+  const forwarded = s.forwarded ? await objects.setElements(s.family, s.table, s.forwarded) : [];
+  // The farm's objects are created together: no forwarding map, no farm in the kernel.
+  if (forwarded === null) return null;
+  const newFlows = (s.newFlows ? await objects.setElements(s.family, s.table, s.newFlows) : null) ?? [];
+  const rules = (s.dropped ? await objects.chainCounters(s.family, s.table, s.dropped) : null) ?? [];
+  const pins = (s.established ? await objects.setElements(s.family, s.table, s.established.map) : null) ?? [];
+
+  const backends = new Map<number, BackendCounters>();
+  const backend = (mark: number): BackendCounters => {
+    let b = backends.get(mark);
+    if (!b) backends.set(mark, (b = { packets: 0, bytes: 0, newFlows: 0, established: 0 }));
+    return b;
+  };
+  for (const e of forwarded) {
+    const b = backend(readMark(e.key));
+    b.packets += e.counter?.packets ?? 0;
+    b.bytes += e.counter?.bytes ?? 0;
+  }
+  for (const e of newFlows) backend(readMark(e.key)).newFlows += e.counter?.packets ?? 0;
+  for (const e of pins) if (e.data) backend(readMark(e.data)).established++;
+  // The last counter of the farm chain is its final `counter drop`.
+  const drop = rules.flatMap((r) => r.counters).at(-1) ?? { packets: 0, bytes: 0 };
+
+  let sessions: SessionEntry[] | null = null;
+  if (withSessions && s.sessions) {
+    const layout = s.sessions.layout;
+    sessions = ((await objects.setElements(s.family, s.table, s.sessions.map)) ?? []).map((e) => sessionOf(e, layout));
+  }
+  const sum = (f: (b: BackendCounters) => number) => [...backends.values()].reduce((a, b) => a + f(b), 0);
+  return {
+    packets: sum((b) => b.packets) + drop.packets,
+    bytes: sum((b) => b.bytes) + drop.bytes,
+    newFlows: sum((b) => b.newFlows),
+    dropped: drop.packets,
+    established: pins.length,
+    backends,
+    sessions,
+  };
+}
+
+const ipv4 = (b: Buffer, at = 0): string => `${b[at]}.${b[at + 1]}.${b[at + 2]}.${b[at + 3]}`;
+// inet_service is big-endian; in a concatenation each field takes 4 bytes.
+const port = (b: Buffer, at = 0): string => String(b.readUInt16BE(at));
+
+export function sessionKeyText(key: Buffer, layout: SessionKeyLayout): string {
+  switch (layout) {
+    case 'srcip':
+      return ipv4(key);
+    case 'srcport':
+      return port(key);
+    case 'srcmac':
+      return [...key.subarray(0, 6)].map((x) => x.toString(16).padStart(2, '0')).join(':');
+    case 'srcip_srcport':
+    case 'srcip_dstport':
+      return `${ipv4(key)} . ${port(key, 4)}`;
+  }
+}
+
+function sessionOf(e: SetElement, layout: SessionKeyLayout): SessionEntry {
+  return { client: sessionKeyText(e.key, layout), mark: e.data ? readMark(e.data) : 0, expiresMs: e.expiresMs };
+}

@@ -5,7 +5,7 @@
  * its objects here and every stats route and metric reads them unchanged.
  */
 import type { Farm, Persistence } from '../model/farm.js';
-import { TABLE_FAMILY, TABLE_NAME, farmChain, farmFlowsMap, farmMacsMap, farmNewFlowsSet, farmSessionsMap } from '../reconcile/names.js';
+import { NEW_FLOWS_SET, TABLE_FAMILY, TABLE_NAME, farmChain, farmFlowsMap, farmMacsMap, farmSessionsMap } from '../reconcile/names.js';
 
 /** How a persistence map's key is laid out, to show the client it holds. */
 export type SessionKeyLayout = Exclude<Persistence, ''>;
@@ -16,7 +16,11 @@ export interface FarmCounterSources {
   table: string;
   /** A set or map keyed by backend mark whose per-element counters count packets (and bytes) sent to each backend. */
   forwarded: string | null;
-  /** A set keyed by backend mark whose per-element counters count the flows each backend was chosen for. */
+  /**
+   * A set keyed by backend mark whose per-element counters count the flows each backend was
+   * chosen for. It may hold other farms' backends too (marks are store-wide): only the farm's
+   * own marks are taken from it.
+   */
   newFlows: string | null;
   /** A chain whose last `counter` counts the farm's packets that no backend took. */
   dropped: string | null;
@@ -37,7 +41,7 @@ export function counterSourcesFor(farm: Farm): FarmCounterSources | null {
         family: TABLE_FAMILY,
         table: TABLE_NAME,
         forwarded: farmMacsMap(farm.id),
-        newFlows: farmNewFlowsSet(farm.id),
+        newFlows: NEW_FLOWS_SET,
         dropped: farmChain(farm.id),
         established: { kind: 'pins', map: farmFlowsMap(farm.id) },
         sessions: farm.persistence === '' ? null : { map: farmSessionsMap(farm.id), layout: farm.persistence },

@@ -38,34 +38,80 @@ export interface FarmCounters {
   sessions: SessionEntry[] | null;
 }
 
+/** A farm and the marks (uids) of its backends. */
+export interface CountedFarm {
+  farm: Farm;
+  backends: readonly { uid: number }[];
+}
+
 export interface CounterReader {
   /** null: the farm has no counters in the kernel (stopped, not rendered, dry run). */
-  read(farm: Farm, options?: { sessions?: boolean }): Promise<FarmCounters | null>;
+  read(farm: CountedFarm, options?: { sessions?: boolean }): Promise<FarmCounters | null>;
+  /** Many farms at once (the stats list, /metrics), by farm id; objects shared by farms are read once. */
+  readMany(farms: readonly CountedFarm[], options?: { sessions?: boolean }): Promise<Map<number, FarmCounters | null>>;
   close(): void;
 }
 
 /** No data plane (API tests, dry run): nothing is counted. */
-export const noCounters: CounterReader = { read: async () => null, close: () => {} };
+export const noCounters: CounterReader = {
+  read: async () => null,
+  readMany: async (farms) => new Map(farms.map((f) => [f.farm.id, null])),
+  close: () => {},
+};
+
+/** Set reads within one call: a set shared by farms (new flows) is dumped once. */
+type SetReads = Map<string, Promise<SetElement[] | null>>;
 
 // Marks are stored in host byte order.
 const readMark = (b: Buffer): number => (os.endianness() === 'LE' ? b.readUInt32LE(0) : b.readUInt32BE(0));
 
-export function kernelCounterReader(objects: NftObjectReader = openNftObjectReader()): CounterReader {
+/**
+ * Reads over a few netlink sockets at once: each read is a handful of small dumps, and what
+ * dominates is the round trip through the event loop, not the kernel's work, so several
+ * sockets in flight read many farms several times faster than one.
+ */
+export function kernelCounterReader(sockets = 6, open: () => NftObjectReader = openNftObjectReader): CounterReader {
+  const pool: NftObjectReader[] = [];
+  const readerAt = (i: number): NftObjectReader => (pool[i] ??= open());
+  const readOne = (objects: NftObjectReader, farm: CountedFarm, sessions: boolean, shared: SetReads) => {
+    const sources = counterSourcesFor(farm.farm);
+    return sources ? readFarm(objects, sources, farm, sessions, shared) : Promise.resolve(null);
+  };
   return {
-    async read(farm, options = {}) {
-      const sources = counterSourcesFor(farm);
-      if (!sources) return null;
-      return readFarm(objects, sources, options.sessions === true);
+    read: (farm, options = {}) => readOne(readerAt(0), farm, options.sessions === true, new Map()),
+    async readMany(farms, options = {}) {
+      const out = new Map<number, FarmCounters | null>();
+      const shared: SetReads = new Map();
+      let next = 0;
+      const worker = async (objects: NftObjectReader) => {
+        while (next < farms.length) {
+          const farm = farms[next++]!;
+          out.set(farm.farm.id, await readOne(objects, farm, options.sessions === true, shared));
+        }
+      };
+      const workers = Math.min(sockets, Math.max(1, Math.ceil(farms.length / 8)));
+      await Promise.all(Array.from({ length: workers }, (_, i) => worker(readerAt(i))));
+      return out;
     },
-    close: () => objects.close(),
+    close: () => {
+      for (const objects of pool) objects.close();
+      pool.length = 0;
+    },
   };
 }
 
-async function readFarm(objects: NftObjectReader, s: FarmCounterSources, withSessions: boolean): Promise<FarmCounters | null> {
+async function readFarm(objects: NftObjectReader, s: FarmCounterSources, farm: CountedFarm, withSessions: boolean, shared: SetReads): Promise<FarmCounters | null> {
   const forwarded = s.forwarded ? await objects.setElements(s.family, s.table, s.forwarded) : [];
   // The farm's objects are created together: no forwarding map, no farm in the kernel.
   if (forwarded === null) return null;
-  const newFlows = (s.newFlows ? await objects.setElements(s.family, s.table, s.newFlows) : null) ?? [];
+  let newFlows: Promise<SetElement[] | null> = Promise.resolve(null);
+  if (s.newFlows) {
+    const key = `${s.family} ${s.table} ${s.newFlows}`;
+    const read = shared.get(key) ?? objects.setElements(s.family, s.table, s.newFlows);
+    shared.set(key, read);
+    newFlows = read;
+  }
+  const own = new Set(farm.backends.map((b) => b.uid));
   const rules = (s.dropped ? await objects.chainCounters(s.family, s.table, s.dropped) : null) ?? [];
   const pins = (s.established ? await objects.setElements(s.family, s.table, s.established.map) : null) ?? [];
 
@@ -80,7 +126,10 @@ async function readFarm(objects: NftObjectReader, s: FarmCounterSources, withSes
     b.packets += e.counter?.packets ?? 0;
     b.bytes += e.counter?.bytes ?? 0;
   }
-  for (const e of newFlows) backend(readMark(e.key)).newFlows += e.counter?.packets ?? 0;
+  for (const e of (await newFlows) ?? []) {
+    const mark = readMark(e.key);
+    if (own.has(mark)) backend(mark).newFlows += e.counter?.packets ?? 0;
+  }
   for (const e of pins) if (e.data) backend(readMark(e.data)).established++;
   // The last counter of the farm chain is its final `counter drop`.
   const drop = rules.flatMap((r) => r.counters).at(-1) ?? { packets: 0, bytes: 0 };

@@ -1,20 +1,24 @@
 /**
- * The objects that count a farm's new flows per backend. Packets and bytes per backend are
- * counted by the macs map itself (its `counter` flag); what nftables cannot see there is
- * which packets start a flow, so the rules that choose a backend for a flow (the flow map
- * missed) end with a lookup in a counted set of backend marks: a hit bumps that backend's
- * counter and changes nothing else.
+ * The objects that count new flows per backend. Packets and bytes per backend are counted by
+ * each farm's macs map itself (its `counter` flag); what nftables cannot see there is which
+ * packets start a flow, so the rules that choose a backend for a flow (the flow map missed)
+ * end with a lookup in a counted set of backend marks: a hit bumps that backend's counter and
+ * changes nothing else.
  */
 import type { SetDecl } from '../dataplane/nft/ruleset.js';
 import type { DesiredFarm } from './desired.js';
-import { farmNewFlowsSet } from './names.js';
+import { NEW_FLOWS_SET } from './names.js';
 
-/** Every backend of the farm, whatever its role: its counter survives drains, cuts and MAC changes. */
-export function newFlowsSet(farm: DesiredFarm): SetDecl {
-  const marks = [...new Set(farm.backends.map((b) => b.uid))].sort((a, b) => a - b);
+/**
+ * Every backend of every rendered farm, whatever its role: a counter survives drains, cuts
+ * and MAC changes, and starts from 0 only for a new backend. Declared before the farms' sets,
+ * so the kernel finds it first in its set list.
+ */
+export function newFlowsSet(farms: readonly DesiredFarm[]): SetDecl {
+  const marks = farms.flatMap((f) => f.backends.map((b) => b.uid)).sort((a, b) => a - b);
   return {
     kind: 'set',
-    name: farmNewFlowsSet(farm.farmId),
+    name: NEW_FLOWS_SET,
     body: ['type mark', 'counter'],
     typeKey: 'mark',
     elements: new Map(marks.map((uid) => [String(uid), ''])),
@@ -22,4 +26,4 @@ export function newFlowsSet(farm: DesiredFarm): SetDecl {
 }
 
 /** Appended to a rule that has just chosen the backend (in meta mark) for a new flow. */
-export const countNewFlow = (farmId: number): string => ` meta mark @${farmNewFlowsSet(farmId)}`;
+export const COUNT_NEW_FLOW = ` meta mark @${NEW_FLOWS_SET}`;

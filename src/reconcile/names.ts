@@ -28,8 +28,13 @@ export const farmBucketsMap = (farmId: number): string => `farm_${farmId}_bucket
 export const farmMacsMap = (farmId: number): string => `farm_${farmId}_macs`;
 /** Flow -> backend mark: pins every established flow to its backend across table changes. */
 export const farmFlowsMap = (farmId: number): string => `farm_${farmId}_flows`;
-/** Backend marks, with per-element counters: how many new flows each backend was chosen for. */
-export const farmNewFlowsSet = (farmId: number): string => `farm_${farmId}_new_flows`;
+/**
+ * Backend marks of every farm (marks are store-wide), with per-element counters: how many
+ * new flows each backend was chosen for. One set for the table, not one per farm: the kernel
+ * finds a set by name with a walk of the table's set list, so each set per farm makes every
+ * load of a big table slower (a cold load of N farms already costs O(N^2) in such walks).
+ */
+export const NEW_FLOWS_SET = 'backend_new_flows';
 /** Persistence key -> backend mark, with the farm's ttl. */
 export const farmSessionsMap = (farmId: number): string => `farm_${farmId}_sessions`;
 

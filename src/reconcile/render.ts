@@ -15,7 +15,7 @@ import { maglevTable, roundRobinSequence, tableSizeFor, type MaglevMember } from
 import type { DesiredFarm, DesiredState } from './desired.js';
 import type { ChainDecl, SetDecl, TableDecl } from '../dataplane/nft/ruleset.js';
 import type { Persistence } from '../model/farm.js';
-import { countNewFlow, newFlowsSet } from './counting.js';
+import { COUNT_NEW_FLOW, newFlowsSet } from './counting.js';
 
 /** Flow pins outlive idle periods of this length (IPVS's defaults: tcp 15 min, udp 5 min). */
 export const FLOW_TIMEOUT_SECONDS: Record<string, number> = { tcp: 900, udp: 300, sctp: 900, all: 300 };
@@ -77,6 +77,7 @@ export function renderTable(state: DesiredState, cache: RenderCache = new Map())
     },
     { kind: 'map', name: ANY_DISPATCH_MAP, body: ['type ipv4_addr : verdict'], typeKey: 'ipv4_addr : verdict', elements: anyDispatch },
     { kind: 'set', name: GUARDED_VIPS_SET, body: ['type ipv4_addr'], typeKey: 'ipv4_addr', elements: guarded },
+    newFlowsSet(farms),
   ];
   const chains: ChainDecl[] = [];
 
@@ -183,7 +184,6 @@ function renderFarmSets(farm: DesiredFarm): { sets: SetDecl[]; selector: string 
     },
     { kind: 'map', name: farmMacsMap(id), body: ['type mark : ether_addr', 'counter'], typeKey: 'mark : ether_addr', elements: macs },
     dynamicMap(farmFlowsMap(id), flow.type, FLOW_TIMEOUT_SECONDS[farm.protocol] ?? 300),
-    newFlowsSet(farm),
   ];
   if (farm.persistence !== '') sets.push(dynamicMap(farmSessionsMap(id), SESSION_KEYS[farm.persistence].type, farm.ttl));
   return { sets, selector };
@@ -210,8 +210,8 @@ function renderFarmChain(farm: DesiredFarm, selector: string): ChainDecl {
     'meta mark set 0',
     `meta mark set ${flow} map @${flows}`,
     // A backend chosen here starts a flow: counted per backend (counting.ts).
-    ...(session ? [`meta mark 0 meta mark set ${session.key} map @${session.map}${countNewFlow(id)}`] : []),
-    `meta mark 0 meta mark set ${selector} map @${farmBucketsMap(id)}${countNewFlow(id)}`,
+    ...(session ? [`meta mark 0 meta mark set ${session.key} map @${session.map}${COUNT_NEW_FLOW}`] : []),
+    `meta mark 0 meta mark set ${selector} map @${farmBucketsMap(id)}${COUNT_NEW_FLOW}`,
     // Each update in a rule of its own: when a map is full the update ends only its rule.
     `meta mark != 0 update @${flows} { ${flow} : meta mark }`,
     ...(session ? [`meta mark != 0 update @${session.map} { ${session.key} : meta mark }`] : []),

@@ -16,16 +16,16 @@ export async function metricsRoute(app: FastifyInstance, options: { metrics: Met
   const counters = app.deps.counters ?? noCounters;
   const farmMetrics = registerFarmMetrics(options.metrics.registry, {
     async farms() {
-      const out: FarmSample[] = [];
-      for (const { farm, backends } of store.snapshot().farms) {
+      const all = store.snapshot().farms;
+      const read = await counters.readMany(all.filter((f) => f.farm.running), { sessions: true });
+      return all.map(({ farm, backends }): FarmSample => {
         const runtime = dataplane.farm(farm.id);
-        out.push({
+        return {
           farm: farm.name,
-          counters: farm.running ? await counters.read(farm, { sessions: true }) : null,
+          counters: read.get(farm.id) ?? null,
           backends: backends.map((b) => ({ id: b.id, uid: b.uid, ip: b.ip, up: backendView(b, farm, runtime).status === 'up' })),
-        });
-      }
-      return out;
+        };
+      });
     },
     generations() {
       const system = dataplane.system();

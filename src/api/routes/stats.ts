@@ -2,7 +2,8 @@ import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { Farm } from '../../model/farm.js';
 import { noCounters, type BackendCounters, type FarmCounters } from '../../observe/farm-counters.js';
 import { zapiRoute } from '../zapi.js';
-import { describeFarm, farmInPath, farmPathParams, farmSummary } from './farms.js';
+import { backendView, farmStatus } from '../present.js';
+import { describeFarm, farmInPath, farmPathParams } from './farms.js';
 
 type FarmRequest = FastifyRequest<{ Params: { farmname: string } }>;
 
@@ -43,17 +44,24 @@ export async function statsRoutes(app: FastifyInstance): Promise<void> {
       },
     },
     handler: async () => {
-      const farms = [];
-      for (const farm of store.listFarms()) {
-        const c: FarmCounters | null = farm.running ? await counters.read(farm) : null;
-        farms.push({
-          ...farmSummary(app, farm),
+      // One store read for every farm and its backends, then the kernel's counters of the running ones.
+      const all = store.snapshot().farms;
+      const read = await counters.readMany(all.filter((f) => f.farm.running));
+      const farms = all.map(({ farm, backends }) => {
+        const runtime = app.deps.dataplane.farm(farm.id);
+        const c: FarmCounters | null = read.get(farm.id) ?? null;
+        return {
+          farmname: farm.name,
+          profile: farm.profile,
+          status: farmStatus(farm, backends.map((b) => backendView(b, farm, runtime))),
+          vip: farm.vip,
+          vport: farm.vport,
           established: c?.established ?? 0,
           pending: 0,
           ...inbound(c ?? ZERO),
           dropped: c?.dropped ?? 0,
-        });
-      }
+        };
+      });
       return { description: 'List all farms stats', farms };
     },
   });
@@ -61,8 +69,8 @@ export async function statsRoutes(app: FastifyInstance): Promise<void> {
   const farmOf = (req: FarmRequest) => farmInPath(app, req);
   const farmStats = async (_req: FarmRequest, _reply: unknown, farm: Farm) => {
     const { backends } = describeFarm(app, farm);
-    const c = farm.running ? await counters.read(farm, { sessions: true }) : null;
     const stored = store.listBackends(farm.id);
+    const c = farm.running ? await counters.read({ farm, backends: stored }, { sessions: true }) : null;
     const uidOf = new Map(stored.map((b) => [b.id, b.uid]));
     const idOf = new Map(stored.map((b) => [b.uid, b.id]));
     const sessions = (c?.sessions ?? []).flatMap((s) => {

@@ -1,0 +1,63 @@
+import t from 'tap';
+import { farmChanges } from '../../src/reconcile/change-log.js';
+import { sessionKeyText } from '../../src/observe/farm-counters.js';
+import { counterSourcesFor } from '../../src/observe/counter-sources.js';
+import type { DesiredState } from '../../src/reconcile/desired.js';
+import type { FarmRuntime } from '../../src/model/runtime.js';
+import type { Farm } from '../../src/model/farm.js';
+
+const runtime = (generation: number): FarmRuntime => ({ generation, state: 'applied', appliedGeneration: generation, error: null, interface: 'eth0', backends: new Map() });
+const state = (farms: { farmId: number; name: string; generation: number }[]) => ({ generation: 9, farms, announcements: [] }) as unknown as DesiredState;
+
+t.test('farmChanges: the farms whose generation moved, and the objects written for each', async (t) => {
+  const previous = new Map([
+    [1, runtime(3)],
+    [2, runtime(4)],
+    [12, runtime(5)],
+  ]);
+  const commands = [
+    'add table netdev nftfarm',
+    'delete element netdev nftfarm farm_1_buckets { 7 }',
+    'add element netdev nftfarm farm_1_buckets { 7 : 2 }',
+    'add element netdev nftfarm ipv4_vip_ports { 10.0.0.1 . tcp . 80 : jump farm_3 }',
+    'add map netdev nftfarm farm_3_flows { type ipv4_addr : mark; }',
+    'add chain netdev nftfarm farm_3',
+    'flush chain netdev nftfarm farm_12',
+    'delete chain netdev nftfarm farm_12',
+  ];
+  const changes = farmChanges(previous, state([
+    { farmId: 1, name: 'web', generation: 6 },
+    { farmId: 2, name: 'same', generation: 4 },
+    { farmId: 3, name: 'new', generation: 6 },
+  ]), commands, 'netdev nftfarm');
+  t.strictSame(changes, [
+    { farmId: 1, farm: 'web', generation: 6, deleted: false, objects: ['farm_1_buckets'] },
+    { farmId: 3, farm: 'new', generation: 6, deleted: false, objects: ['farm_3', 'farm_3_flows', 'ipv4_vip_ports'] },
+    { farmId: 12, farm: null, generation: null, deleted: true, objects: ['farm_12'] },
+  ]);
+  t.strictSame(farmChanges(previous, state([{ farmId: 1, name: 'web', generation: 3 }, { farmId: 2, name: 'same', generation: 4 }, { farmId: 12, name: 'x', generation: 5 }]), commands, 'netdev nftfarm'), [], 'nothing moved');
+});
+
+t.test('sessionKeyText: keys as the kernel stores them', async (t) => {
+  t.equal(sessionKeyText(Buffer.from([10, 250, 0, 10]), 'srcip'), '10.250.0.10');
+  t.equal(sessionKeyText(Buffer.from([0x13, 0x88]), 'srcport'), '5000');
+  t.equal(sessionKeyText(Buffer.from([2, 0, 0x0a, 0xfa, 0, 0x0a]), 'srcmac'), '02:00:0a:fa:00:0a');
+  // A concatenation pads each field to 4 bytes.
+  t.equal(sessionKeyText(Buffer.from([10, 0, 0, 1, 0x13, 0x88, 0, 0]), 'srcip_srcport'), '10.0.0.1 . 5000');
+  t.equal(sessionKeyText(Buffer.from([10, 0, 0, 1, 0, 80, 0, 0]), 'srcip_dstport'), '10.0.0.1 . 80');
+});
+
+t.test('counterSourcesFor: DSR farms are counted in the netdev table; other modes have no counters yet', async (t) => {
+  const farm = { id: 7, nattype: 'dsr', persistence: 'srcip' } as Farm;
+  t.strictSame(counterSourcesFor(farm), {
+    family: 'netdev',
+    table: 'nftfarm',
+    forwarded: 'farm_7_macs',
+    newFlows: 'backend_new_flows',
+    dropped: 'farm_7',
+    established: { kind: 'pins', map: 'farm_7_flows' },
+    sessions: { map: 'farm_7_sessions', layout: 'srcip' },
+  });
+  t.equal(counterSourcesFor({ ...farm, persistence: '' })?.sessions, null);
+  t.equal(counterSourcesFor({ ...farm, nattype: 'nat' }), null);
+});

@@ -172,7 +172,7 @@ async function controlPlane(lab, n) {
     log(`${n} farms: change to kernel p50 ${change.p50} ms, p99 ${change.p99} ms`);
 
     const load = JSON.parse(
-      (await lab.execOk(lab.lb.ns, [process.execPath, path.join(here, 'lib', 'api-load.mjs'), URL_IN_LB, API_KEY, 'f0', String(LOAD_SECONDS)], { timeoutMs: 120_000 })).stdout,
+      (await lab.execOk(lab.lb.ns, [process.execPath, path.join(here, 'lib', 'api-load.mjs'), URL_IN_LB, API_KEY, 'f0', String(LOAD_SECONDS)], { timeoutMs: 600_000 })).stdout,
     );
     log(`${n} farms: GET ${load.get.requestsPerSecond}/s, PUT ${load.put.requestsPerSecond}/s, GET /stats/farms ${load.statsMs} ms, GET /metrics ${load.metricsMs} ms`);
     // Let the writes settle, then the resident memory of the idle daemon.

@@ -24,7 +24,7 @@ async function load(opts) {
 }
 
 /** Median time of a few sequential requests (stats of every farm: kernel counters read live). */
-async function timed(path, times = 5) {
+async function timed(path, times = 3) {
   const ms = [];
   for (let i = 0; i < times; i++) {
     const t0 = performance.now();

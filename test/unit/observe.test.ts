@@ -2,7 +2,8 @@ import t from 'tap';
 import { farmChanges } from '../../src/reconcile/change-log.js';
 import { sessionKeyText } from '../../src/observe/farm-counters.js';
 import { counterSourcesFor } from '../../src/observe/counter-sources.js';
-import type { DesiredState } from '../../src/reconcile/desired.js';
+import type { DesiredFarm, DesiredState } from '../../src/reconcile/desired.js';
+import { newFlowsSet } from '../../src/reconcile/counting.js';
 import type { FarmRuntime } from '../../src/model/runtime.js';
 import type { Farm } from '../../src/model/farm.js';
 
@@ -60,4 +61,16 @@ t.test('counterSourcesFor: DSR farms are counted in the netdev table; other mode
   });
   t.equal(counterSourcesFor({ ...farm, persistence: '' })?.sessions, null);
   t.equal(counterSourcesFor({ ...farm, nattype: 'nat' }), null);
+});
+
+t.test('newFlowsSet: every backend of every farm, one object while the marks stay the same', async (t) => {
+  const farm = (farmId: number, uids: number[]) => ({ farmId, backends: uids.map((uid) => ({ uid })) }) as unknown as DesiredFarm;
+  const a = newFlowsSet([farm(1, [3, 1]), farm(2, [2])]);
+  t.strictSame([...a.elements!.keys()], ['1', '2', '3'], 'sorted marks');
+  t.equal(a.name, 'backend_new_flows');
+  t.strictSame(a.body, ['type mark', 'counter']);
+  t.equal(newFlowsSet([farm(1, [3, 1]), farm(2, [2])]), a, 'same marks: the very same object (the planner skips it)');
+  const b = newFlowsSet([farm(1, [3, 1]), farm(2, [2, 4])]);
+  t.not(b, a);
+  t.strictSame([...b.elements!.keys()], ['1', '2', '3', '4']);
 });

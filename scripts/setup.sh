@@ -17,7 +17,7 @@ if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null 2>&1; then
   apt-get update -qq
   apt-get install -y -qq --no-install-recommends \
     nftables iproute2 conntrack iputils-ping tcpdump curl arping procps util-linux ca-certificates \
-    python3 make g++ >/dev/null
+    python3 python3-prometheus-client iperf3 make g++ >/dev/null
 else
   echo "not root (or no apt-get): skipping system packages (nftables, iproute2, conntrack, iputils-ping, tcpdump, curl)" >&2
 fi

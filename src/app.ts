@@ -3,6 +3,9 @@ import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
 import type { Store } from './store/store.js';
 import type { DataplaneView, HostView } from './model/runtime.js';
+import type { CounterReader } from './observe/farm-counters.js';
+import { createMetrics, type Metrics } from './metrics/metrics.js';
+import { metricsRoute, type MetricsAccess } from './api/routes/metrics.js';
 import { keysMatch } from './api/api-key.js';
 import { sharedSchemas } from './api/schemas.js';
 import { ZAPI_PREFIX, zapiErrorHandler } from './api/zapi.js';
@@ -19,6 +22,12 @@ export interface AppDeps {
   apiKey: string;
   host: HostView;
   dataplane: DataplaneView;
+  /** Live data-plane counters (stats routes, /metrics); without it they are zeros. */
+  counters?: CounterReader;
+  /** The process's Prometheus registry (the reconciler records into it too); a new one without it. */
+  metrics?: Metrics;
+  /** GET /metrics: 'open' (default), 'key' (needs the ZAPI key) or 'off'. */
+  metricsAccess?: MetricsAccess;
   /** The process logger (pino); without it the app logs nothing (tests). */
   loggerInstance?: FastifyBaseLogger;
 }
@@ -70,6 +79,14 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
 
   app.get('/healthz', { schema: { hide: true } }, async () => ({ status: 'ok' }));
   app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
+
+  const metrics = deps.metrics ?? createMetrics();
+  // By route pattern, so farm names never become label values.
+  app.addHook('onResponse', async (request, reply) => {
+    metrics.apiRequest(request.method, request.routeOptions.url ?? 'unmatched', reply.statusCode, reply.elapsedTime / 1000);
+  });
+  const metricsAccess = deps.metricsAccess ?? 'open';
+  if (metricsAccess !== 'off') await app.register(metricsRoute, { metrics, access: metricsAccess });
 
   await app.register(
     async (zapi) => {

@@ -9,6 +9,8 @@ export interface Config {
   apiKey: string | null;
   dryRun: boolean;
   logLevel: string;
+  /** GET /metrics: 'open' (no key), 'key' (the ZAPI key) or 'off'. */
+  metrics: 'open' | 'key' | 'off';
 }
 
 export class ConfigError extends Error {}
@@ -36,7 +38,9 @@ export function loadConfig(flags: ConfigInput, env: NodeJS.ProcessEnv, cwd: stri
     throw new ConfigError(`NFTFARM_LOG_LEVEL must be one of ${LOG_LEVELS.join(', ')}`);
   }
   const dryRun = flags.dryRun ?? parseBool(env.NFTFARM_DRY_RUN, 'NFTFARM_DRY_RUN');
-  return { listenHost: host, listenPort: port, dbPath, apiKey, dryRun, logLevel };
+  const metrics = env.NFTFARM_METRICS || 'open';
+  if (metrics !== 'open' && metrics !== 'key' && metrics !== 'off') throw new ConfigError('NFTFARM_METRICS must be one of open, key, off');
+  return { listenHost: host, listenPort: port, dbPath, apiKey, dryRun, logLevel, metrics };
 }
 
 /** Accepts HOST:PORT, [IPv6]:PORT or :PORT (all addresses). */

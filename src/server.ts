@@ -15,6 +15,8 @@ import { KernelAccessError, preflight } from './dataplane/preflight.js';
 import { createConntrack } from './dataplane/conntrack.js';
 import { Reconciler } from './reconcile/reconciler.js';
 import { HealthMonitor } from './health/monitor.js';
+import { kernelCounterReader, noCounters } from './observe/farm-counters.js';
+import { createMetrics } from './metrics/metrics.js';
 import { VERSION } from './version.js';
 
 export async function serve(config: Config): Promise<number> {
@@ -39,18 +41,39 @@ export async function serve(config: Config): Promise<number> {
   else log.info({ apiKeyFrom: apiKey.origin }, 'API key loaded');
 
   const net = openHostNetwork();
+  const metrics = createMetrics();
   // Health transitions wake the reconciler, which reads the monitor's verdicts as host facts.
-  const health = new HealthMonitor({ store, log: log.child({ component: 'health' }), onTransition: () => reconciler.wake() });
+  const health = new HealthMonitor({
+    store,
+    log: log.child({ component: 'health' }),
+    onTransition: () => reconciler.wake(),
+    onResult: (r) => {
+      if (r.latencyMs !== null) metrics.healthCheck({ farm: r.farm, backend: r.backend, result: r.up ? 'up' : 'down' }, r.latencyMs / 1000);
+    },
+  });
+  const conntrack = createConntrack();
   const reconciler = new Reconciler({
     store,
     net,
     nft,
     log: log.child({ component: 'reconciler' }),
     dryRun: config.dryRun,
-    conntrack: createConntrack(),
+    conntrack,
     health,
+    onPass: (pass) => metrics.reconcilePass(pass.kind, pass.result, pass.seconds),
   });
-  const app = await buildApp({ store, apiKey: apiKey.key, host: netlinkHostView(net), dataplane: reconciler, loggerInstance: log });
+  // Reads only (netlink dumps of counters and flow maps): the reconciler stays the only writer.
+  const counters = config.dryRun ? noCounters : kernelCounterReader(undefined, undefined, conntrack);
+  const app = await buildApp({
+    store,
+    apiKey: apiKey.key,
+    host: netlinkHostView(net),
+    dataplane: reconciler,
+    counters,
+    metrics,
+    metricsAccess: config.metrics,
+    loggerInstance: log,
+  });
 
   // The first pass converges the kernel to the store in one transaction; farms that did not
   // change keep their flows. With thousands of farms it takes a while, so the API serves
@@ -85,6 +108,7 @@ export async function serve(config: Config): Promise<number> {
   // The kernel rules stay: traffic keeps flowing while nftfarm restarts. With no farm left,
   // the reconciler has already removed everything it made.
   await reconciler.stop();
+  counters.close();
   net.close();
   store.close();
   log.info('stopped');

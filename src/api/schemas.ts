@@ -151,10 +151,20 @@ export const healthCheckSchema = {
   },
 } as const;
 
+/**
+ * nftfarm's own counters, kept by nftables. Inbound only: under DSR replies go from the
+ * backend straight to the client and the load balancer never sees them.
+ */
+const inboundCounters = {
+  packets: { ...int, description: 'Client-to-backend packets (inbound only: under DSR the load balancer never sees replies).' },
+  bytes: { ...int, description: 'Client-to-backend bytes, IP header included (inbound only).' },
+  new_flows: { ...int, description: 'Flows the load balancer chose this backend for (a flow map miss).' },
+} as const;
+
 export const backendStatsSchema = {
   $id: 'BackendStats',
   type: 'object',
-  required: ['id', 'ip', 'port', 'weight', 'priority', 'status', 'max_conns', 'established', 'pending'],
+  required: ['id', 'ip', 'port', 'weight', 'priority', 'status', 'max_conns', 'established', 'pending', 'packets', 'bytes', 'new_flows'],
   properties: {
     id: int,
     ip: str,
@@ -163,23 +173,26 @@ export const backendStatsSchema = {
     priority: int,
     status: { $ref: 'BackendStatus#' },
     max_conns: int,
-    established: int,
-    pending: int,
+    established: { ...int, description: 'Flows pinned to this backend now (DSR: entries of the flow map).' },
+    pending: { ...int, description: 'Connections not yet established; always 0 under DSR (the load balancer never sees replies).' },
+    ...inboundCounters,
   },
 } as const;
 
 export const farmStatsSchema = {
   $id: 'FarmStats',
   type: 'object',
-  required: ['farmname', 'profile', 'status', 'vip', 'vport', 'established', 'pending'],
+  required: ['farmname', 'profile', 'status', 'vip', 'vport', 'established', 'pending', 'packets', 'bytes', 'new_flows', 'dropped'],
   properties: {
     farmname: str,
     profile: str,
     status: { $ref: 'FarmStatus#' },
     vip: str,
     vport: str,
-    established: int,
-    pending: int,
+    established: { ...int, description: 'Flows pinned or tracked for the farm now.' },
+    pending: { ...int, description: 'Always 0 under DSR (the load balancer never sees replies).' },
+    ...inboundCounters,
+    dropped: { ...int, description: 'Packets that reached the farm when no backend could take them.' },
   },
 } as const;
 

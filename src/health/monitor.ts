@@ -19,6 +19,8 @@ export interface HealthMonitorOptions {
   log: Logger;
   /** Called after any backend changed state (the reconciler's wake). */
   onTransition: () => void;
+  /** Called after every check (metrics: the check latency histogram). */
+  onResult?: (result: { farm: string; backend: string; up: boolean; latencyMs: number | null }) => void;
   checker?: Checker;
   clock?: Clock;
   random?: () => number;
@@ -47,6 +49,7 @@ export class HealthMonitor {
   private readonly store: Store;
   private readonly log: Logger;
   private readonly onTransition: () => void;
+  private readonly onResult: HealthMonitorOptions['onResult'];
   private readonly checker: Checker;
   private readonly clock: Clock;
   private readonly scheduler: Scheduler;
@@ -60,6 +63,7 @@ export class HealthMonitor {
     this.store = options.store;
     this.log = options.log;
     this.onTransition = options.onTransition;
+    this.onResult = options.onResult;
     this.checker = options.checker ?? runCheck;
     this.clock = options.clock ?? systemClock;
     this.scheduler = new Scheduler({ clock: this.clock, random: options.random });
@@ -156,6 +160,7 @@ export class HealthMonitor {
     // Removed or replaced while it ran: the result belongs to nobody.
     if (this.stopped || this.targets.get(t.uid) !== t) return;
     const transition = t.tracker.record(result.ok, result.reason, result.latencyMs, this.clock.now());
+    this.onResult?.({ farm: t.farm, backend: String(t.backendId), up: result.ok, latencyMs: result.latencyMs });
     if (t.check.log) {
       this.log.info({ farm: t.farm, backend: t.backendId, ip: t.target.ip, check: t.check.name, ok: result.ok, reason: result.reason, latencyMs: result.latencyMs }, 'health check result');
     }

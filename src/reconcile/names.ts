@@ -40,6 +40,17 @@ export const SLOT_MARK_BASE = 0x40000000;
 export const farmMacsMap = (farmId: number): string => `farm_${farmId}_macs`;
 /** Flow -> backend mark: pins every established flow to its backend across table changes. */
 export const farmFlowsMap = (farmId: number): string => `farm_${farmId}_flows`;
+/**
+ * Backend marks of every farm (marks are store-wide), with per-element counters: how many
+ * new flows each backend was chosen for. One set for the table, not one per farm: the kernel
+ * finds a set by name with a walk of the table's set list, so each set per farm makes every
+ * load of a big table slower (a cold load of N farms already costs O(N^2) in such walks).
+ */
+export const NEW_FLOWS_SET = 'backend_new_flows';
+/** nat and dnat: backend marks with counters of the packets forwarded to them (see counting.ts). */
+export const FORWARDED_SET = 'backend_forwarded';
+/** nat and dnat: the filter chain on the forward hook that counts them. */
+export const NAT_FORWARD_CHAIN = 'forward';
 /** Persistence key -> backend mark, with the farm's ttl. */
 export const farmSessionsMap = (farmId: number): string => `farm_${farmId}_sessions`;
 

@@ -35,6 +35,17 @@ type Tables = (KernelTable | null)[];
 
 /** How often the connections of leastconn and max_conns backends are counted. */
 const LOAD_INTERVAL_MS = 1000;
+import { farmChanges } from './change-log.js';
+
+/** What a pass did: committed a transaction, found nothing to commit, or only checked. */
+export type PassResult = 'applied' | 'unchanged' | 'idle' | 'failed';
+export interface PassReport {
+  kind: PassKind;
+  result: PassResult;
+  seconds: number;
+}
+/** Above this many farms changed in one pass (a cold start), one summary line instead of one per farm. */
+const MAX_FARM_LOG_LINES = 50;
 
 export interface ReconcilerOptions {
   store: Store;
@@ -50,6 +61,8 @@ export interface ReconcilerOptions {
   maxBackoffMs?: number;
   /** Backend health from the checks (src/health); absent: every backend counts as healthy. */
   health?: HealthFacts;
+  /** Called after every pass (metrics). */
+  onPass?: (report: PassReport) => void;
 }
 
 /** What the reconciler reads from the health monitor. */
@@ -70,6 +83,7 @@ export class Reconciler implements DataplaneView {
   private readonly debounceMs: number;
   private readonly resyncIntervalMs: number;
   private readonly maxBackoffMs: number;
+  private readonly onPass: ((report: PassReport) => void) | undefined;
   private readonly announcer: VipAnnouncer;
   private readonly neighbors: NeighborTable;
   private readonly conntrack: Conntrack | undefined;
@@ -109,6 +123,7 @@ export class Reconciler implements DataplaneView {
     this.debounceMs = options.debounceMs ?? 25;
     this.resyncIntervalMs = options.resyncIntervalMs ?? 2000;
     this.maxBackoffMs = options.maxBackoffMs ?? 30_000;
+    this.onPass = options.onPass;
     this.announcer = new VipAnnouncer(this.net, this.store, this.log);
     this.neighbors = new NeighborTable(this.net, this.store, this.log);
     this.health = options.health;
@@ -263,7 +278,12 @@ export class Reconciler implements DataplaneView {
       return;
     }
     this.dirty = false;
-    this.inFlight = this.pass(kind).catch((err: unknown) => this.failed(err));
+    const started = performance.now();
+    const report = (result: PassResult) => this.onPass?.({ kind, result, seconds: (performance.now() - started) / 1000 });
+    this.inFlight = this.pass(kind).then(report, (err: unknown) => {
+      report('failed');
+      this.failed(err, performance.now() - started);
+    });
     try {
       await this.inFlight;
     } finally {
@@ -274,7 +294,8 @@ export class Reconciler implements DataplaneView {
 
   // ---- one pass ----
 
-  private async pass(kind: PassKind): Promise<void> {
+  private async pass(kind: PassKind): Promise<PassResult> {
+    const passStarted = performance.now();
     const interfaces = await this.net.listInterfaces();
     await this.neighbors.refresh();
     const hostKey = `${JSON.stringify(interfaces)}\n${this.neighbors.fingerprint()}\n${this.health?.fingerprint() ?? ''}`;
@@ -295,7 +316,7 @@ export class Reconciler implements DataplaneView {
         this.neighbors.probe(this.backendsToResolve(this.lastState));
         await this.announcer.announce(this.lastState.announcements, this.lastState.routedInterfaces);
       }
-      return;
+      return 'idle';
     }
 
     const snapshot = this.store.snapshot();
@@ -336,6 +357,7 @@ export class Reconciler implements DataplaneView {
         const before = await readRulesetGeneration();
         await this.nft.apply(script);
         this.log.info({ generation: snapshot.generation, full, commands: commands.length, ms: Date.now() - started }, 'applied the nftables transaction');
+        this.logChanges(state, commands, performance.now() - passStarted, full);
         // One transaction is one commit: if nothing else committed meanwhile, the kernel holds
         // exactly what was planned. Otherwise the next tick lists and compares.
         const after = await readRulesetGeneration();
@@ -349,6 +371,21 @@ export class Reconciler implements DataplaneView {
     this.lastInputs = { storeGeneration: snapshot.generation, hostKey };
     this.lastState = state;
     this.succeeded(state, snapshot.generation);
+    return commands.length > 0 && !this.dryRun ? 'applied' : 'unchanged';
+  }
+
+  /** One line per farm the transaction changed (farm, generation, objects touched, pass duration). */
+  private logChanges(state: DesiredState, commands: string[], passMs: number, full: boolean): void {
+    const ms = Math.round(passMs * 10) / 10;
+    const prefixes = TABLES.map((t) => `${t.family} ${t.name}`);
+    const changed = state.farms.filter((f) => this.farms.get(f.farmId)?.generation !== f.generation).length;
+    if (changed > MAX_FARM_LOG_LINES) {
+      this.log.info({ generation: state.generation, farms: changed, commands: commands.length, passMs: ms, full }, 'applied changes to many farms');
+      return;
+    }
+    for (const c of farmChanges(this.farms, state, commands, prefixes)) {
+      this.log.info({ farm: c.farm, farmId: c.farmId, generation: c.generation, deleted: c.deleted || undefined, objects: c.objects, passMs: ms, full }, 'applied farm change');
+    }
   }
 
   /**
@@ -426,7 +463,7 @@ export class Reconciler implements DataplaneView {
     this.notBefore = 0;
   }
 
-  private failed(err: unknown): void {
+  private failed(err: unknown, passMs: number): void {
     const message = err instanceof Error ? err.message : String(err);
     this.status.consecutiveFailures++;
     this.status.lastError = message;
@@ -437,7 +474,10 @@ export class Reconciler implements DataplaneView {
     this.needFull = true;
     const backoff = Math.min(this.maxBackoffMs, 1000 * 2 ** (this.status.consecutiveFailures - 1));
     this.notBefore = Date.now() + backoff;
-    this.log.error({ err: message, retryInMs: backoff }, 'reconcile pass failed; the kernel keeps its previous ruleset');
+    this.log.error(
+      { err: message, generation: this.store.generation(), passMs: Math.round(passMs * 10) / 10, failures: this.status.consecutiveFailures, retryInMs: backoff },
+      'reconcile pass failed; the kernel keeps its previous ruleset',
+    );
     for (const { farm } of this.store.snapshot().farms) {
       const runtime = this.farms.get(farm.id);
       if (runtime?.appliedGeneration === farm.generation) continue;

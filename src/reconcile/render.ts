@@ -25,6 +25,8 @@ import {
   HASH_SEED,
   INGRESS_PRIORITY,
   MASQUERADED_BACKENDS_SET,
+  FORWARDED_SET,
+  NAT_FORWARD_CHAIN,
   NAT_POSTROUTING_CHAIN,
   NAT_PREROUTING_CHAIN,
   NAT_TABLE_FAMILY,
@@ -53,6 +55,7 @@ import { BUCKETS, fnv1a, normalizedMembers, rendezvousTable, roundRobinSequence,
 import { replyClaims, usesConntrack, type DesiredBackend, type DesiredFarm, type DesiredState } from './desired.js';
 import type { ChainDecl, SetDecl, TableDecl } from '../dataplane/nft/ruleset.js';
 import type { Persistence } from '../model/farm.js';
+import { countNewFlow, forwardedSet, newFlowsSet } from './counting.js';
 
 /** Flow pins outlive idle periods of this length (IPVS's defaults: tcp 15 min, udp 5 min). */
 export const FLOW_TIMEOUT_SECONDS: Record<string, number> = { tcp: 900, udp: 300, sctp: 900, all: 300 };
@@ -121,9 +124,12 @@ export function renderTables(state: DesiredState, cache: RenderCache = newRender
     if (entry.sharedTable) usedTables.add(entry.sharedTable.name);
     return entry;
   };
-  const netdev = farms.length === 0 ? null : renderNetdevTable(state, farms, farmObjects, cache);
+  // Counted sets of every rendered backend (marks are store-wide): the same object in both
+  // tables and from pass to pass while the backends do not change.
+  const counted = farms.length === 0 ? null : { newFlows: newFlowsSet(farms), forwarded: forwardedSet(farms) };
+  const netdev = counted === null ? null : renderNetdevTable(state, farms, farmObjects, cache, counted.newFlows);
   const natFarms = farms.filter((f) => usesConntrack(f.nattype));
-  const ip = natFarms.length === 0 ? null : renderNatTable(natFarms, farmObjects, cache);
+  const ip = natFarms.length === 0 || counted === null ? null : renderNatTable(natFarms, farmObjects, cache, counted);
   for (const id of cache.farms.keys()) if (!rendered.has(id)) cache.farms.delete(id);
   for (const name of cache.tables.keys()) if (!usedTables.has(name)) cache.tables.delete(name);
   return { netdev, ip };
@@ -207,7 +213,7 @@ function dispatchMaps(d: Dispatch): SetDecl[] {
   ];
 }
 
-function renderNetdevTable(state: DesiredState, farms: DesiredFarm[], farmObjects: FarmObjects, cache: RenderCache): TableDecl {
+function renderNetdevTable(state: DesiredState, farms: DesiredFarm[], farmObjects: FarmObjects, cache: RenderCache, newFlows: SetDecl): TableDecl {
   // nat and dnat farms are only let through here: their rules are in the ip table.
   const dispatch = dispatchOf(farms, (farm) => (usesConntrack(farm.nattype) ? 'accept' : `jump ${farmChain(farm.farmId)}`));
   const guarded = new Map(state.announcements.map((a) => [a.vip, '']));
@@ -226,6 +232,7 @@ function renderNetdevTable(state: DesiredState, farms: DesiredFarm[], farmObject
   const sets: SetDecl[] = [
     ...dispatchMaps(dispatch),
     { kind: 'set', name: GUARDED_VIPS_SET, body: ['type ipv4_addr'], typeKey: 'ipv4_addr', elements: guarded },
+    newFlows,
   ];
   if (stateless.length > 0) {
     sets.push(
@@ -269,7 +276,7 @@ function renderNetdevTable(state: DesiredState, farms: DesiredFarm[], farmObject
   return { family: TABLE_FAMILY, name: TABLE_NAME, sets: [...sets, ...own.sets], chains: [...chains, ...own.chains] };
 }
 
-function renderNatTable(farms: DesiredFarm[], farmObjects: FarmObjects, cache: RenderCache): TableDecl {
+function renderNatTable(farms: DesiredFarm[], farmObjects: FarmObjects, cache: RenderCache, counted: { newFlows: SetDecl; forwarded: SetDecl }): TableDecl {
   const dispatch = dispatchOf(farms, (farm) => `jump ${farmChain(farm.farmId)}`);
   const masqueraded = new Map(
     farms
@@ -281,6 +288,8 @@ function renderNatTable(farms: DesiredFarm[], farmObjects: FarmObjects, cache: R
   const sets: SetDecl[] = [
     ...dispatchMaps(dispatch),
     { kind: 'set', name: MASQUERADED_BACKENDS_SET, body: ['type mark'], typeKey: 'mark', elements: masqueraded },
+    counted.newFlows,
+    counted.forwarded,
   ];
   const chains: ChainDecl[] = [
     {
@@ -298,6 +307,13 @@ function renderNatTable(farms: DesiredFarm[], farmObjects: FarmObjects, cache: R
       hook: 'type nat hook postrouting priority srcnat; policy accept;',
       // nat (source NAT): the backend answers this host, which needs no route on the backends.
       rules: [`ct status dnat ct mark @${MASQUERADED_BACKENDS_SET} masquerade`],
+    },
+    {
+      name: NAT_FORWARD_CHAIN,
+      hook: 'type filter hook forward priority filter; policy accept;',
+      // Every packet to a backend, by its connection's mark (statistics; under the nat chains
+      // only the first packet of a connection passes).
+      rules: [`ct direction original ct mark @${FORWARDED_SET}`],
     },
   ];
   const own = farmSetsAndChains(farms, farmObjects, cache);
@@ -396,7 +412,7 @@ function selection(farm: DesiredFarm, mark: 'meta mark' | 'ct mark'): { sets: Se
           elements: new Map(choice.buckets.map((uid, bucket) => [String(bucket), String(uid)])),
         },
       ],
-      rules: [`${mark} 0 ${mark} set ${choice.selector} map @${farmBucketsMap(id)}`],
+      rules: [`${mark} 0 ${mark} set ${choice.selector} map @${farmBucketsMap(id)}${countNewFlow(mark)}`],
       sharedTable: null,
     };
   }
@@ -405,7 +421,8 @@ function selection(farm: DesiredFarm, mark: 'meta mark' | 'ct mark'): { sets: Se
     rules: [
       `${mark} 0 ${mark} set ${choice.selector}`,
       // The shared table answers a slot: this farm's backend in that slot.
-      `${mark} >= ${SLOT_MARK_TEXT} ${mark} set ${mark} map @${farmSlotsMap(id)}`,
+      // A backend chosen here starts a flow: counted per backend (counting.ts).
+      `${mark} >= ${SLOT_MARK_TEXT} ${mark} set ${mark} map @${farmSlotsMap(id)}${countNewFlow(mark)}`,
     ],
     sharedTable: choice.table,
   };
@@ -430,7 +447,7 @@ function renderFarm(farm: DesiredFarm): { sets: SetDecl[]; chains: ChainDecl[]; 
     const rules = [
       // The connection mark carries the chosen backend and stays with the connection.
       'ct mark set 0',
-      ...(session ? [`ct mark set ${session.expr} map @${session.map}`] : []),
+      ...(session ? [`ct mark set ${session.expr} map @${session.map}${countNewFlow('ct mark')}`] : []),
       ...select.rules,
       ...(session ? [`ct mark != 0 update @${session.map} { ${session.expr} : ct mark }`] : []),
       // A map miss ends a rule: backends with a port of their own first, then the others.
@@ -470,7 +487,7 @@ function renderFarm(farm: DesiredFarm): { sets: SetDecl[]; chains: ChainDecl[]; 
     // (pins outlive connections) must not send it to that backend, which may be down or drained.
     ...(farm.protocol === 'tcp' ? [`tcp flags & (fin | syn | rst | ack) == syn delete @${flows} { ${flow.expr} : meta mark }`] : []),
     `meta mark set ${flow.expr} map @${flows}`,
-    ...(session ? [`meta mark 0 meta mark set ${session.expr} map @${session.map}`] : []),
+    ...(session ? [`meta mark 0 meta mark set ${session.expr} map @${session.map}${countNewFlow('meta mark')}`] : []),
     ...select.rules,
     // Each update in a rule of its own: when a map is full the update ends only its rule.
     `meta mark != 0 update @${flows} { ${flow.expr} : meta mark }`,

@@ -14,8 +14,8 @@ t.test('GET /stats/farms lists every farm with zero counters', async (t) => {
   t.strictSame(res.body, {
     description: 'List all farms stats',
     farms: [
-      { farmname: 'f1', profile: 'l4xnat', status: 'down', vip: '10.250.0.10', vport: '80', established: 0, pending: 0 },
-      { farmname: 'f2', profile: 'l4xnat', status: 'up', vip: '10.250.0.11', vport: '8000:8010', established: 0, pending: 0 },
+      { farmname: 'f1', profile: 'l4xnat', status: 'down', vip: '10.250.0.10', vport: '80', established: 0, pending: 0, packets: 0, bytes: 0, new_flows: 0, dropped: 0 },
+      { farmname: 'f2', profile: 'l4xnat', status: 'up', vip: '10.250.0.11', vport: '8000:8010', established: 0, pending: 0, packets: 0, bytes: 0, new_flows: 0, dropped: 0 },
     ],
   });
 });
@@ -29,8 +29,8 @@ t.test('GET /stats/farms/{f} and /stats/farms/{f}/backends', async (t) => {
   const expected = {
     description: 'Get farm stats',
     backends: [
-      { id: 0, ip: '10.250.0.20', port: 8080, weight: 2, priority: 3, status: 'up', max_conns: 7, established: 0, pending: 0 },
-      { id: 1, ip: '10.250.0.21', port: null, weight: 1, priority: 1, status: 'maintenance', max_conns: 0, established: 0, pending: 0 },
+      { id: 0, ip: '10.250.0.20', port: 8080, weight: 2, priority: 3, status: 'up', max_conns: 7, established: 0, pending: 0, packets: 0, bytes: 0, new_flows: 0 },
+      { id: 1, ip: '10.250.0.21', port: null, weight: 1, priority: 1, status: 'maintenance', max_conns: 0, established: 0, pending: 0, packets: 0, bytes: 0, new_flows: 0 },
     ],
     sessions: [],
     total_sessions: 0,

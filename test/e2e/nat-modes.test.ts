@@ -71,6 +71,15 @@ t.test('nat, dnat and stateless_dnat serve the same farms, switched at runtime',
       }
     });
 
+    await t.test(`${mode}: the statistics count the new flows and the packets sent to the backends`, async (t) => {
+      const stats = await daemon.api('GET', '/stats/farms/web/backends');
+      t.equal(stats.status, 200);
+      const sum = (field: string) => (stats.body.backends as Record<string, number>[]).reduce((a, b) => a + (b[field] ?? 0), 0);
+      t.ok(sum('new_flows') >= 40, `${sum('new_flows')} new flows counted for 40 connections`);
+      t.ok(sum('packets') >= 40 * 4, `${sum('packets')} packets to the backends`);
+      t.ok((stats.body.backends as { new_flows: number }[]).every((b) => b.new_flows > 0), 'per backend');
+    });
+
     await t.test(`${mode}: a 3 MB download completes`, async (t) => {
       const dl = await lab.download(`http://${VIP}/bytes/3145728`);
       t.ok(dl.ok, JSON.stringify(dl));

@@ -34,6 +34,7 @@ t.test('loadConfig: defaults', async (t) => {
     apiKey: null,
     dryRun: false,
     logLevel: 'info',
+    metrics: 'open',
   });
 });
 
@@ -44,6 +45,7 @@ t.test('loadConfig: the environment overrides the defaults, flags override the e
     NFTFARM_API_KEY: 'an-env-key-1234',
     NFTFARM_DRY_RUN: 'true',
     NFTFARM_LOG_LEVEL: 'debug',
+    NFTFARM_METRICS: 'key',
   };
   const fromEnv = loadConfig({}, env, '/cwd');
   t.strictSame(fromEnv, {
@@ -53,6 +55,7 @@ t.test('loadConfig: the environment overrides the defaults, flags override the e
     apiKey: 'an-env-key-1234',
     dryRun: true,
     logLevel: 'debug',
+    metrics: 'key',
   });
   const fromFlags = loadConfig({ listen: ':7000', db: '/abs/flag.db', dryRun: false }, env, '/cwd');
   t.equal(fromFlags.listenHost, '0.0.0.0');
@@ -77,5 +80,6 @@ t.test('loadConfig refuses bad values', async (t) => {
   t.ok(errorOf(() => loadConfig({}, { NFTFARM_LOG_LEVEL: 'verbose' }, '/')) instanceof ConfigError);
   t.throws(() => loadConfig({}, { NFTFARM_LOG_LEVEL: 'verbose' }, '/'), { message: 'NFTFARM_LOG_LEVEL must be one of fatal, error, warn, info, debug, trace, silent' });
   t.ok(errorOf(() => loadConfig({}, { NFTFARM_LISTEN: 'nope' }, '/')) instanceof ConfigError);
+  t.throws(() => loadConfig({}, { NFTFARM_METRICS: 'public' }, '/'), { message: 'NFTFARM_METRICS must be one of open, key, off' });
   t.ok(errorOf(() => loadConfig({ listen: 'bad' }, { NFTFARM_LISTEN: '127.0.0.1:1' }, '/')) instanceof ConfigError, 'the flag is used, even when bad');
 });

@@ -1,9 +1,14 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { Farm } from '../../model/farm.js';
+import { noCounters, type BackendCounters, type FarmCounters } from '../../observe/farm-counters.js';
 import { zapiRoute } from '../zapi.js';
-import { describeFarm, farmInPath, farmPathParams, farmSummary } from './farms.js';
+import { backendView, farmStatus } from '../present.js';
+import { describeFarm, farmInPath, farmPathParams, sessionViews } from './farms.js';
 
 type FarmRequest = FastifyRequest<{ Params: { farmname: string } }>;
+
+const INBOUND_NOTE =
+  'Counters are kept by nftables and read live. Under DSR they are inbound only (client to backend): replies never cross the load balancer, so there is nothing to count for them, and `pending` is 0.';
 
 const farmStatsResponse = {
   type: 'object',
@@ -16,47 +21,78 @@ const farmStatsResponse = {
   },
 };
 
-/** Counters come from the data plane in a later issue; until then they are zeros. */
+const ZERO: BackendCounters = { packets: 0, bytes: 0, newFlows: 0, established: 0 };
+const inbound = (c: Omit<BackendCounters, 'established'>) => ({ packets: c.packets, bytes: c.bytes, new_flows: c.newFlows });
+
+/** Live counters from the data plane (`deps.counters`); zeros where there is none (dry run, stopped farm). */
 export async function statsRoutes(app: FastifyInstance): Promise<void> {
   const { store } = app.deps;
+  const counters = app.deps.counters ?? noCounters;
 
   zapiRoute(app, {
     method: 'GET',
     url: '/stats/farms',
-    summary: 'Connection counts of every farm',
+    summary: 'Connection counts and inbound counters of every farm',
     tags: ['stats'],
     description: () => 'List all farms stats',
     response: {
       200: {
         type: 'object',
+        description: INBOUND_NOTE,
         required: ['description', 'farms'],
         properties: { description: { type: 'string' }, farms: { type: 'array', items: { $ref: 'FarmStats#' } } },
       },
     },
-    handler: async () => ({
-      description: 'List all farms stats',
-      farms: store.listFarms().map((farm) => ({ ...farmSummary(app, farm), established: 0, pending: 0 })),
-    }),
+    handler: async () => {
+      // One store read for every farm and its backends, then the kernel's counters of the running ones.
+      const all = store.snapshot().farms;
+      const read = await counters.readMany(all.filter((f) => f.farm.running));
+      const farms = all.map(({ farm, backends }) => {
+        const runtime = app.deps.dataplane.farm(farm.id);
+        const c: FarmCounters | null = read.get(farm.id) ?? null;
+        return {
+          farmname: farm.name,
+          profile: farm.profile,
+          status: farmStatus(farm, backends.map((b) => backendView(b, farm, runtime))),
+          vip: farm.vip,
+          vport: farm.vport,
+          established: c?.established ?? 0,
+          pending: 0,
+          ...inbound(c ?? ZERO),
+          dropped: c?.dropped ?? 0,
+        };
+      });
+      return { description: 'List all farms stats', farms };
+    },
   });
 
   const farmOf = (req: FarmRequest) => farmInPath(app, req);
   const farmStats = async (_req: FarmRequest, _reply: unknown, farm: Farm) => {
     const { backends } = describeFarm(app, farm);
+    const stored = store.listBackends(farm.id);
+    const c = farm.running ? await counters.read({ farm, backends: stored }) : null;
+    const uidOf = new Map(stored.map((b) => [b.id, b.uid]));
+    // The same sessions, in the same shape, as GET /farms/{f}.
+    const sessions = await sessionViews(app, farm);
     return {
       description: 'Get farm stats',
-      backends: backends.map((b) => ({
-        id: b.id,
-        ip: b.ip,
-        port: b.port,
-        weight: b.weight,
-        priority: b.priority,
-        status: b.status,
-        max_conns: b.max_conns,
-        established: 0,
-        pending: 0,
-      })),
-      sessions: [],
-      total_sessions: 0,
+      backends: backends.map((b) => {
+        const bc = c?.backends.get(uidOf.get(b.id) ?? -1) ?? ZERO;
+        return {
+          id: b.id,
+          ip: b.ip,
+          port: b.port,
+          weight: b.weight,
+          priority: b.priority,
+          status: b.status,
+          max_conns: b.max_conns,
+          established: bc.established,
+          pending: 0,
+          ...inbound(bc),
+        };
+      }),
+      sessions,
+      total_sessions: sessions.length,
     };
   };
 
@@ -65,12 +101,12 @@ export async function statsRoutes(app: FastifyInstance): Promise<void> {
     zapiRoute<FarmRequest, Farm>(app, {
       method: 'GET',
       url,
-      summary: url.endsWith('/backends') ? 'Connection counts of the backends of one farm' : 'Connection counts of one farm and its backends',
+      summary: url.endsWith('/backends') ? 'Connection counts and inbound counters of the backends of one farm' : 'Connection counts and inbound counters of one farm and its backends',
       tags: ['stats'],
       params: farmPathParams,
       description: () => 'Get farm stats',
       before: farmOf,
-      response: { 200: farmStatsResponse },
+      response: { 200: { ...farmStatsResponse, description: INBOUND_NOTE } },
       handler: farmStats,
     });
   }

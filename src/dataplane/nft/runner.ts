@@ -47,7 +47,10 @@ export function createNftRunner(options: RunnerOptions = {}): NftRunner {
         text += `\n${fs.readFileSync(options.faultFile, 'utf8')}\n`;
         options.log?.warn({ faultFile: options.faultFile }, 'test seam: appending the fault file to the transaction');
       }
-      await exec(['-f', '-'], text);
+      // A cold load of thousands of farms legitimately takes minutes (the kernel's cost grows
+      // with the table); a fixed limit would kill it and retry forever. Scale with the script.
+      const limit = Math.max(timeoutMs, Math.round((text.length / 1e6) * 20_000));
+      await execNft(binary, ['-f', '-'], text, limit);
     },
     run: (args) => exec(args),
   };

@@ -1,0 +1,196 @@
+/**
+ * Cheap reads of nftables objects over raw netlink: the elements of one set or map (keys,
+ * data, per-element counters, expiry) and the counters in the rules of one chain. `nft list`
+ * fetches every element of every set in the table before printing one map (hundreds of ms
+ * with big Maglev tables); a netlink dump of one set costs what that set holds.
+ *
+ * Read-only: nothing here writes to the kernel (the reconciler is the only writer).
+ * Works for any table family (netdev, ip, inet...): the family is part of each request.
+ */
+import { createNetlink, type NetlinkSocket } from 'netlink';
+import { netlinkErrorCode } from './errors.js';
+
+const NETLINK_NETFILTER = 12;
+const NFNL_SUBSYS_NFTABLES = 10;
+const NFT_MSG_GETRULE = 7;
+const NFT_MSG_GETSETELEM = 13;
+const NLM_F_DUMP = 0x300;
+
+// include/uapi/linux/netfilter/nf_tables.h
+const NFTA_LIST_ELEM = 1;
+const NFTA_SET_ELEM_LIST_TABLE = 1;
+const NFTA_SET_ELEM_LIST_SET = 2;
+const NFTA_SET_ELEM_LIST_ELEMENTS = 3;
+const NFTA_SET_ELEM_KEY = 1;
+const NFTA_SET_ELEM_DATA = 2;
+const NFTA_SET_ELEM_TIMEOUT = 4;
+const NFTA_SET_ELEM_EXPIRATION = 5;
+const NFTA_SET_ELEM_EXPR = 7;
+const NFTA_SET_ELEM_EXPRESSIONS = 10;
+const NFTA_DATA_VALUE = 1;
+const NFTA_EXPR_NAME = 1;
+const NFTA_EXPR_DATA = 2;
+const NFTA_COUNTER_BYTES = 1;
+const NFTA_COUNTER_PACKETS = 2;
+const NFTA_RULE_TABLE = 1;
+const NFTA_RULE_CHAIN = 2;
+const NFTA_RULE_HANDLE = 3;
+const NFTA_RULE_EXPRESSIONS = 4;
+
+/** nfgenmsg.nfgen_family for each nft table family. */
+export const NFPROTO: Record<string, number> = { inet: 1, ip: 2, arp: 3, netdev: 5, bridge: 7, ip6: 10 };
+
+export interface Counter {
+  packets: number;
+  bytes: number;
+}
+
+export interface SetElement {
+  /** The key as the kernel stores it (concatenations: each field padded to 4 bytes). */
+  key: Buffer;
+  /** A map's data value (null for a plain set). */
+  data: Buffer | null;
+  /** The element's counter, when the set was declared with `counter`. */
+  counter: Counter | null;
+  /** Milliseconds; null without timeouts. */
+  timeoutMs: number | null;
+  expiresMs: number | null;
+}
+
+export interface RuleCounters {
+  handle: number;
+  /** Every `counter` statement of the rule, in order. */
+  counters: Counter[];
+}
+
+export interface NftObjectReader {
+  /** The elements of one set or map; null when the table or the set does not exist. */
+  setElements(family: string, table: string, set: string): Promise<SetElement[] | null>;
+  /** The counters in the rules of one chain; null when the table or the chain does not exist. */
+  chainCounters(family: string, table: string, chain: string): Promise<RuleCounters[] | null>;
+  close(): void;
+}
+
+/**
+ * One netlink socket for many reads. A socket runs one dump at a time (the kernel answers
+ * EBUSY to a second), so reads on it are queued; open more readers to read in parallel.
+ */
+export function openNftObjectReader(): NftObjectReader {
+  let socket: NetlinkSocket | null = null;
+  let queue: Promise<unknown> = Promise.resolve();
+  // Large receive buffers: the kernel sizes each dump chunk by the reader's buffer (up to
+  // 32 KB), and a hash set dump walks from its start again for every chunk, so 4 KB chunks
+  // made a 100,000-element dump 7x slower (1.4 s against 0.2 s).
+  const sock = (): NetlinkSocket =>
+    (socket ??= createNetlink(NETLINK_NETFILTER, { messagePeeking: false, msgBufferSize: 64 * 1024, recvBufferSize: 4 << 20, sendBufferSize: 64 * 1024 }));
+
+  const dump = (family: string, msgType: number, attrs: Buffer): Promise<Buffer[] | null> => {
+    const familyId = NFPROTO[family];
+    if (familyId === undefined) throw new Error(`unknown nftables family '${family}'`);
+    const header = Buffer.from([familyId, 0, 0, 0]);
+    const run = async (): Promise<Buffer[] | null> => {
+      try {
+        const [messages] = await sock().request((NFNL_SUBSYS_NFTABLES << 8) | msgType, [header, attrs], { flags: NLM_F_DUMP, timeout: 10_000 });
+        return messages.map((m) => Buffer.from(m.data.buffer, m.data.byteOffset, m.data.byteLength).subarray(4));
+      } catch (err) {
+        // The table or the object is not there (a farm not rendered yet, or no table at all).
+        if (netlinkErrorCode(err) === 'ENOENT') return null;
+        throw err;
+      }
+    };
+    const result = queue.then(run, run);
+    queue = result.catch(() => undefined);
+    return result;
+  };
+
+  return {
+    async setElements(family, table, set) {
+      const messages = await dump(family, NFT_MSG_GETSETELEM, Buffer.concat([stringAttr(NFTA_SET_ELEM_LIST_TABLE, table), stringAttr(NFTA_SET_ELEM_LIST_SET, set)]));
+      if (messages === null) return null;
+      const out: SetElement[] = [];
+      for (const msg of messages) {
+        const elements = attributes(msg).get(NFTA_SET_ELEM_LIST_ELEMENTS);
+        if (!elements) continue;
+        for (const item of attributeList(elements)) if (item.type === NFTA_LIST_ELEM) out.push(parseElement(item.value));
+      }
+      return out;
+    },
+    async chainCounters(family, table, chain) {
+      const messages = await dump(family, NFT_MSG_GETRULE, Buffer.concat([stringAttr(NFTA_RULE_TABLE, table), stringAttr(NFTA_RULE_CHAIN, chain)]));
+      if (messages === null) return null;
+      return messages.map((msg) => {
+        const attrs = attributes(msg);
+        const handle = attrs.get(NFTA_RULE_HANDLE);
+        const exprs = attrs.get(NFTA_RULE_EXPRESSIONS);
+        const counters = exprs ? attributeList(exprs).flatMap((e) => (e.type === NFTA_LIST_ELEM ? counterOf(e.value) : [])) : [];
+        return { handle: handle ? Number(handle.readBigUInt64BE(0)) : 0, counters };
+      });
+    },
+    close() {
+      socket?.socket.close();
+      socket = null;
+    },
+  };
+}
+
+function parseElement(data: Buffer): SetElement {
+  const attrs = attributes(data);
+  const valueOf = (nested: Buffer | undefined) => (nested ? (attributes(nested).get(NFTA_DATA_VALUE) ?? null) : null);
+  let counter: Counter | null = null;
+  const one = attrs.get(NFTA_SET_ELEM_EXPR);
+  if (one) counter = counterOf(one)[0] ?? null;
+  const many = attrs.get(NFTA_SET_ELEM_EXPRESSIONS);
+  if (many && !counter) counter = attributeList(many).flatMap((e) => counterOf(e.value))[0] ?? null;
+  const ms = (b: Buffer | undefined) => (b ? Number(b.readBigUInt64BE(0)) : null);
+  return {
+    key: valueOf(attrs.get(NFTA_SET_ELEM_KEY)) ?? Buffer.alloc(0),
+    data: valueOf(attrs.get(NFTA_SET_ELEM_DATA)),
+    counter,
+    timeoutMs: ms(attrs.get(NFTA_SET_ELEM_TIMEOUT)),
+    expiresMs: ms(attrs.get(NFTA_SET_ELEM_EXPIRATION)),
+  };
+}
+
+/** The counter of one expression (nested NFTA_EXPR_NAME / NFTA_EXPR_DATA), if it is one. */
+function counterOf(expr: Buffer): Counter[] {
+  const attrs = attributes(expr);
+  const name = attrs.get(NFTA_EXPR_NAME);
+  const data = attrs.get(NFTA_EXPR_DATA);
+  if (!name || !data || cString(name) !== 'counter') return [];
+  const values = attributes(data);
+  const u64 = (b: Buffer | undefined) => (b ? Number(b.readBigUInt64BE(0)) : 0);
+  return [{ packets: u64(values.get(NFTA_COUNTER_PACKETS)), bytes: u64(values.get(NFTA_COUNTER_BYTES)) }];
+}
+
+const cString = (b: Buffer): string => {
+  const end = b.indexOf(0);
+  return b.toString('utf8', 0, end < 0 ? b.length : end);
+};
+
+function stringAttr(type: number, value: string): Buffer {
+  const text = Buffer.from(`${value}\0`, 'utf8');
+  const length = 4 + text.length;
+  const out = Buffer.alloc((length + 3) & ~3);
+  out.writeUInt16LE(length, 0);
+  out.writeUInt16LE(type, 2);
+  text.copy(out, 4);
+  return out;
+}
+
+/** Netlink attributes: u16 length (header included), u16 type, value padded to 4 bytes. */
+function attributeList(data: Buffer): { type: number; value: Buffer }[] {
+  const out: { type: number; value: Buffer }[] = [];
+  let offset = 0;
+  while (offset + 4 <= data.length) {
+    const length = data.readUInt16LE(offset);
+    if (length < 4) break;
+    // The top bits are the nested/byte-order flags, not part of the type.
+    out.push({ type: data.readUInt16LE(offset + 2) & 0x3fff, value: data.subarray(offset + 4, offset + length) });
+    offset += (length + 3) & ~3;
+  }
+  return out;
+}
+
+function attributes(data: Buffer): Map<number, Buffer> {
+  return new Map(attributeList(data).map((a) => [a.type, a.value]));
+}

@@ -1,0 +1,199 @@
+/**
+ * A farm's live counters, read from the kernel objects its counter sources name: packets,
+ * bytes and new flows per backend, packets no backend took, flows established per backend,
+ * persistence sessions. Under DSR the load balancer sees only the client-to-backend
+ * direction: every figure here is inbound.
+ */
+import os from 'node:os';
+import type { Farm } from '../model/farm.js';
+import { openNftObjectReader, type NftObjectReader, type SetElement } from '../dataplane/netlink/nft-objects.js';
+import type { Conntrack } from '../dataplane/conntrack.js';
+import { counterSourcesFor, type FarmCounterSources, type SessionKeyLayout } from './counter-sources.js';
+
+export interface BackendCounters {
+  packets: number;
+  bytes: number;
+  newFlows: number;
+  established: number;
+}
+
+export interface SessionEntry {
+  /** The persistence key, as nft prints it (e.g. "10.0.0.1", "10.0.0.1 . 5000"). */
+  client: string;
+  /** The backend's mark (its uid). */
+  mark: number;
+  expiresMs: number | null;
+}
+
+export interface FarmCounters {
+  /** Packets that reached the farm: sent to a backend, or dropped for want of one. */
+  packets: number;
+  bytes: number;
+  newFlows: number;
+  dropped: number;
+  /** Flows currently pinned or tracked, whatever their backend. */
+  established: number;
+  /** By backend mark (uid). */
+  backends: Map<number, BackendCounters>;
+  /** null unless asked for, or when the farm has no persistence. */
+  sessions: SessionEntry[] | null;
+}
+
+/** A farm and the marks (uids) of its backends. */
+export interface CountedFarm {
+  farm: Farm;
+  backends: readonly { uid: number }[];
+}
+
+export interface CounterReader {
+  /** null: the farm has no counters in the kernel (stopped, not rendered, dry run). */
+  read(farm: CountedFarm, options?: { sessions?: boolean }): Promise<FarmCounters | null>;
+  /** Many farms at once (the stats list, /metrics), by farm id; objects shared by farms are read once. */
+  readMany(farms: readonly CountedFarm[], options?: { sessions?: boolean }): Promise<Map<number, FarmCounters | null>>;
+  close(): void;
+}
+
+/** No data plane (API tests, dry run): nothing is counted. */
+export const noCounters: CounterReader = {
+  read: async () => null,
+  readMany: async (farms) => new Map(farms.map((f) => [f.farm.id, null])),
+  close: () => {},
+};
+
+/** Reads within one call: a set shared by farms (new flows) and the conntrack table are dumped once. */
+type SetReads = Map<string, Promise<SetElement[] | null>> & { conntrack?: Promise<Map<number, number>> };
+
+// Marks are stored in host byte order.
+const readMark = (b: Buffer): number => (os.endianness() === 'LE' ? b.readUInt32LE(0) : b.readUInt32BE(0));
+
+/**
+ * Reads over a few netlink sockets at once: each read is a handful of small dumps, and what
+ * dominates is the round trip through the event loop, not the kernel's work, so several
+ * sockets in flight read many farms several times faster than one.
+ */
+export function kernelCounterReader(sockets = 6, open: () => NftObjectReader = openNftObjectReader, conntrack?: Conntrack): CounterReader {
+  const pool: NftObjectReader[] = [];
+  const readerAt = (i: number): NftObjectReader => (pool[i] ??= open());
+  const tracked = (shared: SetReads): Promise<Map<number, number>> =>
+    (shared.conntrack ??= conntrack ? conntrack.countByMark().catch(() => new Map()) : Promise.resolve(new Map()));
+  const readOne = (objects: NftObjectReader, farm: CountedFarm, sessions: boolean, shared: SetReads) => {
+    const sources = counterSourcesFor(farm.farm);
+    return sources ? readFarm(objects, sources, farm, sessions, shared, tracked) : Promise.resolve(null);
+  };
+  return {
+    read: (farm, options = {}) => readOne(readerAt(0), farm, options.sessions === true, new Map()),
+    async readMany(farms, options = {}) {
+      const out = new Map<number, FarmCounters | null>();
+      const shared: SetReads = new Map();
+      let next = 0;
+      const worker = async (objects: NftObjectReader) => {
+        while (next < farms.length) {
+          const farm = farms[next++]!;
+          out.set(farm.farm.id, await readOne(objects, farm, options.sessions === true, shared));
+        }
+      };
+      const workers = Math.min(sockets, Math.max(1, Math.ceil(farms.length / 8)));
+      await Promise.all(Array.from({ length: workers }, (_, i) => worker(readerAt(i))));
+      return out;
+    },
+    close: () => {
+      for (const objects of pool) objects.close();
+      pool.length = 0;
+    },
+  };
+}
+
+async function readFarm(
+  objects: NftObjectReader,
+  s: FarmCounterSources,
+  farm: CountedFarm,
+  withSessions: boolean,
+  shared: SetReads,
+  tracked: (shared: SetReads) => Promise<Map<number, number>>,
+): Promise<FarmCounters | null> {
+  const forwarded = s.forwarded ? await objects.setElements(s.family, s.table, s.forwarded) : [];
+  // The farm's objects are created together: no forwarding map, no farm in the kernel.
+  if (forwarded === null) return null;
+  let newFlows: Promise<SetElement[] | null> = Promise.resolve(null);
+  if (s.newFlows) {
+    const key = `${s.family} ${s.table} ${s.newFlows}`;
+    const read = shared.get(key) ?? objects.setElements(s.family, s.table, s.newFlows);
+    shared.set(key, read);
+    newFlows = read;
+  }
+  const own = new Set(farm.backends.map((b) => b.uid));
+  const chain = s.dropped ? await objects.chainCounters(s.family, s.table, s.dropped) : null;
+  // A shared forwarding set says nothing of this farm: its chain does.
+  if (s.forwardedShared && chain === null) return null;
+  const rules = chain ?? [];
+  const pins = (s.established?.kind === 'pins' ? await objects.setElements(s.family, s.table, s.established.map) : null) ?? [];
+  const connections = s.established?.kind === 'conntrack' ? await tracked(shared) : null;
+
+  const backends = new Map<number, BackendCounters>();
+  const backend = (mark: number): BackendCounters => {
+    let b = backends.get(mark);
+    if (!b) backends.set(mark, (b = { packets: 0, bytes: 0, newFlows: 0, established: 0 }));
+    return b;
+  };
+  for (const e of forwarded) {
+    const mark = readMark(e.key);
+    if (s.forwardedShared && !own.has(mark)) continue;
+    const b = backend(mark);
+    b.packets += e.counter?.packets ?? 0;
+    b.bytes += e.counter?.bytes ?? 0;
+  }
+  for (const e of (await newFlows) ?? []) {
+    const mark = readMark(e.key);
+    if (own.has(mark)) backend(mark).newFlows += e.counter?.packets ?? 0;
+  }
+  for (const e of pins) if (e.data) backend(readMark(e.data)).established++;
+  let established = pins.length;
+  if (connections) {
+    established = 0;
+    for (const uid of own) {
+      const n = connections.get(uid) ?? 0;
+      if (n > 0) backend(uid).established += n;
+      established += n;
+    }
+  }
+  // The last counter of the farm chain is its final `counter drop`.
+  const drop = rules.flatMap((r) => r.counters).at(-1) ?? { packets: 0, bytes: 0 };
+
+  let sessions: SessionEntry[] | null = null;
+  if (withSessions && s.sessions) {
+    const layout = s.sessions.layout;
+    sessions = ((await objects.setElements(s.family, s.table, s.sessions.map)) ?? []).map((e) => sessionOf(e, layout));
+  }
+  const sum = (f: (b: BackendCounters) => number) => [...backends.values()].reduce((a, b) => a + f(b), 0);
+  return {
+    packets: sum((b) => b.packets) + drop.packets,
+    bytes: sum((b) => b.bytes) + drop.bytes,
+    newFlows: sum((b) => b.newFlows),
+    dropped: drop.packets,
+    established,
+    backends,
+    sessions,
+  };
+}
+
+const ipv4 = (b: Buffer, at = 0): string => `${b[at]}.${b[at + 1]}.${b[at + 2]}.${b[at + 3]}`;
+// inet_service is big-endian; in a concatenation each field takes 4 bytes.
+const port = (b: Buffer, at = 0): string => String(b.readUInt16BE(at));
+
+export function sessionKeyText(key: Buffer, layout: SessionKeyLayout): string {
+  switch (layout) {
+    case 'srcip':
+      return ipv4(key);
+    case 'srcport':
+      return port(key);
+    case 'srcmac':
+      return [...key.subarray(0, 6)].map((x) => x.toString(16).padStart(2, '0')).join(':');
+    case 'srcip_srcport':
+    case 'srcip_dstport':
+      return `${ipv4(key)} . ${port(key, 4)}`;
+  }
+}
+
+function sessionOf(e: SetElement, layout: SessionKeyLayout): SessionEntry {
+  return { client: sessionKeyText(e.key, layout), mark: e.data ? readMark(e.data) : 0, expiresMs: e.expiresMs };
+}

@@ -6,7 +6,7 @@
  * One lab, one DSR farm with two backends rendered by nftfarm's own renderer and loaded with
  * nft (no daemon: nothing else runs). The same farm is measured with its flow pins and with
  * the pin rules taken out (the farm's ruleset minus the rules that read, refresh and forget
- * `farm_1_flows`), alternating, 64-byte UDP from 32 flows. Prints the medians and the ratio.
+ * pins in `flows_udp`), alternating, 64-byte UDP from 32 flows. Prints the medians and the ratio.
  */
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -56,7 +56,7 @@ try {
   const pinned = renderTableText(renderTables(state).netdev);
   const unpinned = pinned
     .split('\n')
-    .filter((line) => !(line.includes('@farm_1_flows') && !line.includes('map farm_1_flows')))
+    .filter((line) => !line.includes('@flows_udp'))
     .join('\n');
   const load = async (text) => {
     await lab.exec(lab.lb.ns, ['nft', 'delete', 'table', 'netdev', 'nftfarm']);

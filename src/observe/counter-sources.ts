@@ -12,10 +12,10 @@ import {
   NEW_FLOWS_SET,
   TABLE_FAMILY,
   TABLE_NAME,
+  BACKEND_MACS_MAP,
   farmChain,
-  farmFlowsMap,
-  farmMacsMap,
   farmSessionsMap,
+  flowsMap,
 } from '../reconcile/names.js';
 
 /** How a persistence map's key is laid out, to show the client it holds. */
@@ -56,15 +56,16 @@ export function counterSourcesFor(farm: Farm): FarmCounterSources | null {
   switch (farm.nattype) {
     case 'dsr':
     case 'stateless_dnat':
-      // The macs map's per-element counters count what is forwarded to each backend.
+      // The table-wide macs map's per-element counters count what is forwarded to each backend;
+      // the flow map of the farm's protocol holds every farm's pins (taken by backend mark).
       return {
         family: TABLE_FAMILY,
         table: TABLE_NAME,
-        forwarded: farmMacsMap(farm.id),
-        forwardedShared: false,
+        forwarded: BACKEND_MACS_MAP,
+        forwardedShared: true,
         newFlows: NEW_FLOWS_SET,
         dropped: farmChain(farm.id),
-        established: { kind: 'pins', map: farmFlowsMap(farm.id) },
+        established: { kind: 'pins', map: flowsMap(farm.protocol) },
         sessions,
       };
     case 'nat':

@@ -126,7 +126,15 @@ async function readFarm(
   // A shared forwarding set says nothing of this farm: its chain does.
   if (s.forwardedShared && chain === null) return null;
   const rules = chain ?? [];
-  const pins = (s.established?.kind === 'pins' ? await objects.setElements(s.family, s.table, s.established.map) : null) ?? [];
+  const pinsMap = s.established?.kind === 'pins' ? s.established.map : null;
+  let allPins: Promise<SetElement[] | null> = Promise.resolve(null);
+  if (pinsMap) {
+    // A flow map serves every farm of its protocol: dumped once per read of many farms.
+    const key = `${s.family} ${s.table} ${pinsMap}`;
+    allPins = shared.get(key) ?? objects.setElements(s.family, s.table, pinsMap);
+    shared.set(key, allPins);
+  }
+  const pins = ((await allPins) ?? []).filter((e) => e.data && own.has(readMark(e.data)));
   const connections = s.established?.kind === 'conntrack' ? await tracked(shared) : null;
 
   const backends = new Map<number, BackendCounters>();

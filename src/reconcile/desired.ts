@@ -7,6 +7,7 @@ import type { Algorithm, Backend, Farm, HealthCheck, NatType, Persistence, Proto
 import { normalizeRanges, parseVport, type PortRange } from '../model/ports.js';
 import type { Snapshot } from '../store/store.js';
 import { findConnectedInterface } from '../dataplane/netlink/ipv4.js';
+import { MAX_SLOT, MAX_SLOT_FARM_ID } from './names.js';
 import type { HostInterface } from '../dataplane/netlink/host-network.js';
 
 /**
@@ -186,6 +187,9 @@ function desiredFarm(farm: Farm, backends: Backend[], check: HealthCheck | null,
     problem = 'in stateless_dnat a backend may have its own port only when the farm has a single virtual port';
   } else if (farm.nattype === 'stateless_dnat' && farm.protocol === 'sctp' && backends.some((b) => b.port !== null)) {
     problem = 'in stateless_dnat an sctp backend cannot have a port of its own (the SCTP checksum cannot be fixed in place)';
+  } else if (farm.id > MAX_SLOT_FARM_ID || backends.some((b) => b.id > MAX_SLOT)) {
+    // Slot marks hold the farm id and the backend id in 30 bits (see names.ts).
+    problem = `the data plane numbers farms up to ${MAX_SLOT_FARM_ID} and backends up to ${MAX_SLOT} per farm`;
   }
   return {
     farmId: farm.id,

@@ -29,17 +29,39 @@ export const farmBucketsMap = (farmId: number): string => `farm_${farmId}_bucket
  * have the same slots and weights. Named after its content, so the name says when it changes.
  */
 export const sharedTableMap = (contentHash: string): string => `hrw_${contentHash}`;
-/** Slot mark -> backend mark, per farm: turns a shared table's answer into this farm's backend. */
-export const farmSlotsMap = (farmId: number): string => `farm_${farmId}_slots`;
 /**
  * Slot marks (what shared tables hold) are SLOT_MARK_BASE + the backend's ZAPI id, clear of
  * backend marks (store uids), so a rule can tell which of the two a mark is.
  */
 export const SLOT_MARK_BASE = 0x40000000;
-/** Backend mark -> MAC address, with per-backend packet counters. */
-export const farmMacsMap = (farmId: number): string => `farm_${farmId}_macs`;
-/** Flow -> backend mark: pins every established flow to its backend across table changes. */
-export const farmFlowsMap = (farmId: number): string => `farm_${farmId}_flows`;
+/** Bits of a slot mark that hold the slot (the ZAPI backend id); the farm id sits above them. */
+export const SLOT_BITS = 10;
+/** Slot marks are unique per farm: SLOT_MARK_BASE + farm id x 2^SLOT_BITS + slot. */
+export const slotMark = (farmId: number, slot: number): number => SLOT_MARK_BASE + farmId * 2 ** SLOT_BITS + slot;
+export const MAX_SLOT_FARM_ID = 2 ** (30 - SLOT_BITS) - 1;
+export const MAX_SLOT = 2 ** SLOT_BITS - 1;
+
+/*
+ * Table-wide maps keyed by backend mark or slot mark. Marks are store-wide, so one map serves
+ * every farm: the kernel finds a set by walking the table's list of sets, so a set per farm
+ * would make every load and every change slower as farms are added (10,000 farms with three
+ * sets each: 70 s of kernel time for a cold load).
+ */
+/** Slot mark -> backend mark: turns a shared table's answer into the farm's backend. */
+export const BACKEND_SLOTS_MAP = 'backend_slots';
+/** Backend mark -> MAC address, with per-backend packet counters (dsr, stateless_dnat). */
+export const BACKEND_MACS_MAP = 'backend_macs';
+/** Backend mark -> address (stateless_dnat rewrites; nat and dnat backends keeping the virtual port). */
+export const BACKEND_ADDRESSES_MAP = 'backend_addresses';
+/** Backend mark -> port (stateless_dnat backends with a port of their own). */
+export const BACKEND_PORTS_MAP = 'backend_ports';
+/** Backend mark -> address . port (nat and dnat backends with a port of their own). */
+export const BACKEND_ENDPOINTS_MAP = 'backend_endpoints';
+/**
+ * Flow -> backend mark, one map per protocol (each with its idle timeout): the flow's
+ * addresses and ports include the VIP and virtual port, so one map holds every farm's pins.
+ */
+export const flowsMap = (protocol: string): string => `flows_${protocol === 'all' ? 'any' : protocol}`;
 /**
  * Backend marks of every farm (marks are store-wide), with per-element counters: how many
  * new flows each backend was chosen for. One set for the table, not one per farm: the kernel
@@ -80,12 +102,6 @@ export const NAT_TABLE_NAME = 'nftfarm';
 export const MASQUERADED_BACKENDS_SET = 'masqueraded_backends';
 export const NAT_PREROUTING_CHAIN = 'prerouting';
 export const NAT_POSTROUTING_CHAIN = 'postrouting';
-/** Backend mark -> address (nat, dnat, stateless_dnat) for backends that keep the virtual port. */
-export const farmAddressesMap = (farmId: number): string => `farm_${farmId}_addresses`;
-/** Backend mark -> address . port for backends with a port of their own (nat, dnat). */
-export const farmEndpointsMap = (farmId: number): string => `farm_${farmId}_endpoints`;
-/** Backend mark -> port (stateless_dnat rewrites the port in a rule of its own). */
-export const farmPortsMap = (farmId: number): string => `farm_${farmId}_ports`;
 /** stateless_dnat: the replies of the farm's backends get the VIP (and virtual port) back here. */
 export const farmRepliesChain = (farmId: number): string => `farm_${farmId}_replies`;
 /** Backend address . protocol . port -> jump to the replies chain of its stateless_dnat farm. */

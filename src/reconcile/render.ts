@@ -14,18 +14,29 @@
  *
  * The backend choice is the same everywhere: a flow pin (dsr, stateless_dnat) or conntrack
  * (nat, dnat), then the client's session (persistence), then a bucket table: a consistent-hash
- * table shared by the farms of the same shape (see buckets.ts) whose slot answer the farm's
- * slots map turns into its backend, or the farm's own round-robin sequence. The chosen backend travels as a mark: the
- * packet mark in netdev, the connection mark in the ip table (kept with the connection, so
- * its backend is known to statistics, leastconn and the conntrack flush of a cut backend).
+ * table shared by the farms of the same shape (see buckets.ts), whose slot answer the
+ * table-wide slots map turns into the farm's backend, or the farm's own round-robin sequence.
+ * The chosen backend travels as a mark: the packet mark in netdev, the connection mark in the
+ * ip table (kept with the connection, so its backend is known to statistics, leastconn and
+ * the conntrack flush of a cut backend).
+ *
+ * Sets are table-wide wherever a key can say which farm it belongs to (backend marks are
+ * store-wide, slot marks carry the farm id, flows carry the VIP and port): the kernel finds
+ * a set by walking the table's list of sets, so a set per farm makes every load and change
+ * slower with each farm. Only sessions and round-robin sequences are per farm.
  */
 import {
   ANY_DISPATCH_MAP,
+  BACKEND_ADDRESSES_MAP,
+  BACKEND_ENDPOINTS_MAP,
+  BACKEND_MACS_MAP,
+  BACKEND_PORTS_MAP,
+  BACKEND_SLOTS_MAP,
+  FORWARDED_SET,
   GUARDED_VIPS_SET,
   HASH_SEED,
   INGRESS_PRIORITY,
   MASQUERADED_BACKENDS_SET,
-  FORWARDED_SET,
   NAT_FORWARD_CHAIN,
   NAT_POSTROUTING_CHAIN,
   NAT_PREROUTING_CHAIN,
@@ -35,66 +46,84 @@ import {
   RANGE_DISPATCH_MAP,
   REPLY_ANY_DISPATCH_MAP,
   REPLY_DISPATCH_MAP,
+  SLOT_BITS,
+  SLOT_MARK_BASE,
   TABLE_FAMILY,
   TABLE_NAME,
-  farmAddressesMap,
   farmBucketsMap,
   farmChain,
-  farmEndpointsMap,
-  farmFlowsMap,
-  farmMacsMap,
-  farmPortsMap,
   farmRepliesChain,
   farmSessionsMap,
-  farmSlotsMap,
+  flowsMap,
   ingressChain,
   sharedTableMap,
-  SLOT_MARK_BASE,
+  slotMark,
 } from './names.js';
 import { BUCKETS, fnv1a, normalizedMembers, rendezvousTable, roundRobinSequence, type RoundRobinMember, type TableMember } from './buckets.js';
 import { replyClaims, usesConntrack, type DesiredBackend, type DesiredFarm, type DesiredState } from './desired.js';
-import type { ChainDecl, SetDecl, TableDecl } from '../dataplane/nft/ruleset.js';
-import type { Persistence } from '../model/farm.js';
 import { countNewFlow, forwardedSet, newFlowsSet } from './counting.js';
+import type { ChainDecl, SetDecl, TableDecl } from '../dataplane/nft/ruleset.js';
+import type { Persistence, Protocol } from '../model/farm.js';
 
 /** Flow pins outlive idle periods of this length (IPVS's defaults: tcp 15 min, udp 5 min). */
-export const FLOW_TIMEOUT_SECONDS: Record<string, number> = { tcp: 900, udp: 300, sctp: 900, all: 300 };
+export const FLOW_TIMEOUT_SECONDS: Record<Protocol, number> = { tcp: 900, udp: 300, sctp: 900, all: 300 };
 /**
- * Entries a flow or session map may hold. When full, new flows are still balanced by the
- * table, only not pinned (the `update` fails in a rule of its own and the next rule runs).
- * NFTFARM_FLOW_MAP_SIZE overrides it (tests fill a small map).
+ * Entries a flow map (one per protocol, shared by all farms) or a session map may hold. When
+ * full, new flows are still balanced by the table, only not pinned (the `update` fails in a
+ * rule of its own and the next rule runs). NFTFARM_FLOW_MAP_SIZE overrides it (tests fill a
+ * small map).
  */
 export const FLOW_MAP_SIZE = flowMapSize(process.env.NFTFARM_FLOW_MAP_SIZE);
 
 function flowMapSize(text: string | undefined): number {
   const n = Number(text);
-  return text && Number.isInteger(n) && n >= 16 && n <= 16_777_216 ? n : 1_048_576;
+  return text && Number.isInteger(n) && n >= 16 && n <= 16_777_216 ? n : 4_194_304;
 }
 
 const SEED_TEXT = `0x${HASH_SEED.toString(16).padStart(8, '0')}`;
+const hex = (n: number): string => `0x${n.toString(16).padStart(8, '0')}`;
 
 /** The farms that get rules: started, supported, with an interface for their VIP. */
 export function renderedFarms(state: DesiredState): DesiredFarm[] {
   return state.farms.filter((f) => f.running && f.problem === null).sort((a, b) => a.farmId - b.farmId);
 }
 
-/**
- * Rendered farm objects by farm id, with the inputs they were rendered from, and the shared
- * tables by name. A pass renders again only the farms whose inputs changed, and hands the
- * others' objects over unchanged: the transaction planner sees the same objects and skips
- * them without comparing elements.
- */
-export interface RenderCache {
-  farms: Map<number, { key: string; sets: SetDecl[]; chains: ChainDecl[]; sharedTable: SharedTable | null }>;
-  tables: Map<string, SetDecl>;
-}
-
-export const newRenderCache = (): RenderCache => ({ farms: new Map(), tables: new Map() });
-
 interface SharedTable {
   name: string;
   members: TableMember[];
 }
+
+/** What a farm puts into the table-wide maps, as [key, value] element text. */
+interface Contributions {
+  slots: [string, string][];
+  macs: [string, string][];
+  addresses: [string, string][];
+  ports: [string, string][];
+  endpoints: [string, string][];
+}
+
+interface FarmObjects {
+  /** The farm's own sets (sessions, a round-robin sequence). */
+  sets: SetDecl[];
+  chains: ChainDecl[];
+  sharedTable: SharedTable | null;
+  contributions: Contributions;
+}
+
+/**
+ * Rendered farm objects by farm id, with the inputs they were rendered from, the shared
+ * tables and the table-wide maps by name. A pass renders again only the farms whose inputs
+ * changed, and hands the others' objects over unchanged; a table-wide map with the same
+ * elements as last time is the same object: the transaction planner skips what it saw last
+ * time without comparing elements.
+ */
+export interface RenderCache {
+  farms: Map<number, { key: string } & FarmObjects>;
+  tables: Map<string, SetDecl>;
+  maps: Map<string, SetDecl>;
+}
+
+export const newRenderCache = (): RenderCache => ({ farms: new Map(), tables: new Map(), maps: new Map() });
 
 export interface RenderedTables {
   /** `netdev nftfarm`; null when no farm needs rules. */
@@ -110,9 +139,13 @@ export function renderTable(state: DesiredState, cache: RenderCache = newRenderC
 
 export function renderTables(state: DesiredState, cache: RenderCache = newRenderCache()): RenderedTables {
   const farms = renderedFarms(state);
-  const rendered = new Set<number>();
-  const usedTables = new Set<string>();
-  const farmObjects: FarmObjects = (farm) => {
+  if (farms.length === 0) {
+    cache.farms.clear();
+    cache.tables.clear();
+    return { netdev: null, ip: null };
+  }
+  const objects = new Map<number, FarmObjects>();
+  for (const farm of farms) {
     // Everything the farm's objects are made of; the generation alone changes nothing.
     const key = JSON.stringify({ ...farm, generation: 0 });
     let entry = cache.farms.get(farm.farmId);
@@ -120,55 +153,20 @@ export function renderTables(state: DesiredState, cache: RenderCache = newRender
       entry = { key, ...renderFarm(farm) };
       cache.farms.set(farm.farmId, entry);
     }
-    rendered.add(farm.farmId);
-    if (entry.sharedTable) usedTables.add(entry.sharedTable.name);
-    return entry;
-  };
+    objects.set(farm.farmId, entry);
+  }
+  for (const id of cache.farms.keys()) if (!objects.has(id)) cache.farms.delete(id);
+  const used = new Set([...objects.values()].flatMap((o) => (o.sharedTable ? [o.sharedTable.name] : [])));
+  for (const name of cache.tables.keys()) if (!used.has(name)) cache.tables.delete(name);
+
   // Counted sets of every rendered backend (marks are store-wide): the same object in both
   // tables and from pass to pass while the backends do not change.
-  const counted = farms.length === 0 ? null : { newFlows: newFlowsSet(farms), forwarded: forwardedSet(farms) };
-  const netdev = counted === null ? null : renderNetdevTable(state, farms, farmObjects, cache, counted.newFlows);
+  const counted = { newFlows: newFlowsSet(farms), forwarded: forwardedSet(farms) };
   const natFarms = farms.filter((f) => usesConntrack(f.nattype));
-  const ip = natFarms.length === 0 || counted === null ? null : renderNatTable(natFarms, farmObjects, cache, counted);
-  for (const id of cache.farms.keys()) if (!rendered.has(id)) cache.farms.delete(id);
-  for (const name of cache.tables.keys()) if (!usedTables.has(name)) cache.tables.delete(name);
+  const netdevFarms = farms.filter((f) => !usesConntrack(f.nattype));
+  const netdev = renderNetdevTable(state, farms, netdevFarms, objects, cache, counted.newFlows);
+  const ip = natFarms.length === 0 ? null : renderNatTable(natFarms, objects, cache, counted);
   return { netdev, ip };
-}
-
-type FarmObjects = (farm: DesiredFarm) => { sets: SetDecl[]; chains: ChainDecl[]; sharedTable: SharedTable | null };
-
-/**
- * The farms' objects, preceded by the shared tables they use (each once, by name order). A
- * shared table's elements are computed once and kept while some farm uses it.
- */
-function farmSetsAndChains(farms: DesiredFarm[], farmObjects: FarmObjects, cache: RenderCache): { sets: SetDecl[]; chains: ChainDecl[] } {
-  const shared = new Map<string, SharedTable>();
-  const sets: SetDecl[] = [];
-  const chains: ChainDecl[] = [];
-  for (const farm of farms) {
-    const objects = farmObjects(farm);
-    if (objects.sharedTable) shared.set(objects.sharedTable.name, objects.sharedTable);
-    sets.push(...objects.sets);
-    chains.push(...objects.chains);
-  }
-  const tables = [...shared.values()]
-    .sort((a, b) => (a.name < b.name ? -1 : 1))
-    .map((t) => {
-      let decl = cache.tables.get(t.name);
-      if (!decl) {
-        const buckets = rendezvousTable(t.members, BUCKETS);
-        decl = {
-          kind: 'map',
-          name: t.name,
-          body: [`typeof numgen inc mod ${BUCKETS} : meta mark`],
-          typeKey: 'integer : mark',
-          elements: new Map(buckets.map((slot, bucket) => [String(bucket), String(SLOT_MARK_BASE + slot)])),
-        };
-        cache.tables.set(t.name, decl);
-      }
-      return decl;
-    });
-  return { sets: [...tables, ...sets], chains };
 }
 
 interface Dispatch {
@@ -213,7 +211,77 @@ function dispatchMaps(d: Dispatch): SetDecl[] {
   ];
 }
 
-function renderNetdevTable(state: DesiredState, farms: DesiredFarm[], farmObjects: FarmObjects, cache: RenderCache, newFlows: SetDecl): TableDecl {
+/**
+ * A table-wide static map of the farms' contributions, sorted by numeric key. The same object
+ * as last pass when its elements did not change.
+ */
+function tableWideMap(
+  cache: RenderCache,
+  family: string,
+  name: string,
+  type: string,
+  farms: DesiredFarm[],
+  objects: Map<number, FarmObjects>,
+  pick: (c: Contributions) => [string, string][],
+  extraBody: string[] = [],
+): SetDecl {
+  const entries = farms.flatMap((f) => pick(objects.get(f.farmId)!.contributions));
+  entries.sort((a, b) => Number(a[0]) - Number(b[0]));
+  const key = `${family} ${name}`;
+  const previous = cache.maps.get(key);
+  if (
+    previous &&
+    previous.elements!.size === entries.length &&
+    entries.every(([k, v]) => previous.elements!.get(k) === v)
+  ) {
+    return previous;
+  }
+  const decl: SetDecl = { kind: 'map', name, body: [`type ${type}`, ...extraBody], typeKey: type, elements: new Map(entries) };
+  cache.maps.set(key, decl);
+  return decl;
+}
+
+/** The consistent-hash tables the farms use, each once, by name. Computed once, kept while used. */
+function sharedTables(farms: DesiredFarm[], objects: Map<number, FarmObjects>, cache: RenderCache): SetDecl[] {
+  const shared = new Map<string, SharedTable>();
+  for (const f of farms) {
+    const t = objects.get(f.farmId)!.sharedTable;
+    if (t) shared.set(t.name, t);
+  }
+  return [...shared.values()]
+    .sort((a, b) => (a.name < b.name ? -1 : 1))
+    .map((t) => {
+      let decl = cache.tables.get(t.name);
+      if (!decl) {
+        const buckets = rendezvousTable(t.members, BUCKETS);
+        decl = {
+          kind: 'map',
+          name: t.name,
+          body: [`typeof numgen inc mod ${BUCKETS} : meta mark`],
+          typeKey: 'integer : mark',
+          elements: new Map(buckets.map((slot, bucket) => [String(bucket), String(SLOT_MARK_BASE + slot)])),
+        };
+        cache.tables.set(t.name, decl);
+      }
+      return decl;
+    });
+}
+
+function ownObjects(farms: DesiredFarm[], objects: Map<number, FarmObjects>): { sets: SetDecl[]; chains: ChainDecl[] } {
+  return {
+    sets: farms.flatMap((f) => objects.get(f.farmId)!.sets),
+    chains: farms.flatMap((f) => objects.get(f.farmId)!.chains),
+  };
+}
+
+function renderNetdevTable(
+  state: DesiredState,
+  farms: DesiredFarm[],
+  netdevFarms: DesiredFarm[],
+  objects: Map<number, FarmObjects>,
+  cache: RenderCache,
+  newFlows: SetDecl,
+): TableDecl {
   // nat and dnat farms are only let through here: their rules are in the ip table.
   const dispatch = dispatchOf(farms, (farm) => (usesConntrack(farm.nattype) ? 'accept' : `jump ${farmChain(farm.farmId)}`));
   const guarded = new Map(state.announcements.map((a) => [a.vip, '']));
@@ -228,11 +296,18 @@ function renderNetdevTable(state: DesiredState, farms: DesiredFarm[], farmObject
       else replies.set(`${c.ip} . ${c.protocol} . ${c.low === c.high ? c.low : `${c.low}-${c.high}`}`, verdict);
     }
   }
+  const wide = (name: string, type: string, pick: (c: Contributions) => [string, string][], extra: string[] = []) =>
+    tableWideMap(cache, TABLE_FAMILY, name, type, netdevFarms, objects, pick, extra);
 
   const sets: SetDecl[] = [
     ...dispatchMaps(dispatch),
     { kind: 'set', name: GUARDED_VIPS_SET, body: ['type ipv4_addr'], typeKey: 'ipv4_addr', elements: guarded },
     newFlows,
+    wide(BACKEND_SLOTS_MAP, 'mark : mark', (c) => c.slots),
+    wide(BACKEND_MACS_MAP, 'mark : ether_addr', (c) => c.macs, ['counter']),
+    wide(BACKEND_ADDRESSES_MAP, 'mark : ipv4_addr', (c) => c.addresses),
+    wide(BACKEND_PORTS_MAP, 'mark : inet_service', (c) => c.ports),
+    ...(['tcp', 'udp', 'sctp', 'all'] as const).map((p) => dynamicMap(flowsMap(p), FLOW_KEYS[p === 'all' ? 'all' : 'ports'].type, FLOW_TIMEOUT_SECONDS[p])),
   ];
   if (stateless.length > 0) {
     sets.push(
@@ -272,11 +347,11 @@ function renderNetdevTable(state: DesiredState, farms: DesiredFarm[], farmObject
     });
   }
 
-  const own = farmSetsAndChains(farms.filter((f) => !usesConntrack(f.nattype)), farmObjects, cache);
-  return { family: TABLE_FAMILY, name: TABLE_NAME, sets: [...sets, ...own.sets], chains: [...chains, ...own.chains] };
+  const own = ownObjects(netdevFarms, objects);
+  return { family: TABLE_FAMILY, name: TABLE_NAME, sets: [...sets, ...sharedTables(netdevFarms, objects, cache), ...own.sets], chains: [...chains, ...own.chains] };
 }
 
-function renderNatTable(farms: DesiredFarm[], farmObjects: FarmObjects, cache: RenderCache, counted: { newFlows: SetDecl; forwarded: SetDecl }): TableDecl {
+function renderNatTable(farms: DesiredFarm[], objects: Map<number, FarmObjects>, cache: RenderCache, counted: { newFlows: SetDecl; forwarded: SetDecl }): TableDecl {
   const dispatch = dispatchOf(farms, (farm) => `jump ${farmChain(farm.farmId)}`);
   const masqueraded = new Map(
     farms
@@ -285,11 +360,16 @@ function renderNatTable(farms: DesiredFarm[], farmObjects: FarmObjects, cache: R
       .sort((a, b) => a - b)
       .map((uid) => [String(uid), '']),
   );
+  const wide = (name: string, type: string, pick: (c: Contributions) => [string, string][]) =>
+    tableWideMap(cache, NAT_TABLE_FAMILY, name, type, farms, objects, pick);
   const sets: SetDecl[] = [
     ...dispatchMaps(dispatch),
     { kind: 'set', name: MASQUERADED_BACKENDS_SET, body: ['type mark'], typeKey: 'mark', elements: masqueraded },
     counted.newFlows,
     counted.forwarded,
+    wide(BACKEND_SLOTS_MAP, 'mark : mark', (c) => c.slots),
+    wide(BACKEND_ADDRESSES_MAP, 'mark : ipv4_addr', (c) => c.addresses),
+    wide(BACKEND_ENDPOINTS_MAP, 'mark : ipv4_addr . inet_service', (c) => c.endpoints),
   ];
   const chains: ChainDecl[] = [
     {
@@ -316,8 +396,8 @@ function renderNatTable(farms: DesiredFarm[], farmObjects: FarmObjects, cache: R
       rules: [`ct direction original ct mark @${FORWARDED_SET}`],
     },
   ];
-  const own = farmSetsAndChains(farms, farmObjects, cache);
-  return { family: NAT_TABLE_FAMILY, name: NAT_TABLE_NAME, sets: [...sets, ...own.sets], chains: [...chains, ...own.chains] };
+  const own = ownObjects(farms, objects);
+  return { family: NAT_TABLE_FAMILY, name: NAT_TABLE_NAME, sets: [...sets, ...sharedTables(farms, objects, cache), ...own.sets], chains: [...chains, ...own.chains] };
 }
 
 interface FlowKey {
@@ -325,13 +405,15 @@ interface FlowKey {
   type: string;
 }
 
-/** What identifies one flow of the farm: every packet of a TCP connection or UDP flow maps to it. */
-function flowKey(farm: DesiredFarm): FlowKey {
-  // Protocol 'all' also carries ICMP and others without ports: pin by addresses.
-  return farm.protocol === 'all'
-    ? { expr: 'ip saddr . ip daddr', type: 'ipv4_addr . ipv4_addr' }
-    : { expr: 'ip saddr . ip daddr . th sport . th dport', type: 'ipv4_addr . ipv4_addr . inet_service . inet_service' };
-}
+/**
+ * What identifies one flow: every packet of a TCP connection or UDP flow maps to it, and it
+ * names the VIP and virtual port, so one map per protocol serves every farm. Protocol 'all'
+ * also carries ICMP and others without ports: pinned by addresses.
+ */
+const FLOW_KEYS: Record<'ports' | 'all', FlowKey> = {
+  ports: { expr: 'ip saddr . ip daddr . th sport . th dport', type: 'ipv4_addr . ipv4_addr . inet_service . inet_service' },
+  all: { expr: 'ip saddr . ip daddr', type: 'ipv4_addr . ipv4_addr' },
+};
 
 export const SESSION_KEYS: Record<Exclude<Persistence, ''>, FlowKey> = {
   srcip: { expr: 'ip saddr', type: 'ipv4_addr' },
@@ -365,7 +447,7 @@ const memberOf = (b: DesiredBackend): RoundRobinMember => ({ key: `${b.ip}:${b.p
  */
 type BucketChoice =
   | { kind: 'own'; size: number; buckets: number[]; selector: string }
-  | { kind: 'shared'; table: SharedTable; selector: string; slots: Map<string, string> }
+  | { kind: 'shared'; table: SharedTable; selector: string; slots: [string, string][] }
   | { kind: 'none' };
 
 function bucketChoice(farm: DesiredFarm): BucketChoice {
@@ -390,17 +472,15 @@ function bucketChoice(farm: DesiredFarm): BucketChoice {
     kind: 'shared',
     table: { name: sharedTableMap(hash), members },
     selector: `jhash ${hashInput(farm)} mod ${BUCKETS} seed ${SEED_TEXT} map @${sharedTableMap(hash)}`,
-    slots: new Map([...serving].sort((a, b) => a.id - b.id).map((b) => [String(SLOT_MARK_BASE + b.id), String(b.uid)])),
+    slots: [...serving].sort((a, b) => a.id - b.id).map((b) => [String(slotMark(farm.farmId, b.id)), String(b.uid)]),
   };
 }
 
-const SLOT_MARK_TEXT = `0x${SLOT_MARK_BASE.toString(16).padStart(8, '0')}`;
-
 /** The map(s) and rules that give a new flow its backend, in the mark named `mark`. */
-function selection(farm: DesiredFarm, mark: 'meta mark' | 'ct mark'): { sets: SetDecl[]; rules: string[]; sharedTable: SharedTable | null } {
+function selection(farm: DesiredFarm, mark: 'meta mark' | 'ct mark'): { sets: SetDecl[]; rules: string[]; choice: BucketChoice } {
   const id = farm.farmId;
   const choice = bucketChoice(farm);
-  if (choice.kind === 'none') return { sets: [], rules: [], sharedTable: null };
+  if (choice.kind === 'none') return { sets: [], rules: [], choice };
   if (choice.kind === 'own') {
     return {
       sets: [
@@ -413,37 +493,44 @@ function selection(farm: DesiredFarm, mark: 'meta mark' | 'ct mark'): { sets: Se
         },
       ],
       rules: [`${mark} 0 ${mark} set ${choice.selector} map @${farmBucketsMap(id)}${countNewFlow(mark)}`],
-      sharedTable: null,
+      choice,
     };
   }
   return {
-    sets: [staticMap(farmSlotsMap(id), 'mark : mark', [...choice.slots])],
+    sets: [],
     rules: [
       `${mark} 0 ${mark} set ${choice.selector}`,
-      // The shared table answers a slot: this farm's backend in that slot.
+      // The shared table answers a slot; with the farm's id it names this farm's backend.
       // A backend chosen here starts a flow: counted per backend (counting.ts).
-      `${mark} >= ${SLOT_MARK_TEXT} ${mark} set ${mark} map @${farmSlotsMap(id)}${countNewFlow(mark)}`,
+      `${mark} >= ${hex(SLOT_MARK_BASE)} ${mark} set ${mark} | ${hex(farm.farmId * 2 ** SLOT_BITS)} map @${BACKEND_SLOTS_MAP}${countNewFlow(mark)}`,
     ],
-    sharedTable: choice.table,
+    choice,
   };
 }
 
-function renderFarm(farm: DesiredFarm): { sets: SetDecl[]; chains: ChainDecl[]; sharedTable: SharedTable | null } {
+function renderFarm(farm: DesiredFarm): FarmObjects {
   const id = farm.farmId;
   // Who may still receive packets: everyone but the excluded (cut, unreachable).
   const reachable = farm.backends.filter((b) => b.role !== 'excluded').sort((a, b) => a.uid - b.uid);
-  const select = selection(farm, usesConntrack(farm.nattype) ? 'ct mark' : 'meta mark');
+  const nat = usesConntrack(farm.nattype);
+  const select = selection(farm, nat ? 'ct mark' : 'meta mark');
+  const contributions: Contributions = {
+    slots: select.choice.kind === 'shared' ? select.choice.slots : [],
+    macs: [],
+    addresses: [],
+    ports: [],
+    endpoints: [],
+  };
+  const sharedTable = select.choice.kind === 'shared' ? select.choice.table : null;
   const sets: SetDecl[] = [...select.sets];
   const session = farm.persistence === '' ? null : { ...SESSION_KEYS[farm.persistence], map: farmSessionsMap(id) };
+  if (session) sets.push(dynamicMap(session.map, session.type, farm.ttl));
 
-  if (usesConntrack(farm.nattype)) {
+  if (nat) {
     const withPort = farm.protocol === 'all' ? [] : reachable.filter((b) => b.port !== null);
     const withoutPort = reachable.filter((b) => !withPort.includes(b));
-    sets.push(staticMap(farmAddressesMap(id), 'mark : ipv4_addr', withoutPort.map((b) => [String(b.uid), b.ip])));
-    if (withPort.length > 0) {
-      sets.push(staticMap(farmEndpointsMap(id), 'mark : ipv4_addr . inet_service', withPort.map((b) => [String(b.uid), `${b.ip} . ${b.port}`])));
-    }
-    if (session) sets.push(dynamicMap(session.map, session.type, farm.ttl));
+    contributions.addresses = withoutPort.map((b) => [String(b.uid), b.ip]);
+    contributions.endpoints = withPort.map((b) => [String(b.uid), `${b.ip} . ${b.port}`]);
     const rules = [
       // The connection mark carries the chosen backend and stays with the connection.
       'ct mark set 0',
@@ -451,55 +538,45 @@ function renderFarm(farm: DesiredFarm): { sets: SetDecl[]; chains: ChainDecl[]; 
       ...select.rules,
       ...(session ? [`ct mark != 0 update @${session.map} { ${session.expr} : ct mark }`] : []),
       // A map miss ends a rule: backends with a port of their own first, then the others.
-      ...(withPort.length > 0 ? [`meta l4proto ${farm.protocol} dnat ip addr . port to ct mark map @${farmEndpointsMap(id)}`] : []),
-      `dnat ip to ct mark map @${farmAddressesMap(id)}`,
+      ...(withPort.length > 0 ? [`meta l4proto ${farm.protocol} dnat ip addr . port to ct mark map @${BACKEND_ENDPOINTS_MAP}`] : []),
+      `dnat ip to ct mark map @${BACKEND_ADDRESSES_MAP}`,
       `counter drop comment "farm ${farm.name}: no backend"`,
     ];
-    return { sets, chains: [{ name: farmChain(id), rules }], sharedTable: select.sharedTable };
+    return { sets, chains: [{ name: farmChain(id), rules }], sharedTable, contributions };
   }
 
   const iface = farm.iface!;
   // Frames go to the backends' MAC addresses: those not known yet cannot receive any.
   const sendable = reachable.filter((b) => b.mac !== null);
-  sets.push({
-    kind: 'map',
-    name: farmMacsMap(id),
-    body: ['type mark : ether_addr', 'counter'],
-    typeKey: 'mark : ether_addr',
-    elements: new Map(sendable.map((b) => [String(b.uid), b.mac as string])),
-  });
+  contributions.macs = sendable.map((b) => [String(b.uid), b.mac as string]);
   const stateless = farm.nattype === 'stateless_dnat';
   const rewritesPort = stateless && farm.protocol !== 'all' && sendable.some((b) => b.port !== null);
   if (stateless) {
-    sets.push(staticMap(farmAddressesMap(id), 'mark : ipv4_addr', sendable.map((b) => [String(b.uid), b.ip])));
-    if (rewritesPort) {
-      sets.push(staticMap(farmPortsMap(id), 'mark : inet_service', sendable.filter((b) => b.port !== null).map((b) => [String(b.uid), String(b.port)])));
-    }
+    contributions.addresses = sendable.map((b) => [String(b.uid), b.ip]);
+    contributions.ports = sendable.filter((b) => b.port !== null).map((b) => [String(b.uid), String(b.port)]);
   }
-  const flow = flowKey(farm);
-  const flows = farmFlowsMap(id);
-  sets.push(dynamicMap(flows, flow.type, FLOW_TIMEOUT_SECONDS[farm.protocol] ?? 300));
-  if (session) sets.push(dynamicMap(session.map, session.type, farm.ttl));
+  const flow = FLOW_KEYS[farm.protocol === 'all' ? 'all' : 'ports'].expr;
+  const flows = flowsMap(farm.protocol);
   const rules = [
     // The mark carries the chosen backend; a map miss leaves it as it was, so start from 0.
     'meta mark set 0',
     // A SYN starts a new connection: a pin left by an earlier connection on the same ports
     // (pins outlive connections) must not send it to that backend, which may be down or drained.
-    ...(farm.protocol === 'tcp' ? [`tcp flags & (fin | syn | rst | ack) == syn delete @${flows} { ${flow.expr} : meta mark }`] : []),
-    `meta mark set ${flow.expr} map @${flows}`,
+    ...(farm.protocol === 'tcp' ? [`tcp flags & (fin | syn | rst | ack) == syn delete @${flows} { ${flow} : meta mark }`] : []),
+    `meta mark set ${flow} map @${flows}`,
     ...(session ? [`meta mark 0 meta mark set ${session.expr} map @${session.map}${countNewFlow('meta mark')}`] : []),
     ...select.rules,
     // Each update in a rule of its own: when a map is full the update ends only its rule.
-    `meta mark != 0 update @${flows} { ${flow.expr} : meta mark }`,
+    `meta mark != 0 update @${flows} { ${flow} : meta mark }`,
     ...(session ? [`meta mark != 0 update @${session.map} { ${session.expr} : meta mark }`] : []),
     // stateless_dnat: the backend's address (and port) replace the VIP's; nft fixes the checksums.
-    ...(stateless ? [`ip daddr set meta mark map @${farmAddressesMap(id)}`] : []),
-    ...(rewritesPort ? [`${farm.protocol} dport set meta mark map @${farmPortsMap(id)}`] : []),
+    ...(stateless ? [`ip daddr set meta mark map @${BACKEND_ADDRESSES_MAP}`] : []),
+    ...(rewritesPort ? [`${farm.protocol} dport set meta mark map @${BACKEND_PORTS_MAP}`] : []),
     // Our MAC as source, or the switch learns the client's MAC here.
-    `ether saddr set ${iface.mac} ether daddr set meta mark map @${farmMacsMap(id)} fwd to "${iface.name}"`,
+    `ether saddr set ${iface.mac} ether daddr set meta mark map @${BACKEND_MACS_MAP} fwd to "${iface.name}"`,
     // Reached only when the pinned backend is gone (cut, removed): forget the pin so the
     // client's next attempt is balanced again, and never let the packet reach our own stack.
-    `delete @${flows} { ${flow.expr} : meta mark }`,
+    `delete @${flows} { ${flow} : meta mark }`,
     ...(session ? [`delete @${session.map} { ${session.expr} : meta mark }`] : []),
     `counter drop comment "farm ${farm.name}: no backend"`,
   ];
@@ -513,11 +590,7 @@ function renderFarm(farm: DesiredFarm): { sets: SetDecl[]; chains: ChainDecl[]; 
       rules: [`ip saddr set ${farm.vip}${restorePort} accept`],
     });
   }
-  return { sets, chains, sharedTable: select.sharedTable };
-}
-
-function staticMap(name: string, type: string, entries: [string, string][]): SetDecl {
-  return { kind: 'map', name, body: [`type ${type}`], typeKey: type, elements: new Map(entries) };
+  return { sets, chains, sharedTable, contributions };
 }
 
 function dynamicMap(name: string, keyType: string, timeoutSeconds: number): SetDecl {

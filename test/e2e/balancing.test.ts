@@ -57,7 +57,7 @@ t.test('weights 1:2:3 over 3,000 new connections: each share within 3 points of 
     t.ok(Math.abs(got - share) <= 0.03, `${b}: ${(got * 100).toFixed(1)}% for a weight share of ${(share * 100).toFixed(1)}%`);
   }
   // The load balancer's own per-backend packet counters saw the same split.
-  const macs = await daemon.nft(['list', 'map', 'netdev', 'nftfarm', 'farm_1_macs']);
+  const macs = await daemon.nft(['list', 'map', 'netdev', 'nftfarm', 'backend_macs']);
   const packets = [...macs.matchAll(/counter packets (\d+)/g)].map((m) => Number(m[1]));
   t.equal(packets.length, 3, 'a counter per backend');
   t.ok(packets.every((p) => p > 0), `every backend's counter moved: ${packets.join(', ')}`);
@@ -129,7 +129,7 @@ t.test('a full flow map (16 entries) still balances every new connection', async
   const result = await lab.httpMany(`http://${VIP}/`, 100);
   t.equal(result.ok, 100, `all 100 answered: ${JSON.stringify(result.errors)}`);
   t.ok(Object.keys(result.byBackend).length === 3, `all backends used: ${JSON.stringify(result.byBackend)}`);
-  const flows = await daemon.nft(['list', 'map', 'netdev', 'nftfarm', 'farm_1_flows']);
+  const flows = await daemon.nft(['list', 'map', 'netdev', 'nftfarm', 'flows_tcp']);
   t.match(flows, 'size 16');
   const entries = (flows.match(/ : 0x[0-9a-f]+| : \d+ /g) ?? []).length;
   t.ok(entries <= 16, `the map holds at most 16 pins (${entries})`);

@@ -51,7 +51,7 @@ t.test('neighbours and announcements', async (t) => {
     // updates the load balancer's neighbour entry, and nftfarm follows the kernel.
     await lab.execOk(b2.ns, ['ip', 'neigh', 'flush', 'all']);
     await lab.exec(b2.ns, ['ping', '-c', '1', '-W', '1', lab.lb.ip]);
-    const followed = await daemon.until(async () => (await daemon.nft(['list', 'map', 'netdev', 'nftfarm', 'farm_1_macs'])).includes(newMac), 10_000);
+    const followed = await daemon.until(async () => (await daemon.nft(['list', 'map', 'netdev', 'nftfarm', 'backend_macs'])).includes(newMac), 10_000);
     t.ok(followed, 'the macs map carries the new MAC');
     const result = await lab.httpMany(`http://${VIP}/`, 30);
     t.equal(result.ok, 30, 'no request fails');

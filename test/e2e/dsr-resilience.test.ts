@@ -126,7 +126,7 @@ t.test('resilience of a running DSR farm', async (t) => {
   });
 
   await t.test('a transaction nft rejects leaves the old ruleset in force and shows the error', async (t) => {
-    const before = await daemon.nft(['list', 'map', 'netdev', 'nftfarm', 'farm_1_macs']);
+    const before = await daemon.nft(['list', 'map', 'netdev', 'nftfarm', 'backend_macs']);
     fs.writeFileSync(faultFile, 'add rule netdev nftfarm farm_1 meta mark set ip saddr map @injected_fault_missing_map\n');
     // A change that needs a transaction: drain backend 1.
     t.equal((await daemon.api('PUT', '/farms/web/backends/1/maintenance', { action: 'maintenance', mode: 'cut' })).status, 200);
@@ -138,7 +138,7 @@ t.test('resilience of a running DSR farm', async (t) => {
     const system = (await daemon.api('GET', '/system/status')).body.params;
     t.match(system.last_error, /injected_fault_missing_map|No such file/, 'so does /system/status');
     t.ok(system.consecutive_failures >= 1);
-    t.equal(await daemon.nft(['list', 'map', 'netdev', 'nftfarm', 'farm_1_macs']).then((s) => s.replace(/counter packets \d+ bytes \d+/g, '')), before.replace(/counter packets \d+ bytes \d+/g, ''), 'the kernel keeps the previous ruleset');
+    t.equal(await daemon.nft(['list', 'map', 'netdev', 'nftfarm', 'backend_macs']).then((s) => s.replace(/counter packets \d+ bytes \d+/g, '')), before.replace(/counter packets \d+ bytes \d+/g, ''), 'the kernel keeps the previous ruleset');
     const still = await lab.httpMany(`http://${VIP}/`, 20);
     t.equal(still.ok, 20, 'traffic is still served by the old ruleset');
     t.ok((still.byBackend.b2 ?? 0) > 0, 'including by the backend the failed change would have cut');

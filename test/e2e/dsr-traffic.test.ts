@@ -23,7 +23,7 @@ t.test('a DSR farm with two backends', async (t) => {
   if (!t.ok(await daemon.until(() => farmReady(daemon, 'web'), 10_000), 'the farm is applied and up')) t.comment(daemon.logs());
 
   await t.test('the backends MACs were learned by nftfarm itself', async (t) => {
-    const macs = await daemon.nft(['list', 'map', 'netdev', 'nftfarm', 'farm_1_macs']);
+    const macs = await daemon.nft(['list', 'map', 'netdev', 'nftfarm', 'backend_macs']);
     for (const b of lab.backends) t.match(macs, b.mac, `${b.name}'s MAC is in the macs map`);
   });
 

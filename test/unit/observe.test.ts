@@ -52,15 +52,15 @@ t.test('sessionKeyText: keys as the kernel stores them', async (t) => {
 });
 
 t.test('counterSourcesFor: dsr and stateless_dnat farms are counted in the netdev table, nat and dnat in the ip table', async (t) => {
-  const farm = { id: 7, nattype: 'dsr', persistence: 'srcip' } as Farm;
+  const farm = { id: 7, nattype: 'dsr', protocol: 'tcp', persistence: 'srcip' } as Farm;
   const netdev = {
     family: 'netdev',
     table: 'nftfarm',
-    forwarded: 'farm_7_macs',
-    forwardedShared: false,
+    forwarded: 'backend_macs',
+    forwardedShared: true,
     newFlows: 'backend_new_flows',
     dropped: 'farm_7',
-    established: { kind: 'pins', map: 'farm_7_flows' },
+    established: { kind: 'pins', map: 'flows_tcp' },
     sessions: { map: 'farm_7_sessions', layout: 'srcip' },
   };
   t.strictSame(counterSourcesFor(farm), netdev);

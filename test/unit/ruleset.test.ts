@@ -31,7 +31,7 @@ t.test('a fresh kernel gets the whole table in one transaction, objects before t
   const commands = plan(null, both);
   t.equal(commands[0], 'add table netdev nftfarm');
   const index = (prefix: string) => commands.findIndex((c) => c.startsWith(prefix));
-  t.ok(index('add map netdev nftfarm farm_1_macs') < index('add rule netdev nftfarm farm_1 '), 'maps before rules that use them');
+  t.ok(index('add map netdev nftfarm backend_macs') < index('add rule netdev nftfarm farm_1 '), 'maps before rules that use them');
   t.ok(index('add chain netdev nftfarm farm_1') < index('add element netdev nftfarm ipv4_vip_ports'), 'chains before the jumps to them');
 });
 
@@ -49,10 +49,11 @@ t.test('adding a backend to one farm: its chain moves to the table of its new sh
   ])!;
   const commands = plan(before, after);
   t.same([...farmsTouched(commands)], ['1']);
-  t.notOk(commands.some((c) => /^(delete|flush) map netdev nftfarm farm_1_flows|element netdev nftfarm farm_1_flows/.test(c)), 'the flow pins are not touched');
+  t.notOk(commands.some((c) => /flows_/.test(c) && !c.startsWith('add rule')), 'the flow pins are not touched');
   t.ok(commands.includes('flush chain netdev nftfarm farm_1'), 'the chain now names the new table');
-  t.ok(commands.some((c) => c.startsWith('add element netdev nftfarm farm_1_slots { 1073741827 : 6 }')), 'slot 3 is the new backend');
-  t.ok(commands.some((c) => c.startsWith('add element netdev nftfarm farm_1_macs { 6 : 02:00:0a:fa:00:1a }')));
+  // Slot marks: 0x40000000 + farm id x 1024 + slot.
+  t.ok(commands.some((c) => c.startsWith('add element netdev nftfarm backend_slots { 1073742851 : 6 }')), 'farm 1 slot 3 is the new backend');
+  t.ok(commands.some((c) => c.startsWith('add element netdev nftfarm backend_macs { 6 : 02:00:0a:fa:00:1a }')));
   const tableOf = (decl: typeof before, farmId: number) =>
     decl.sets.find((s) => s.name === decl.chains.find((c) => c.name === `farm_${farmId}`)!.rules.join(' ').match(/hrw_[0-9a-f]+/)![0])!;
   const oldTable = tableOf(before, 1);
@@ -93,21 +94,27 @@ t.test('a slot taken by another backend is replaced by delete + add in the same 
     { farm: api, backends: apiBackends },
   ]);
   const commands = plan(both, after);
-  const del = commands.findIndex((c) => c === 'delete element netdev nftfarm farm_1_slots { 1073741824 }');
-  const add = commands.findIndex((c) => c.startsWith('add element netdev nftfarm farm_1_slots { 1073741824 : 8 }'));
+  const del = commands.findIndex((c) => c === 'delete element netdev nftfarm backend_slots { 1073742848 }');
+  const add = commands.findIndex((c) => c.startsWith('add element netdev nftfarm backend_slots { 1073742848 : 8 }'));
   t.ok(del >= 0 && add > del, 'delete the old value first, then add the new one');
   t.notOk(commands.some((c) => c.includes('hrw_')), 'the shape is the same: the shared table is not touched');
-  t.same([...farmsTouched(commands)], ['1']);
+  t.same([...farmsTouched(commands)], [], 'only table-wide elements change: no chain is reloaded');
 });
 
-t.test('deleting a farm: jumps removed before its chain, chain before its maps; flows map dropped too', async (t) => {
-  const after = render([{ farm: api, backends: apiBackends }]);
-  const commands = plan(both, after);
+t.test('deleting a farm: jumps removed before its chain, chain before its maps, its elements gone from the table-wide maps', async (t) => {
+  const after = render([{ farm: { ...api, persistence: 'srcip' }, backends: apiBackends }]);
+  const before = render([
+    { farm: { ...web, persistence: 'srcip' }, backends: webBackends },
+    { farm: { ...api, persistence: 'srcip' }, backends: apiBackends },
+  ]);
+  const commands = plan(before, after);
   const at = (text: string) => commands.findIndex((c) => c === text || c.startsWith(text));
   t.ok(at('delete element netdev nftfarm ipv4_vip_ports') < at('delete chain netdev nftfarm farm_1'));
   t.ok(at('flush chain netdev nftfarm farm_1') < at('delete chain netdev nftfarm farm_1'));
-  t.ok(at('flush chain netdev nftfarm farm_1') < at('delete map netdev nftfarm farm_1_flows'), 'rules using a map go before the map');
-  t.ok(commands.includes('delete map netdev nftfarm farm_1_flows'));
+  t.ok(at('flush chain netdev nftfarm farm_1') < at('delete map netdev nftfarm farm_1_sessions'), 'rules using a map go before the map');
+  t.ok(commands.includes('delete map netdev nftfarm farm_1_sessions'));
+  t.ok(commands.some((c) => c.startsWith('delete element netdev nftfarm backend_macs { 1, 2 }')), "its backends leave the macs map");
+  t.notOk(commands.some((c) => /^(delete|flush) map netdev nftfarm flows_/.test(c)), 'the shared flow maps stay');
   t.same([...farmsTouched(commands)], ['1']);
 });
 
@@ -116,14 +123,15 @@ t.test('the last farm gone: the table goes', async (t) => {
   t.same(planTransaction(null, null, TABLE_FAMILY, TABLE_NAME), []);
 });
 
-t.test('changing the protocol to one with another flow key re-creates only that farm\'s flow map', async (t) => {
+t.test('changing the protocol moves the farm to the flow map of its protocol; no map is re-created', async (t) => {
   const after = render([
     { farm: { ...web, protocol: 'all', vport: '*' }, backends: webBackends },
     { farm: api, backends: apiBackends },
   ]);
   const commands = plan(both, after);
-  t.ok(commands.includes('delete map netdev nftfarm farm_1_flows'));
-  t.ok(commands.includes('flush chain netdev nftfarm farm_1'), 'the chain that used it is reloaded first');
+  t.ok(commands.includes('flush chain netdev nftfarm farm_1'), 'the chain is reloaded');
+  t.ok(commands.some((c) => c.startsWith('add rule netdev nftfarm farm_1 meta mark set ip saddr . ip daddr map @flows_any')));
+  t.notOk(commands.some((c) => c.startsWith('delete map')), 'no map goes');
   t.notOk(commands.some((c) => c.includes('farm_2')));
 });
 
@@ -142,8 +150,8 @@ const listing = JSON.stringify({
     { chain: { family: 'inet', table: 'filter', name: 'input', handle: 1 } },
     { table: { family: 'netdev', name: 'nftfarm', handle: 2 } },
     { map: { family: 'netdev', name: 'ipv4_vip_ports', table: 'nftfarm', type: ['ipv4_addr', 'inet_proto', 'inet_service'], map: 'verdict', flags: ['interval'] } },
-    { map: { family: 'netdev', name: 'farm_1_flows', table: 'nftfarm', type: ['ipv4_addr', 'ipv4_addr', 'inet_service', 'inet_service'], map: 'mark', size: 1048576, flags: ['timeout'], timeout: 900 } },
-    { map: { family: 'netdev', name: 'farm_9_flows', table: 'nftfarm', type: ['ipv4_addr', 'ipv4_addr', 'inet_service', 'inet_service'], map: 'mark', flags: ['timeout'], timeout: 900 } },
+    { map: { family: 'netdev', name: 'flows_tcp', table: 'nftfarm', type: ['ipv4_addr', 'ipv4_addr', 'inet_service', 'inet_service'], map: 'mark', size: 4194304, flags: ['timeout'], timeout: 900 } },
+    { map: { family: 'netdev', name: 'farm_9_sessions', table: 'nftfarm', type: ['ipv4_addr'], map: 'mark', flags: ['timeout'], timeout: 60 } },
     { chain: { family: 'netdev', table: 'nftfarm', name: 'farm_1', handle: 3 } },
     { chain: { family: 'netdev', table: 'nftfarm', name: 'farm_9', handle: 4 } },
     { rule: { family: 'netdev', table: 'nftfarm', chain: 'farm_1', handle: 5, expr: [] } },
@@ -154,7 +162,7 @@ const listing = JSON.stringify({
 t.test('reading the kernel from a terse listing: only our table, dynamic maps recognised', async (t) => {
   const kernel = kernelTableFromListing(listing, TABLE_FAMILY, TABLE_NAME)!;
   t.same([...kernel.chains.keys()], ['farm_1', 'farm_9']);
-  t.equal(kernel.sets.get('farm_1_flows')?.dynamic, true);
+  t.equal(kernel.sets.get('flows_tcp')?.dynamic, true);
   t.equal(kernel.sets.get('ipv4_vip_ports')?.dynamic, false);
   t.same([...kernel.chains].map(([name, c]) => [name, c.listedRules]), [['farm_1', 2], ['farm_9', 0]], 'rules counted per chain');
   t.equal(kernelTableFromListing(JSON.stringify({ nftables: [] }), TABLE_FAMILY, TABLE_NAME), null);
@@ -163,8 +171,8 @@ t.test('reading the kernel from a terse listing: only our table, dynamic maps re
 t.test('a full resync after a restart keeps the flow pins of kept farms and removes what is gone', async (t) => {
   const kernel = kernelTableFromListing(listing, TABLE_FAMILY, TABLE_NAME);
   const commands = planTransaction(kernel, render([{ farm: web, backends: webBackends }]), TABLE_FAMILY, TABLE_NAME);
-  t.notOk(commands.some((c) => / farm_1_flows\b/.test(c) && !c.startsWith('add map')), 'farm_1_flows is neither flushed nor deleted');
-  t.ok(commands.includes('delete map netdev nftfarm farm_9_flows'), 'the flows of a farm deleted while down go');
+  t.notOk(commands.some((c) => / flows_tcp\b/.test(c) && !c.startsWith('add map') && !c.startsWith('add rule')), 'flows_tcp is neither flushed nor deleted');
+  t.ok(commands.includes('delete map netdev nftfarm farm_9_sessions'), 'the sessions of a farm deleted while down go');
   t.ok(commands.includes('delete chain netdev nftfarm farm_9'));
   t.ok(commands.includes('flush chain netdev nftfarm farm_1'), 'kept chains are reloaded (their content is unknown)');
   t.ok(commands.includes('delete map netdev nftfarm ipv4_vip_ports'), 'static maps are rebuilt from the store');

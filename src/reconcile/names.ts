@@ -47,6 +47,29 @@ export const MAX_SLOT = 2 ** SLOT_BITS - 1;
  * would make every load and every change slower as farms are added (10,000 farms with three
  * sets each: 70 s of kernel time for a cold load).
  */
+/*
+ * Stage chains, shared by the farms: every rule that reads or writes a table-wide map lives in
+ * one of these, and farm chains jump to them. The kernel checks each element added to a map
+ * against every rule bound to the map (and each new binding against every element), so maps
+ * bound from 10,000 farm chains made loads quadratic.
+ */
+/** Looks up the flow's pin (dsr, stateless_dnat), per flow-key kind. */
+export const pinChain = (kind: string): string => `pin_${kind}`;
+/** Writes or refreshes the flow's pin. */
+export const keepChain = (kind: string): string => `keep_${kind}`;
+/** Forgets the flow's pin (its backend is gone). */
+export const forgetChain = (kind: string): string => `forget_${kind}`;
+/** A consistent-hash table lookup for one hash input. */
+export const pickChain = (table: string, input: string): string => `pick_${table}_${input}`;
+/** Slot mark (with the farm's id) -> backend mark, counted as a new flow. */
+export const SLOT_CHAIN = 'slot_to_backend';
+/** stateless_dnat: address (and port) rewrite, per protocol. */
+export const rewriteChain = (protocol: string): string => `rewrite_${protocol}`;
+/** dsr, stateless_dnat: MAC rewrite and forward, per interface. */
+export const sendChain = (ifname: string, ifindex: number): string => `send_${ingressChain(ifname, ifindex).slice('ingress_'.length)}`;
+/** nat, dnat: DNAT to the chosen backend, per protocol. */
+export const dnatChain = (protocol: string): string => `dnat_${protocol}`;
+
 /** Slot mark -> backend mark: turns a shared table's answer into the farm's backend. */
 export const BACKEND_SLOTS_MAP = 'backend_slots';
 /** Backend mark -> MAC address, with per-backend packet counters (dsr, stateless_dnat). */

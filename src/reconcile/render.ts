@@ -50,12 +50,20 @@ import {
   SLOT_MARK_BASE,
   TABLE_FAMILY,
   TABLE_NAME,
+  SLOT_CHAIN,
+  dnatChain,
   farmBucketsMap,
   farmChain,
   farmRepliesChain,
   farmSessionsMap,
   flowsMap,
+  forgetChain,
   ingressChain,
+  keepChain,
+  pickChain,
+  pinChain,
+  rewriteChain,
+  sendChain,
   sharedTableMap,
   slotMark,
 } from './names.js';
@@ -106,6 +114,8 @@ interface FarmObjects {
   /** The farm's own sets (sessions, a round-robin sequence). */
   sets: SetDecl[];
   chains: ChainDecl[];
+  /** The stage chains it jumps to (shared with other farms: the same name, the same chain). */
+  stages: ChainDecl[];
   sharedTable: SharedTable | null;
   contributions: Contributions;
 }
@@ -267,10 +277,13 @@ function sharedTables(farms: DesiredFarm[], objects: Map<number, FarmObjects>, c
     });
 }
 
+/** The farms' own sets and chains, after the stage chains they use (each once, by name). */
 function ownObjects(farms: DesiredFarm[], objects: Map<number, FarmObjects>): { sets: SetDecl[]; chains: ChainDecl[] } {
+  const stages = new Map<string, ChainDecl>();
+  for (const f of farms) for (const c of objects.get(f.farmId)!.stages) if (!stages.has(c.name)) stages.set(c.name, c);
   return {
     sets: farms.flatMap((f) => objects.get(f.farmId)!.sets),
-    chains: farms.flatMap((f) => objects.get(f.farmId)!.chains),
+    chains: [...[...stages.values()].sort((a, b) => (a.name < b.name ? -1 : 1)), ...farms.flatMap((f) => objects.get(f.farmId)!.chains)],
   };
 }
 
@@ -405,6 +418,9 @@ interface FlowKey {
   type: string;
 }
 
+/** The flow-key kind of a protocol: names the flow map and the pin stage chains. */
+const flowKind = (protocol: Protocol): string => (protocol === 'all' ? 'any' : protocol);
+
 /**
  * What identifies one flow: every packet of a TCP connection or UDP flow maps to it, and it
  * names the VIP and virtual port, so one map per protocol serves every farm. Protocol 'all'
@@ -423,18 +439,19 @@ export const SESSION_KEYS: Record<Exclude<Persistence, ''>, FlowKey> = {
   srcip_dstport: { expr: 'ip saddr . th dport', type: 'ipv4_addr . inet_service' },
 };
 
-function hashInput(farm: DesiredFarm): string {
+/** What a new flow is hashed on, and a short name for it (stage chain names). */
+function hashInput(farm: DesiredFarm): { expr: string; kind: string } {
   const ports = farm.protocol !== 'all';
   switch (farm.algorithm) {
     case 'hash_srcip':
-      return 'ip saddr';
+      return { expr: 'ip saddr', kind: 'srcip' };
     case 'hash_srcip_srcport':
-      return ports ? 'ip saddr . th sport' : 'ip saddr';
+      return ports ? { expr: 'ip saddr . th sport', kind: 'srcip_sport' } : { expr: 'ip saddr', kind: 'srcip' };
     default:
       // weight, leastconn where connections are not counted (dsr, stateless_dnat), and
       // symhash: the load balancer chooses on one direction only, so a flow hash is as
       // symmetric as it needs to be, and unlike nft's symhash it has a fixed seed.
-      return ports ? 'ip saddr . ip daddr . th sport . th dport' : 'ip saddr . ip daddr';
+      return ports ? { expr: 'ip saddr . ip daddr . th sport . th dport', kind: 'flow' } : { expr: 'ip saddr . ip daddr', kind: 'addresses' };
   }
 }
 
@@ -447,7 +464,7 @@ const memberOf = (b: DesiredBackend): RoundRobinMember => ({ key: `${b.ip}:${b.p
  */
 type BucketChoice =
   | { kind: 'own'; size: number; buckets: number[]; selector: string }
-  | { kind: 'shared'; table: SharedTable; selector: string; slots: [string, string][] }
+  | { kind: 'shared'; table: SharedTable; input: { expr: string; kind: string }; slots: [string, string][] }
   | { kind: 'none' };
 
 function bucketChoice(farm: DesiredFarm): BucketChoice {
@@ -471,16 +488,16 @@ function bucketChoice(farm: DesiredFarm): BucketChoice {
   return {
     kind: 'shared',
     table: { name: sharedTableMap(hash), members },
-    selector: `jhash ${hashInput(farm)} mod ${BUCKETS} seed ${SEED_TEXT} map @${sharedTableMap(hash)}`,
+    input: hashInput(farm),
     slots: [...serving].sort((a, b) => a.id - b.id).map((b) => [String(slotMark(farm.farmId, b.id)), String(b.uid)]),
   };
 }
 
-/** The map(s) and rules that give a new flow its backend, in the mark named `mark`. */
-function selection(farm: DesiredFarm, mark: 'meta mark' | 'ct mark'): { sets: SetDecl[]; rules: string[]; choice: BucketChoice } {
+/** The map(s), rules and stage chains that give a new flow its backend, in `mark`. */
+function selection(farm: DesiredFarm, mark: 'meta mark' | 'ct mark'): { sets: SetDecl[]; rules: string[]; stages: ChainDecl[]; choice: BucketChoice } {
   const id = farm.farmId;
   const choice = bucketChoice(farm);
-  if (choice.kind === 'none') return { sets: [], rules: [], choice };
+  if (choice.kind === 'none') return { sets: [], rules: [], stages: [], choice };
   if (choice.kind === 'own') {
     return {
       sets: [
@@ -493,16 +510,22 @@ function selection(farm: DesiredFarm, mark: 'meta mark' | 'ct mark'): { sets: Se
         },
       ],
       rules: [`${mark} 0 ${mark} set ${choice.selector} map @${farmBucketsMap(id)}${countNewFlow(mark)}`],
+      stages: [],
       choice,
     };
   }
+  const pick = pickChain(choice.table.name, choice.input.kind);
   return {
     sets: [],
     rules: [
-      `${mark} 0 ${mark} set ${choice.selector}`,
+      `${mark} 0 jump ${pick}`,
       // The shared table answers a slot; with the farm's id it names this farm's backend.
+      `${mark} >= ${hex(SLOT_MARK_BASE)} ${mark} set ${mark} | ${hex(farm.farmId * 2 ** SLOT_BITS)} jump ${SLOT_CHAIN}`,
+    ],
+    stages: [
+      { name: pick, rules: [`${mark} set jhash ${choice.input.expr} mod ${BUCKETS} seed ${SEED_TEXT} map @${choice.table.name}`] },
       // A backend chosen here starts a flow: counted per backend (counting.ts).
-      `${mark} >= ${hex(SLOT_MARK_BASE)} ${mark} set ${mark} | ${hex(farm.farmId * 2 ** SLOT_BITS)} map @${BACKEND_SLOTS_MAP}${countNewFlow(mark)}`,
+      { name: SLOT_CHAIN, rules: [`${mark} set ${mark} map @${BACKEND_SLOTS_MAP}${countNewFlow(mark)}`] },
     ],
     choice,
   };
@@ -523,6 +546,7 @@ function renderFarm(farm: DesiredFarm): FarmObjects {
   };
   const sharedTable = select.choice.kind === 'shared' ? select.choice.table : null;
   const sets: SetDecl[] = [...select.sets];
+  const stages: ChainDecl[] = [...select.stages];
   const session = farm.persistence === '' ? null : { ...SESSION_KEYS[farm.persistence], map: farmSessionsMap(id) };
   if (session) sets.push(dynamicMap(session.map, session.type, farm.ttl));
 
@@ -531,18 +555,24 @@ function renderFarm(farm: DesiredFarm): FarmObjects {
     const withoutPort = reachable.filter((b) => !withPort.includes(b));
     contributions.addresses = withoutPort.map((b) => [String(b.uid), b.ip]);
     contributions.endpoints = withPort.map((b) => [String(b.uid), `${b.ip} . ${b.port}`]);
+    stages.push({
+      name: dnatChain(farm.protocol),
+      // A map miss ends a rule: backends with a port of their own first, then the others.
+      rules: [
+        ...(farm.protocol === 'all' ? [] : [`meta l4proto ${farm.protocol} dnat ip addr . port to ct mark map @${BACKEND_ENDPOINTS_MAP}`]),
+        `dnat ip to ct mark map @${BACKEND_ADDRESSES_MAP}`,
+      ],
+    });
     const rules = [
       // The connection mark carries the chosen backend and stays with the connection.
       'ct mark set 0',
       ...(session ? [`ct mark set ${session.expr} map @${session.map}${countNewFlow('ct mark')}`] : []),
       ...select.rules,
       ...(session ? [`ct mark != 0 update @${session.map} { ${session.expr} : ct mark }`] : []),
-      // A map miss ends a rule: backends with a port of their own first, then the others.
-      ...(withPort.length > 0 ? [`meta l4proto ${farm.protocol} dnat ip addr . port to ct mark map @${BACKEND_ENDPOINTS_MAP}`] : []),
-      `dnat ip to ct mark map @${BACKEND_ADDRESSES_MAP}`,
+      `jump ${dnatChain(farm.protocol)}`,
       `counter drop comment "farm ${farm.name}: no backend"`,
     ];
-    return { sets, chains: [{ name: farmChain(id), rules }], sharedTable, contributions };
+    return { sets, chains: [{ name: farmChain(id), rules }], stages, sharedTable, contributions };
   }
 
   const iface = farm.iface!;
@@ -550,39 +580,64 @@ function renderFarm(farm: DesiredFarm): FarmObjects {
   const sendable = reachable.filter((b) => b.mac !== null);
   contributions.macs = sendable.map((b) => [String(b.uid), b.mac as string]);
   const stateless = farm.nattype === 'stateless_dnat';
-  const rewritesPort = stateless && farm.protocol !== 'all' && sendable.some((b) => b.port !== null);
   if (stateless) {
     contributions.addresses = sendable.map((b) => [String(b.uid), b.ip]);
     contributions.ports = sendable.filter((b) => b.port !== null).map((b) => [String(b.uid), String(b.port)]);
   }
+  const kind = flowKind(farm.protocol);
   const flow = FLOW_KEYS[farm.protocol === 'all' ? 'all' : 'ports'].expr;
   const flows = flowsMap(farm.protocol);
+  stages.push(
+    {
+      name: pinChain(kind),
+      rules: [
+        // A SYN starts a new connection: a pin left by an earlier connection on the same ports
+        // (pins outlive connections) must not send it to that backend, which may be down or drained.
+        ...(farm.protocol === 'tcp' ? [`tcp flags & (fin | syn | rst | ack) == syn delete @${flows} { ${flow} : meta mark }`] : []),
+        `meta mark set ${flow} map @${flows}`,
+      ],
+    },
+    // In a chain of its own: when the map is full the update ends only this rule.
+    { name: keepChain(kind), rules: [`update @${flows} { ${flow} : meta mark }`] },
+    { name: forgetChain(kind), rules: [`delete @${flows} { ${flow} : meta mark }`] },
+    {
+      name: sendChain(iface.name, iface.index),
+      // Our MAC as source, or the switch learns the client's MAC here.
+      rules: [`ether saddr set ${iface.mac} ether daddr set meta mark map @${BACKEND_MACS_MAP} fwd to "${iface.name}"`],
+      // `fwd to` is bound to the interface index when loaded: a re-created interface needs a reload.
+      signature: `fwd ${iface.name}#${iface.index}`,
+    },
+  );
+  if (stateless) {
+    stages.push({
+      name: rewriteChain(farm.protocol),
+      // The backend's address (and port, for backends that have one) replace the VIP's; nft fixes the checksums.
+      rules: [
+        `ip daddr set meta mark map @${BACKEND_ADDRESSES_MAP}`,
+        ...(farm.protocol === 'tcp' || farm.protocol === 'udp' ? [`${farm.protocol} dport set meta mark map @${BACKEND_PORTS_MAP}`] : []),
+      ],
+    });
+  }
   const rules = [
     // The mark carries the chosen backend; a map miss leaves it as it was, so start from 0.
     'meta mark set 0',
-    // A SYN starts a new connection: a pin left by an earlier connection on the same ports
-    // (pins outlive connections) must not send it to that backend, which may be down or drained.
-    ...(farm.protocol === 'tcp' ? [`tcp flags & (fin | syn | rst | ack) == syn delete @${flows} { ${flow} : meta mark }`] : []),
-    `meta mark set ${flow} map @${flows}`,
+    `jump ${pinChain(kind)}`,
     ...(session ? [`meta mark 0 meta mark set ${session.expr} map @${session.map}${countNewFlow('meta mark')}`] : []),
     ...select.rules,
-    // Each update in a rule of its own: when a map is full the update ends only its rule.
-    `meta mark != 0 update @${flows} { ${flow} : meta mark }`,
+    `meta mark != 0 jump ${keepChain(kind)}`,
     ...(session ? [`meta mark != 0 update @${session.map} { ${session.expr} : meta mark }`] : []),
-    // stateless_dnat: the backend's address (and port) replace the VIP's; nft fixes the checksums.
-    ...(stateless ? [`ip daddr set meta mark map @${BACKEND_ADDRESSES_MAP}`] : []),
-    ...(rewritesPort ? [`${farm.protocol} dport set meta mark map @${BACKEND_PORTS_MAP}`] : []),
-    // Our MAC as source, or the switch learns the client's MAC here.
-    `ether saddr set ${iface.mac} ether daddr set meta mark map @${BACKEND_MACS_MAP} fwd to "${iface.name}"`,
+    ...(stateless ? [`jump ${rewriteChain(farm.protocol)}`] : []),
+    `jump ${sendChain(iface.name, iface.index)}`,
     // Reached only when the pinned backend is gone (cut, removed): forget the pin so the
     // client's next attempt is balanced again, and never let the packet reach our own stack.
-    `delete @${flows} { ${flow} : meta mark }`,
+    `jump ${forgetChain(kind)}`,
     ...(session ? [`delete @${session.map} { ${session.expr} : meta mark }`] : []),
     `counter drop comment "farm ${farm.name}: no backend"`,
   ];
-  const chains: ChainDecl[] = [{ name: farmChain(id), rules, signature: `fwd ${iface.name}#${iface.index}` }];
+  const chains: ChainDecl[] = [{ name: farmChain(id), rules }];
   if (stateless) {
     const single = farm.ports !== null && farm.ports.length === 1 && farm.ports[0]!.low === farm.ports[0]!.high ? farm.ports[0]!.low : null;
+    const rewritesPort = farm.protocol !== 'all' && sendable.some((b) => b.port !== null);
     const restorePort = rewritesPort && single !== null ? ` ${farm.protocol} sport set ${single}` : '';
     chains.push({
       name: farmRepliesChain(id),
@@ -590,7 +645,7 @@ function renderFarm(farm: DesiredFarm): FarmObjects {
       rules: [`ip saddr set ${farm.vip}${restorePort} accept`],
     });
   }
-  return { sets, chains, sharedTable, contributions };
+  return { sets, chains, stages, sharedTable, contributions };
 }
 
 function dynamicMap(name: string, keyType: string, timeoutSeconds: number): SetDecl {

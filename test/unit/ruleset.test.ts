@@ -130,7 +130,8 @@ t.test('changing the protocol moves the farm to the flow map of its protocol; no
   ]);
   const commands = plan(both, after);
   t.ok(commands.includes('flush chain netdev nftfarm farm_1'), 'the chain is reloaded');
-  t.ok(commands.some((c) => c.startsWith('add rule netdev nftfarm farm_1 meta mark set ip saddr . ip daddr map @flows_any')));
+  t.ok(commands.includes('add rule netdev nftfarm farm_1 jump pin_any'), 'it pins by addresses now');
+  t.ok(commands.some((c) => c.startsWith('add rule netdev nftfarm pin_any meta mark set ip saddr . ip daddr map @flows_any')));
   t.notOk(commands.some((c) => c.startsWith('delete map')), 'no map goes');
   t.notOk(commands.some((c) => c.includes('farm_2')));
 });

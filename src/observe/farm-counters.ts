@@ -60,8 +60,25 @@ export const noCounters: CounterReader = {
   close: () => {},
 };
 
-/** Reads within one call: a set shared by farms (new flows) and the conntrack table are dumped once. */
-type SetReads = Map<string, Promise<SetElement[] | null>> & { conntrack?: Promise<Map<number, number>> };
+/** Reads within one call: the table-wide sets and the conntrack table are dumped once. */
+interface SetReads {
+  indexes: Map<string, Promise<Map<number, SetElement[]> | null>>;
+  conntrack?: Promise<Map<number, number>>;
+}
+const newReads = (): SetReads => ({ indexes: new Map() });
+
+function indexByMark(elements: SetElement[], by: 'key' | 'data'): Map<number, SetElement[]> {
+  const out = new Map<number, SetElement[]>();
+  for (const e of elements) {
+    const raw = by === 'key' ? e.key : e.data;
+    if (!raw) continue;
+    const mark = readMark(raw);
+    let list = out.get(mark);
+    if (!list) out.set(mark, (list = []));
+    list.push(e);
+  }
+  return out;
+}
 
 // Marks are stored in host byte order.
 const readMark = (b: Buffer): number => (os.endianness() === 'LE' ? b.readUInt32LE(0) : b.readUInt32BE(0));
@@ -81,10 +98,10 @@ export function kernelCounterReader(sockets = 6, open: () => NftObjectReader = o
     return sources ? readFarm(objects, sources, farm, sessions, shared, tracked) : Promise.resolve(null);
   };
   return {
-    read: (farm, options = {}) => readOne(readerAt(0), farm, options.sessions === true, new Map()),
+    read: (farm, options = {}) => readOne(readerAt(0), farm, options.sessions === true, newReads()),
     async readMany(farms, options = {}) {
       const out = new Map<number, FarmCounters | null>();
-      const shared: SetReads = new Map();
+      const shared: SetReads = newReads();
       let next = 0;
       const worker = async (objects: NftObjectReader) => {
         while (next < farms.length) {
@@ -111,58 +128,41 @@ async function readFarm(
   shared: SetReads,
   tracked: (shared: SetReads) => Promise<Map<number, number>>,
 ): Promise<FarmCounters | null> {
-  const forwarded = s.forwarded ? await objects.setElements(s.family, s.table, s.forwarded) : [];
+  // Table-wide sets and maps serve every farm: each is dumped once per call and indexed by
+  // backend mark (by key, or by value for flow pins), so reading many farms stays linear.
+  const indexed = (name: string, by: 'key' | 'data'): Promise<Map<number, SetElement[]> | null> => {
+    const key = `${s.family} ${s.table} ${name} ${by}`;
+    let read = shared.indexes.get(key);
+    if (!read) {
+      read = objects.setElements(s.family, s.table, name).then((elements) => (elements === null ? null : indexByMark(elements, by)));
+      shared.indexes.set(key, read);
+    }
+    return read;
+  };
+  const own = new Set(farm.backends.map((b) => b.uid));
+  const forwarded = s.forwarded ? await indexed(s.forwarded, 'key') : new Map<number, SetElement[]>();
   // The farm's objects are created together: no forwarding map, no farm in the kernel.
   if (forwarded === null) return null;
-  let newFlows: Promise<SetElement[] | null> = Promise.resolve(null);
-  if (s.newFlows) {
-    const key = `${s.family} ${s.table} ${s.newFlows}`;
-    const read = shared.get(key) ?? objects.setElements(s.family, s.table, s.newFlows);
-    shared.set(key, read);
-    newFlows = read;
-  }
-  const own = new Set(farm.backends.map((b) => b.uid));
   const chain = s.dropped ? await objects.chainCounters(s.family, s.table, s.dropped) : null;
-  // A shared forwarding set says nothing of this farm: its chain does.
+  // A shared forwarding map says nothing of this farm: its chain does.
   if (s.forwardedShared && chain === null) return null;
   const rules = chain ?? [];
-  const pinsMap = s.established?.kind === 'pins' ? s.established.map : null;
-  let allPins: Promise<SetElement[] | null> = Promise.resolve(null);
-  if (pinsMap) {
-    // A flow map serves every farm of its protocol: dumped once per read of many farms.
-    const key = `${s.family} ${s.table} ${pinsMap}`;
-    allPins = shared.get(key) ?? objects.setElements(s.family, s.table, pinsMap);
-    shared.set(key, allPins);
-  }
-  const pins = ((await allPins) ?? []).filter((e) => e.data && own.has(readMark(e.data)));
+  const newFlows = (s.newFlows ? await indexed(s.newFlows, 'key') : null) ?? new Map<number, SetElement[]>();
+  const pins = (s.established?.kind === 'pins' ? await indexed(s.established.map, 'data') : null) ?? new Map<number, SetElement[]>();
   const connections = s.established?.kind === 'conntrack' ? await tracked(shared) : null;
 
   const backends = new Map<number, BackendCounters>();
-  const backend = (mark: number): BackendCounters => {
-    let b = backends.get(mark);
-    if (!b) backends.set(mark, (b = { packets: 0, bytes: 0, newFlows: 0, established: 0 }));
-    return b;
-  };
-  for (const e of forwarded) {
-    const mark = readMark(e.key);
-    if (s.forwardedShared && !own.has(mark)) continue;
-    const b = backend(mark);
-    b.packets += e.counter?.packets ?? 0;
-    b.bytes += e.counter?.bytes ?? 0;
-  }
-  for (const e of (await newFlows) ?? []) {
-    const mark = readMark(e.key);
-    if (own.has(mark)) backend(mark).newFlows += e.counter?.packets ?? 0;
-  }
-  for (const e of pins) if (e.data) backend(readMark(e.data)).established++;
-  let established = pins.length;
-  if (connections) {
-    established = 0;
-    for (const uid of own) {
-      const n = connections.get(uid) ?? 0;
-      if (n > 0) backend(uid).established += n;
-      established += n;
+  let established = 0;
+  for (const uid of own) {
+    const b: BackendCounters = { packets: 0, bytes: 0, newFlows: 0, established: 0 };
+    for (const e of forwarded.get(uid) ?? []) {
+      b.packets += e.counter?.packets ?? 0;
+      b.bytes += e.counter?.bytes ?? 0;
     }
+    for (const e of newFlows.get(uid) ?? []) b.newFlows += e.counter?.packets ?? 0;
+    b.established = connections ? (connections.get(uid) ?? 0) : (pins.get(uid)?.length ?? 0);
+    established += b.established;
+    if (b.packets || b.bytes || b.newFlows || b.established) backends.set(uid, b);
   }
   // The last counter of the farm chain is its final `counter drop`.
   const drop = rules.flatMap((r) => r.counters).at(-1) ?? { packets: 0, bytes: 0 };

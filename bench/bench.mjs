@@ -21,7 +21,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { execFileSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import { createLab, LAB_VIP } from '../dist/lab/lab.js';
+import { CLIENT_IP, LB_IP, createLab, LAB_VIP } from '../dist/lab/lab.js';
 import { startLabDaemon, API_KEY } from '../dist/lab/daemon.js';
 import { openDatabase } from '../dist/store/db.js';
 import { Store } from '../dist/store/store.js';
@@ -31,6 +31,7 @@ const VIP = LAB_VIP;
 const SIZES = (process.env.BENCH_SIZES ?? '1,1000,10000').split(',').map(Number);
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 5);
 const TCP_ROUNDS = Math.max(3, Math.ceil(ROUNDS / 2));
+const MODE_ROUNDS = Math.max(3, Math.ceil(ROUNDS / 2));
 const CHANGES = Number(process.env.BENCH_CHANGES ?? 60);
 const BLAST_SECONDS = 3;
 const TCP_SECONDS = 3;
@@ -212,7 +213,23 @@ async function dataPlane(lab) {
       log(`tcp round ${i + 1}: direct ${round(tcp.direct[i], 2)} bare ${round(tcp.bare[i], 2)} dsr ${round(tcp.dsr[i], 2)} Gbit/s`);
     }
     for (const s of servers) await lab.stopProcess(s);
-    return { udp, tcp: Object.fromEntries(Object.entries(tcp).map(([k, v]) => [k, { medianGbps: round(median(v), 2), runs: v.map((x) => round(x, 2)) }])) };
+
+    // The other modes, UDP only (the blast needs no replies), each against its own ceiling runs.
+    // b1 routes the clients through the load balancer, as dnat and stateless_dnat need.
+    await lab.execOk(b1.ns, ['ip', 'route', 'replace', `${CLIENT_IP}/32`, 'via', LB_IP]);
+    const modes = {};
+    for (const mode of ['stateless_dnat', 'dnat', 'nat']) {
+      const changed = await daemon.api('PUT', '/farms/measured', { nattype: mode });
+      if (changed.status !== 200) throw new Error(`measured -> ${mode}: ${JSON.stringify(changed.body)}`);
+      if (!(await daemon.until(() => farmApplied(daemon, 'measured'), 60_000))) throw new Error(`measured not applied in ${mode}`);
+      modes[mode] = await udpCompare(lab, { bare: [VIP, PORTS.udpBare], [mode]: [VIP, PORTS.udpFarm] }, MODE_ROUNDS);
+    }
+    await lab.execOk(b1.ns, ['ip', 'route', 'del', `${CLIENT_IP}/32`]);
+    return {
+      udp,
+      modes,
+      tcp: Object.fromEntries(Object.entries(tcp).map(([k, v]) => [k, { medianGbps: round(median(v), 2), runs: v.map((x) => round(x, 2)) }])),
+    };
   } finally {
     for (const fn of cleanups.reverse()) await fn();
     await lab.exec(lab.lb.ns, ['nft', 'delete', 'table', 'netdev', 'nftfarm']);
@@ -233,6 +250,14 @@ function table(results) {
   lines.push(`| 64-byte UDP, packets/s (median of ${ROUNDS}) | ${u.direct.medianPps} | ${u.bare.medianPps} | ${u.dsr.medianPps} | ${r(u.dsr.medianPps, u.direct.medianPps)} | ${r(u.dsr.medianPps, u.bare.medianPps)} |`);
   const tc = dp.tcp;
   lines.push(`| TCP, Gbit/s (iperf3, median of ${TCP_ROUNDS}) | ${tc.direct.medianGbps} | ${tc.bare.medianGbps} | ${tc.dsr.medianGbps} | ${r(tc.dsr.medianGbps, tc.direct.medianGbps)} | ${r(tc.dsr.medianGbps, tc.bare.medianGbps)} |`);
+  if (dp.modes) {
+    lines.push('');
+    lines.push(`| other modes, 64-byte UDP (median of ${MODE_ROUNDS}, interleaved with the ceiling) | ceiling pps | mode pps | mode / ceiling | mode / direct |`);
+    lines.push('|---|---:|---:|---:|---:|');
+    for (const [mode, runs] of Object.entries(dp.modes)) {
+      lines.push(`| ${mode} | ${runs.bare.medianPps} | ${runs[mode].medianPps} | ${r(runs[mode].medianPps, runs.bare.medianPps)} | ${r(runs[mode].medianPps, u.direct.medianPps)} |`);
+    }
+  }
   if (big) {
     const ratio1 = u.dsr.medianPps / u.bare.medianPps;
     const ratioN = big.dispatch.dsr.medianPps / big.dispatch.bare.medianPps;

@@ -56,7 +56,8 @@ try {
   const pinned = renderTableText(renderTables(state).netdev);
   const unpinned = pinned
     .split('\n')
-    .filter((line) => !line.includes('@flows_udp'))
+    // The pin rules (in the pin, keep and forget stage chains) and the farm's jumps to them.
+    .filter((line) => !line.includes('@flows_udp') && !/jump (pin|keep|forget)_udp/.test(line))
     .join('\n');
   const load = async (text) => {
     await lab.exec(lab.lb.ns, ['nft', 'delete', 'table', 'netdev', 'nftfarm']);

@@ -570,6 +570,9 @@ function renderFarm(farm: DesiredFarm): FarmObjects {
       ...select.rules,
       ...(session ? [`ct mark != 0 update @${session.map} { ${session.expr} : ct mark }`] : []),
       `jump ${dnatChain(farm.protocol)}`,
+      // Reached only when the session's backend is gone (cut, removed): forget the session,
+      // or the client's every retry would refresh it and be dropped again.
+      ...(session ? [`delete @${session.map} { ${session.expr} : ct mark }`] : []),
       `counter drop comment "farm ${farm.name}: no backend"`,
     ];
     return { sets, chains: [{ name: farmChain(id), rules }], stages, sharedTable, contributions };

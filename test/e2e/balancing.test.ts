@@ -40,6 +40,12 @@ async function requestFrom(source: string): Promise<string> {
 
 const idOf = (backend: string) => Number(backend.slice(1)) - 1;
 
+/** The farm's latest change is in the kernel (whatever its backends' status). */
+async function farmApplied(daemon: LabDaemon, name: string): Promise<boolean> {
+  const d = (await daemon.api('GET', `/farms/${name}`)).body.params.dataplane;
+  return d.state === 'applied' && d.applied_generation === d.generation;
+}
+
 t.test('weights 1:2:3 over 3,000 new connections: each share within 3 points of its weight', async (t) => {
   const daemon = await startLabDaemon(t, lab);
   const [b1, b2, b3] = lab.backends;
@@ -102,6 +108,15 @@ for (const nattype of ['dsr', 'nat'] as const) {
     // Sessions come back with new connections, and leave after ttl seconds of idleness.
     for (const source of CLIENT_IPS) await requestFrom(source);
     t.equal((await daemon.api('GET', '/farms/p')).body.params.sessions.length, CLIENT_IPS.length);
+
+    // A client whose backend is cut is balanced again (its session is forgotten), not dropped.
+    const first = CLIENT_IPS[0]!;
+    const stuck = idOf(await requestFrom(first));
+    t.equal((await daemon.api('PUT', `/farms/p/backends/${stuck}/maintenance`, { action: 'maintenance', mode: 'cut' })).status, 200);
+    t.ok(await daemon.until(() => farmApplied(daemon, 'p'), 5000));
+    const moved = idOf(await requestFrom(first));
+    t.not(moved, stuck, `${first} moved from the cut backend ${stuck} to ${moved}`);
+    t.equal((await daemon.api('PUT', `/farms/p/backends/${stuck}/maintenance`, { action: 'up' })).status, 200);
     const expired = await daemon.until(async () => (await daemon.api('GET', '/farms/p')).body.params.sessions.length === 0, 8000);
     t.ok(expired, 'after the ttl the sessions are gone: a client may move');
     t.equal((await daemon.api('DELETE', '/farms/nosuch/sessions')).status, 404);

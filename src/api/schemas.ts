@@ -84,7 +84,7 @@ export const dataplaneStatusSchema = {
   properties: {
     generation: { ...int, description: 'Store generation of the farm\'s last change.' },
     applied_generation: { type: 'integer', nullable: true, description: 'Store generation the kernel reflects for this farm.' },
-    state: { type: 'string', enum: ['pending', 'applied', 'failed', 'stopped', 'unsupported'] },
+    state: { type: 'string', enum: ['pending', 'applied', 'failed', 'stopped'] },
     error: { type: 'string', nullable: true },
     interface: { type: 'string', nullable: true },
     notice: {

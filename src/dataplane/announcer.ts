@@ -62,11 +62,11 @@ export class VipAnnouncer {
   /** Withdraws what is no longer wanted. Runs before the rules for those VIPs go away. */
   async retract(wanted: readonly Announcement[], routed: readonly VipInterface[] = []): Promise<void> {
     const wantedIfindex = new Map(wanted.map((a) => [a.vip, a.iface.index]));
-    const owned = (await this.net.listOwnedRoutes()).filter((r) => r.prefixLength === 32).map((r) => r.ip);
+    const owned = new Set((await this.net.listOwnedRoutes()).filter((r) => r.prefixLength === 32).map((r) => r.ip));
     const proxies = await this.net.listProxyNeighbors();
     for (const p of proxies) {
       // Only proxies for VIPs nftfarm announced (it holds their route) are nftfarm's to remove.
-      if (owned.includes(p.ip) && wantedIfindex.get(p.ip) !== p.ifindex) {
+      if (owned.has(p.ip) && wantedIfindex.get(p.ip) !== p.ifindex) {
         await this.net.deleteProxyNeighbor(p.ifindex, p.ip);
         this.log.info({ vip: p.ip, ifindex: p.ifindex }, 'VIP no longer announced');
       }

@@ -118,7 +118,7 @@ export class HealthMonitor {
         continue;
       }
       const spec = parsed.spec;
-      const farmPort = singlePort(farm.vport);
+      const farmPort = lowestPort(farm.vport);
       for (const b of backends) {
         const port = spec.kind === 'ping' ? null : resolvePort(spec.port, b.port, farmPort, spec.kind === 'http' && spec.ssl);
         if (spec.kind !== 'ping' && port === null) {
@@ -188,7 +188,7 @@ export class HealthMonitor {
 }
 
 /** What PORT means for a backend without a port: the farm's (lowest) virtual port; none for '*'. */
-function singlePort(vport: string): number | null {
+function lowestPort(vport: string): number | null {
   const spec = parseVport(vport);
   if (!spec || spec.any) return null;
   return Math.min(...spec.ranges.map((r) => r.low));

@@ -3,7 +3,7 @@
  * progress and why a backend is not used. Produced by the reconciler, read by the API.
  */
 
-export type FarmApplyState = 'pending' | 'applied' | 'failed' | 'stopped' | 'unsupported';
+export type FarmApplyState = 'pending' | 'applied' | 'failed' | 'stopped';
 
 export interface BackendRuntime {
   /** False when the data plane cannot send traffic to it (no MAC yet, failed check...). */

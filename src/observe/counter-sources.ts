@@ -26,32 +26,29 @@ export interface FarmCounterSources {
   family: string;
   table: string;
   /**
-   * A set or map keyed by backend mark whose per-element counters count packets (and bytes)
-   * sent to each backend. It may be shared by farms (only the farm's own marks are taken);
-   * a farm's own map also tells whether the farm is in the kernel at all.
+   * A table-wide map or set keyed by backend mark whose per-element counters count packets
+   * (and bytes) sent to each backend. Marks are store-wide: only the farm's own are taken.
    */
-  forwarded: string | null;
-  forwardedShared: boolean;
+  forwarded: string;
+  /** A table-wide set keyed by backend mark whose per-element counters count the flows each backend was chosen for. */
+  newFlows: string;
   /**
-   * A set keyed by backend mark whose per-element counters count the flows each backend was
-   * chosen for. It may hold other farms' backends too (marks are store-wide): only the farm's
-   * own marks are taken from it.
+   * The farm's chain: its last `counter` counts the farm's packets that no backend took, and
+   * its presence says whether the farm is in the kernel at all.
    */
-  newFlows: string | null;
-  /** A chain whose last `counter` counts the farm's packets that no backend took. */
-  dropped: string | null;
+  dropped: string;
   /**
    * What is established per backend: the elements of a flow map (flow -> backend mark),
    * counted by value (dsr, stateless_dnat), or the connections conntrack tracks with the
    * backend's mark (nat, dnat).
    */
-  established: { kind: 'pins'; map: string } | { kind: 'conntrack' } | null;
+  established: { kind: 'pins'; map: string } | { kind: 'conntrack' };
   /** The persistence map (key -> backend mark, with expiry). */
   sessions: { map: string; layout: SessionKeyLayout } | null;
 }
 
-/** null: the farm's mode has no counters (no rules in this data plane). */
-export function counterSourcesFor(farm: Farm): FarmCounterSources | null {
+/** Where each mode's farms keep their counters. */
+export function counterSourcesFor(farm: Pick<Farm, 'id' | 'nattype' | 'protocol' | 'persistence'>): FarmCounterSources {
   const sessions = farm.persistence === '' ? null : { map: farmSessionsMap(farm.id), layout: farm.persistence };
   switch (farm.nattype) {
     case 'dsr':
@@ -62,7 +59,6 @@ export function counterSourcesFor(farm: Farm): FarmCounterSources | null {
         family: TABLE_FAMILY,
         table: TABLE_NAME,
         forwarded: BACKEND_MACS_MAP,
-        forwardedShared: true,
         newFlows: NEW_FLOWS_SET,
         dropped: farmChain(farm.id),
         established: { kind: 'pins', map: flowsMap(farm.protocol) },
@@ -74,13 +70,10 @@ export function counterSourcesFor(farm: Farm): FarmCounterSources | null {
         family: NAT_TABLE_FAMILY,
         table: NAT_TABLE_NAME,
         forwarded: FORWARDED_SET,
-        forwardedShared: true,
         newFlows: NEW_FLOWS_SET,
         dropped: farmChain(farm.id),
         established: { kind: 'conntrack' },
         sessions,
       };
-    default:
-      return null;
   }
 }

@@ -94,8 +94,7 @@ export function kernelCounterReader(sockets = 6, open: () => NftObjectReader = o
   const tracked = (shared: SetReads): Promise<Map<number, number>> =>
     (shared.conntrack ??= conntrack ? conntrack.countByMark().catch(() => new Map()) : Promise.resolve(new Map()));
   const readOne = (objects: NftObjectReader, farm: CountedFarm, sessions: boolean, shared: SetReads) => {
-    const sources = counterSourcesFor(farm.farm);
-    return sources ? readFarm(objects, sources, farm, sessions, shared, tracked) : Promise.resolve(null);
+    return readFarm(objects, counterSourcesFor(farm.farm), farm, sessions, shared, tracked);
   };
   return {
     read: (farm, options = {}) => readOne(readerAt(0), farm, options.sessions === true, newReads()),
@@ -140,16 +139,13 @@ async function readFarm(
     return read;
   };
   const own = new Set(farm.backends.map((b) => b.uid));
-  const forwarded = s.forwarded ? await indexed(s.forwarded, 'key') : new Map<number, SetElement[]>();
-  // The farm's objects are created together: no forwarding map, no farm in the kernel.
-  if (forwarded === null) return null;
-  const chain = s.dropped ? await objects.chainCounters(s.family, s.table, s.dropped) : null;
-  // A shared forwarding map says nothing of this farm: its chain does.
-  if (s.forwardedShared && chain === null) return null;
-  const rules = chain ?? [];
-  const newFlows = (s.newFlows ? await indexed(s.newFlows, 'key') : null) ?? new Map<number, SetElement[]>();
-  const pins = (s.established?.kind === 'pins' ? await indexed(s.established.map, 'data') : null) ?? new Map<number, SetElement[]>();
-  const connections = s.established?.kind === 'conntrack' ? await tracked(shared) : null;
+  const forwarded = await indexed(s.forwarded, 'key');
+  const rules = await objects.chainCounters(s.family, s.table, s.dropped);
+  // No table, or no chain for the farm: the farm is not in the kernel.
+  if (forwarded === null || rules === null) return null;
+  const newFlows = (await indexed(s.newFlows, 'key')) ?? new Map<number, SetElement[]>();
+  const pins = (s.established.kind === 'pins' ? await indexed(s.established.map, 'data') : null) ?? new Map<number, SetElement[]>();
+  const connections = s.established.kind === 'conntrack' ? await tracked(shared) : null;
 
   const backends = new Map<number, BackendCounters>();
   let established = 0;

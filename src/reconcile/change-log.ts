@@ -11,7 +11,7 @@ export interface FarmChange {
   farm: string | null;
   generation: number | null;
   deleted: boolean;
-  /** Objects written for this farm (its own, and shared ones whose elements name it). */
+  /** Objects written for this farm: its own, and the dispatch maps whose verdicts jump to it. */
   objects: string[];
 }
 

@@ -102,8 +102,6 @@ export interface BackendHealth {
   reason: string;
 }
 
-export const SUPPORTED_NAT_TYPES: readonly NatType[] = ['nat', 'dnat', 'dsr', 'stateless_dnat'];
-
 /** Modes that send frames to the backends' MAC addresses from netdev ingress. */
 export const sendsToBackendMacs = (nattype: NatType): boolean => nattype === 'dsr' || nattype === 'stateless_dnat';
 /** Modes in which conntrack tracks (and pins) every connection. */
@@ -176,9 +174,7 @@ function desiredFarm(farm: Farm, backends: Backend[], check: HealthCheck | null,
   const spec = parseVport(farm.vport);
   let problem: string | null = null;
   const singlePort = spec !== null && !spec.any && spec.ranges.length === 1 && spec.ranges[0]!.low === spec.ranges[0]!.high;
-  if (!SUPPORTED_NAT_TYPES.includes(farm.nattype)) {
-    problem = `nattype '${farm.nattype}' is not implemented by this nftfarm data plane (supported: ${SUPPORTED_NAT_TYPES.join(', ')}); the farm has no rules`;
-  } else if (!iface) {
+  if (!iface) {
     problem = `no up interface has a network holding the VIP ${farm.vip}; the farm has no rules until one does`;
   } else if (!spec) {
     problem = `the virtual port '${farm.vport}' is not valid`;

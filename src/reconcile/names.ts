@@ -84,7 +84,8 @@ export const BACKEND_ENDPOINTS_MAP = 'backend_endpoints';
  * Flow -> backend mark, one map per protocol (each with its idle timeout): the flow's
  * addresses and ports include the VIP and virtual port, so one map holds every farm's pins.
  */
-export const flowsMap = (protocol: string): string => `flows_${protocol === 'all' ? 'any' : protocol}`;
+export const flowKind = (protocol: string): string => (protocol === 'all' ? 'any' : protocol);
+export const flowsMap = (protocol: string): string => `flows_${flowKind(protocol)}`;
 /**
  * Backend marks of every farm (marks are store-wide), with per-element counters: how many
  * new flows each backend was chosen for. One set for the table, not one per farm: the kernel

@@ -16,6 +16,7 @@ import { VipAnnouncer } from '../dataplane/announcer.js';
 import { NeighborTable } from '../dataplane/neighbors.js';
 import { readRulesetGeneration, type RulesetGeneration } from '../dataplane/netlink/nft-generation.js';
 import {
+  elementCommands,
   kernelTableFromListing,
   knownKernelTable,
   planTransaction,
@@ -163,7 +164,7 @@ export class Reconciler implements DataplaneView {
         const script =
           backendUid === undefined
             ? `flush map ${prefix}\n`
-            : `${chunks(victims.map((v) => v.key), 500).map((keys) => `delete element ${prefix} { ${keys.join(', ')} }`).join('\n')}\n`;
+            : `${elementCommands('delete', `${where.family} ${where.table}`, where.map, victims.map((v) => v.key)).join('\n')}\n`;
         try {
           await this.nft.apply(script);
           this.log.info({ farmId, backendUid: backendUid ?? null, sessions: victims.length }, 'flushed persistence sessions');
@@ -219,11 +220,12 @@ export class Reconciler implements DataplaneView {
    * converges again when a count changed: their share of new flows depends on it.
    */
   private async countConnections(): Promise<void> {
-    if (this.counting || this.stopped || !this.conntrack || !this.lastState || !needsConnectionCounts(this.lastState)) return;
+    if (this.counting || this.stopped || !this.conntrack || !this.lastState) return;
+    const marks = countedMarks(this.lastState);
+    if (marks.size === 0) return;
     this.counting = true;
     try {
       const counts = await this.conntrack.countByMark();
-      const marks = new Set(this.lastState.farms.filter((f) => usesConntrack(f.nattype)).flatMap((f) => f.backends.map((b) => b.uid)));
       const mine = new Map([...counts].filter(([mark]) => marks.has(mark)));
       const before = this.connections;
       this.connections = mine;
@@ -440,10 +442,9 @@ export class Reconciler implements DataplaneView {
     for (const f of state.farms) {
       seen.add(f.farmId);
       const backends = new Map(f.backends.map((b) => [b.uid, { usable: b.role !== 'excluded' && !b.checkFailing, ...(b.reason ? { reason: b.reason } : {}) }]));
-      const unsupported = f.problem !== null && f.problem.startsWith('nattype');
       this.farms.set(f.farmId, {
         generation: f.generation,
-        state: !f.running ? 'stopped' : unsupported ? 'unsupported' : f.problem ? 'failed' : 'applied',
+        state: !f.running ? 'stopped' : f.problem ? 'failed' : 'applied',
         appliedGeneration: f.problem && f.running ? null : f.generation,
         error: f.running ? f.problem : null,
         interface: f.iface?.name ?? null,
@@ -495,15 +496,16 @@ export class Reconciler implements DataplaneView {
   }
 }
 
-/** True when a nat or dnat farm balances by connection count or caps its backends' connections. */
-function needsConnectionCounts(state: DesiredState): boolean {
-  return state.farms.some(
-    (f) => f.running && f.problem === null && usesConntrack(f.nattype) && (f.algorithm === 'leastconn' || f.backends.some((b) => b.maxConns > 0)),
-  );
+/**
+ * The backends whose connection count matters: all of a leastconn farm's, and those with a
+ * max_conns, in nat and dnat. A change in anyone else's count wakes no pass.
+ */
+function countedMarks(state: DesiredState): Set<number> {
+  const marks = new Set<number>();
+  for (const f of state.farms) {
+    if (!f.running || f.problem !== null || !usesConntrack(f.nattype)) continue;
+    for (const b of f.backends) if (f.algorithm === 'leastconn' || b.maxConns > 0) marks.add(b.uid);
+  }
+  return marks;
 }
 
-function chunks<T>(items: T[], size: number): T[][] {
-  const out: T[][] = [];
-  for (let i = 0; i < items.length; i += size) out.push(items.slice(i, i + size));
-  return out;
-}

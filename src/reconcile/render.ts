@@ -56,6 +56,7 @@ import {
   farmChain,
   farmRepliesChain,
   farmSessionsMap,
+  flowKind,
   flowsMap,
   forgetChain,
   ingressChain,
@@ -68,9 +69,10 @@ import {
   slotMark,
 } from './names.js';
 import { BUCKETS, fnv1a, normalizedMembers, rendezvousTable, roundRobinSequence, type RoundRobinMember, type TableMember } from './buckets.js';
+import { parseIPv4 } from '../dataplane/netlink/ipv4.js';
 import { replyClaims, usesConntrack, type DesiredBackend, type DesiredFarm, type DesiredState } from './desired.js';
 import { countNewFlow, forwardedSet, newFlowsSet } from './counting.js';
-import type { ChainDecl, SetDecl, TableDecl } from '../dataplane/nft/ruleset.js';
+import { reuseUnchanged, type ChainDecl, type SetDecl, type TableDecl } from '../dataplane/nft/ruleset.js';
 import type { Persistence, Protocol } from '../model/farm.js';
 
 /** Flow pins outlive idle periods of this length (IPVS's defaults: tcp 15 min, udp 5 min). */
@@ -88,8 +90,8 @@ function flowMapSize(text: string | undefined): number {
   return text && Number.isInteger(n) && n >= 16 && n <= 16_777_216 ? n : 4_194_304;
 }
 
-const SEED_TEXT = `0x${HASH_SEED.toString(16).padStart(8, '0')}`;
 const hex = (n: number): string => `0x${n.toString(16).padStart(8, '0')}`;
+const SEED_TEXT = hex(HASH_SEED);
 
 /** The farms that get rules: started, supported, with an interface for their VIP. */
 export function renderedFarms(state: DesiredState): DesiredFarm[] {
@@ -171,7 +173,7 @@ export function renderTables(state: DesiredState, cache: RenderCache = newRender
 
   // Counted sets of every rendered backend (marks are store-wide): the same object in both
   // tables and from pass to pass while the backends do not change.
-  const counted = { newFlows: newFlowsSet(farms), forwarded: forwardedSet(farms) };
+  const counted = { newFlows: newFlowsSet(farms, cache.maps), forwarded: forwardedSet(farms, cache.maps) };
   const natFarms = farms.filter((f) => usesConntrack(f.nattype));
   const netdevFarms = farms.filter((f) => !usesConntrack(f.nattype));
   const netdev = renderNetdevTable(state, farms, netdevFarms, objects, cache, counted.newFlows);
@@ -237,18 +239,7 @@ function tableWideMap(
 ): SetDecl {
   const entries = farms.flatMap((f) => pick(objects.get(f.farmId)!.contributions));
   entries.sort((a, b) => Number(a[0]) - Number(b[0]));
-  const key = `${family} ${name}`;
-  const previous = cache.maps.get(key);
-  if (
-    previous &&
-    previous.elements!.size === entries.length &&
-    entries.every(([k, v]) => previous.elements!.get(k) === v)
-  ) {
-    return previous;
-  }
-  const decl: SetDecl = { kind: 'map', name, body: [`type ${type}`, ...extraBody], typeKey: type, elements: new Map(entries) };
-  cache.maps.set(key, decl);
-  return decl;
+  return reuseUnchanged(cache.maps, `${family} ${name}`, { kind: 'map', name, body: [`type ${type}`, ...extraBody], typeKey: type, elements: new Map(entries) });
 }
 
 /** The consistent-hash tables the farms use, each once, by name. Computed once, kept while used. */
@@ -418,8 +409,6 @@ interface FlowKey {
   type: string;
 }
 
-/** The flow-key kind of a protocol: names the flow map and the pin stage chains. */
-const flowKind = (protocol: Protocol): string => (protocol === 'all' ? 'any' : protocol);
 
 /**
  * What identifies one flow: every packet of a TCP connection or UDP flow maps to it, and it
@@ -665,9 +654,5 @@ function sortedByIp(m: Map<string, string>): Map<string, string> {
   return new Map([...m].sort(([a], [b]) => ipOrder(a.split(' ')[0]!, b.split(' ')[0]!) || (a < b ? -1 : a > b ? 1 : 0)));
 }
 
-function ipOrder(a: string, b: string): number {
-  const pa = a.split('.').map(Number);
-  const pb = b.split('.').map(Number);
-  for (let i = 0; i < 4; i++) if (pa[i] !== pb[i]) return (pa[i] as number) - (pb[i] as number);
-  return 0;
-}
+/** Numeric address order (every address here is a valid dotted quad). */
+const ipOrder = (a: string, b: string): number => parseIPv4(a)! - parseIPv4(b)!;

@@ -57,7 +57,6 @@ t.test('counterSourcesFor: dsr and stateless_dnat farms are counted in the netde
     family: 'netdev',
     table: 'nftfarm',
     forwarded: 'backend_macs',
-    forwardedShared: true,
     newFlows: 'backend_new_flows',
     dropped: 'farm_7',
     established: { kind: 'pins', map: 'flows_tcp' },
@@ -71,8 +70,7 @@ t.test('counterSourcesFor: dsr and stateless_dnat farms are counted in the netde
       family: 'ip',
       table: 'nftfarm',
       forwarded: 'backend_forwarded',
-      forwardedShared: true,
-      newFlows: 'backend_new_flows',
+        newFlows: 'backend_new_flows',
       dropped: 'farm_7',
       established: { kind: 'conntrack' },
       sessions: { map: 'farm_7_sessions', layout: 'srcip' },
@@ -82,12 +80,13 @@ t.test('counterSourcesFor: dsr and stateless_dnat farms are counted in the netde
 
 t.test('newFlowsSet: every backend of every farm, one object while the marks stay the same', async (t) => {
   const farm = (farmId: number, uids: number[]) => ({ farmId, backends: uids.map((uid) => ({ uid })) }) as unknown as DesiredFarm;
-  const a = newFlowsSet([farm(1, [3, 1]), farm(2, [2])]);
+  const memo = new Map();
+  const a = newFlowsSet([farm(1, [3, 1]), farm(2, [2])], memo);
   t.strictSame([...a.elements!.keys()], ['1', '2', '3'], 'sorted marks');
   t.equal(a.name, 'backend_new_flows');
   t.strictSame(a.body, ['type mark', 'counter']);
-  t.equal(newFlowsSet([farm(1, [3, 1]), farm(2, [2])]), a, 'same marks: the very same object (the planner skips it)');
-  const b = newFlowsSet([farm(1, [3, 1]), farm(2, [2, 4])]);
+  t.equal(newFlowsSet([farm(1, [3, 1]), farm(2, [2])], memo), a, 'same marks: the very same object (the planner skips it)');
+  const b = newFlowsSet([farm(1, [3, 1]), farm(2, [2, 4])], memo);
   t.not(b, a);
   t.strictSame([...b.elements!.keys()], ['1', '2', '3', '4']);
 });

@@ -2,7 +2,7 @@
  * Cheap reads of nftables objects over raw netlink: the elements of one set or map (keys,
  * data, per-element counters, expiry) and the counters in the rules of one chain. `nft list`
  * fetches every element of every set in the table before printing one map (hundreds of ms
- * with big Maglev tables); a netlink dump of one set costs what that set holds.
+ * with big bucket tables); a netlink dump of one set costs what that set holds.
  *
  * Read-only: nothing here writes to the kernel (the reconciler is the only writer).
  * Works for any table family (netdev, ip, inet...): the family is part of each request.

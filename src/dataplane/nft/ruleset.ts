@@ -48,6 +48,27 @@ export interface KernelTable {
   chains: Map<string, { hook: string | null; rules: string[] | null; signature: string | null; listedRules?: number }>;
 }
 
+/**
+ * `decl`, or the object `memo` holds under `key` when it has the very same body and elements:
+ * the planner recognises an unchanged set by identity and then skips it without comparing
+ * its (possibly tens of thousands of) elements.
+ */
+export function reuseUnchanged(memo: Map<string, SetDecl>, key: string, decl: SetDecl): SetDecl {
+  const previous = memo.get(key);
+  if (
+    previous &&
+    sameList(previous.body, decl.body) &&
+    previous.elements !== null &&
+    decl.elements !== null &&
+    previous.elements.size === decl.elements.size &&
+    [...decl.elements].every(([k, v]) => previous.elements!.get(k) === v)
+  ) {
+    return previous;
+  }
+  memo.set(key, decl);
+  return decl;
+}
+
 const TAB = '\t';
 
 /** The table as one `nft -f` file (the `nftfarm rules` output and the golden files). */
@@ -92,7 +113,7 @@ export function knownKernelTable(table: TableDecl): KernelTable {
 
 const ELEMENTS_PER_COMMAND = 1000;
 
-function elementCommands(verb: 'add' | 'delete', prefix: string, setName: string, items: string[]): string[] {
+export function elementCommands(verb: 'add' | 'delete', prefix: string, setName: string, items: string[]): string[] {
   const out: string[] = [];
   for (let i = 0; i < items.length; i += ELEMENTS_PER_COMMAND) {
     out.push(`${verb} element ${prefix} ${setName} { ${items.slice(i, i + ELEMENTS_PER_COMMAND).join(', ')} }`);

@@ -1,5 +1,5 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
-import type { Farm } from '../../model/farm.js';
+import type { Backend, Farm } from '../../model/farm.js';
 import type { FarmChanges } from '../../store/store.js';
 import { dsrBackendPortProblem, dsrFeatureProblem, statelessBackendPortProblem, portConflict, startConflict, type BackendShape } from '../../model/rules.js';
 import { parseVport } from '../../model/ports.js';
@@ -64,16 +64,16 @@ export const farmDoesNotExist = (name: string): string => `The farmname ${name} 
 export const farmInPath = (app: FastifyInstance, req: { params: { farmname: string } }): Farm =>
   requireFarm(app, req.params.farmname, farmDoesNotExist(req.params.farmname));
 
-/** The short form of a farm that GET /farms and GET /stats/farms list. */
-export function farmSummary(app: FastifyInstance, farm: Farm) {
-  return { farmname: farm.name, profile: farm.profile, status: describeFarm(app, farm).status, vip: farm.vip, vport: farm.vport };
+/** The short form of a farm that GET /farms and GET /stats/farms list (`stored`: its backends, when already read). */
+export function farmSummary(app: FastifyInstance, farm: Farm, stored?: Backend[]) {
+  return { farmname: farm.name, profile: farm.profile, status: describeFarm(app, farm, stored).status, vip: farm.vip, vport: farm.vport };
 }
 
 /** The farm's live persistence sessions, as GET /farms/{f} and the stats show them. */
-export async function sessionViews(app: FastifyInstance, farm: Farm) {
+export async function sessionViews(app: FastifyInstance, farm: Farm, stored: Backend[]) {
   const sessions = await app.deps.dataplane.sessions(farm.id);
   if (sessions.length === 0) return [];
-  const byUid = new Map(app.deps.store.listBackends(farm.id).map((b) => [b.uid, b]));
+  const byUid = new Map(stored.map((b) => [b.uid, b]));
   return sessions.flatMap((s) => {
     const b = byUid.get(s.mark);
     // A session of a deleted backend is dead: its packets find no backend.
@@ -81,12 +81,11 @@ export async function sessionViews(app: FastifyInstance, farm: Farm) {
   });
 }
 
-/** Everything GET /farms/{f} and the backend calls show about a farm. */
-export function describeFarm(app: FastifyInstance, farm: Farm) {
-  const { store, dataplane } = app.deps;
-  const runtime = dataplane.farm(farm.id);
-  const backends = store.listBackends(farm.id).map((b) => backendView(b, farm, runtime));
-  return { backends, status: farmStatus(farm, backends), runtime };
+/** Everything GET /farms/{f} and the backend calls show about a farm (`stored`: its backends, when already read). */
+export function describeFarm(app: FastifyInstance, farm: Farm, stored: Backend[] = app.deps.store.listBackends(farm.id)) {
+  const runtime = app.deps.dataplane.farm(farm.id);
+  const backends = stored.map((b) => backendView(b, farm, runtime));
+  return { backends, status: farmStatus(farm, backends), runtime, stored };
 }
 
 export interface NetworkCheck {
@@ -164,7 +163,8 @@ export async function farmRoutes(app: FastifyInstance): Promise<void> {
     response: { 200: successEnvelope(summaryParams) },
     handler: async () => ({
       description: 'List farms',
-      params: store.listFarms().map((farm) => farmSummary(app, farm)),
+      // One store read for every farm and its backends.
+      params: store.snapshot().farms.map(({ farm, backends }) => farmSummary(app, farm, backends)),
     }),
   });
 
@@ -251,7 +251,7 @@ export async function farmRoutes(app: FastifyInstance): Promise<void> {
       200: successEnvelope({ $ref: 'FarmDetail#' }, { backends: { type: 'array', items: { $ref: 'Backend#' } } }, ['backends']),
     },
     handler: async (_req, _reply, farm) => {
-      const { backends, status, runtime } = describeFarm(app, farm);
+      const { backends, status, runtime, stored } = describeFarm(app, farm);
       return {
         description: `List farm ${farm.name}`,
         params: {
@@ -261,7 +261,7 @@ export async function farmRoutes(app: FastifyInstance): Promise<void> {
           nattype: farm.nattype,
           persistence: persistenceView(farm.persistence),
           protocol: farm.protocol,
-          sessions: await sessionViews(app, farm),
+          sessions: await sessionViews(app, farm, stored),
           status,
           ttl: farm.ttl,
           vip: farm.vip,

@@ -2,8 +2,7 @@ import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { Farm } from '../../model/farm.js';
 import { noCounters, type BackendCounters, type FarmCounters } from '../../observe/farm-counters.js';
 import { zapiRoute } from '../zapi.js';
-import { backendView, farmStatus } from '../present.js';
-import { describeFarm, farmInPath, farmPathParams, sessionViews } from './farms.js';
+import { describeFarm, farmInPath, farmPathParams, farmSummary, sessionViews } from './farms.js';
 
 type FarmRequest = FastifyRequest<{ Params: { farmname: string } }>;
 
@@ -48,14 +47,9 @@ export async function statsRoutes(app: FastifyInstance): Promise<void> {
       const all = store.snapshot().farms;
       const read = await counters.readMany(all.filter((f) => f.farm.running));
       const farms = all.map(({ farm, backends }) => {
-        const runtime = app.deps.dataplane.farm(farm.id);
         const c: FarmCounters | null = read.get(farm.id) ?? null;
         return {
-          farmname: farm.name,
-          profile: farm.profile,
-          status: farmStatus(farm, backends.map((b) => backendView(b, farm, runtime))),
-          vip: farm.vip,
-          vport: farm.vport,
+          ...farmSummary(app, farm, backends),
           established: c?.established ?? 0,
           pending: 0,
           ...inbound(c ?? ZERO),
@@ -68,12 +62,11 @@ export async function statsRoutes(app: FastifyInstance): Promise<void> {
 
   const farmOf = (req: FarmRequest) => farmInPath(app, req);
   const farmStats = async (_req: FarmRequest, _reply: unknown, farm: Farm) => {
-    const { backends } = describeFarm(app, farm);
-    const stored = store.listBackends(farm.id);
+    const { backends, stored } = describeFarm(app, farm);
     const c = farm.running ? await counters.read({ farm, backends: stored }) : null;
     const uidOf = new Map(stored.map((b) => [b.id, b.uid]));
     // The same sessions, in the same shape, as GET /farms/{f}.
-    const sessions = await sessionViews(app, farm);
+    const sessions = await sessionViews(app, farm, stored);
     return {
       description: 'Get farm stats',
       backends: backends.map((b) => {

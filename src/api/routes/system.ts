@@ -54,8 +54,8 @@ export async function systemRoutes(app: FastifyInstance): Promise<void> {
           last_error: system.lastError,
           consecutive_failures: system.consecutiveFailures,
           passes: system.passes,
-          farms: store.listFarms().map((farm) => {
-            const { status, runtime } = describeFarm(app, farm);
+          farms: store.snapshot().farms.map(({ farm, backends }) => {
+            const { status, runtime } = describeFarm(app, farm, backends);
             return {
               farmname: farm.name,
               status,

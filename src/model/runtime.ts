@@ -40,8 +40,8 @@ export interface LiveSession {
   key: string;
   /** The backend's mark (its store uid). */
   mark: number;
-  /** Seconds before the session expires unless the client comes back. */
-  expiresSeconds: number | null;
+  /** Milliseconds before the session expires unless the client comes back. */
+  expiresMs: number | null;
 }
 
 export interface DataplaneView {

@@ -4,7 +4,8 @@
  * a data-plane mode that renders its farms elsewhere (the NAT modes' `ip` table) describes
  * its objects here and every stats route and metric reads them unchanged.
  */
-import type { Farm, Persistence } from '../model/farm.js';
+import type { Farm } from '../model/farm.js';
+import type { SessionKeyLayout } from '../dataplane/sessions.js';
 import {
   FORWARDED_SET,
   NAT_TABLE_FAMILY,
@@ -18,8 +19,6 @@ import {
   flowsMap,
 } from '../reconcile/names.js';
 
-/** How a persistence map's key is laid out, to show the client it holds. */
-export type SessionKeyLayout = Exclude<Persistence, ''>;
 
 export interface FarmCounterSources {
   /** nft table family ('netdev', 'ip', 'inet'...) and name. */

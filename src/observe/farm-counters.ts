@@ -4,25 +4,18 @@
  * persistence sessions. Under DSR the load balancer sees only the client-to-backend
  * direction: every figure here is inbound.
  */
-import os from 'node:os';
 import type { Farm } from '../model/farm.js';
 import { openNftObjectReader, type NftObjectReader, type SetElement } from '../dataplane/netlink/nft-objects.js';
 import type { Conntrack } from '../dataplane/conntrack.js';
-import { counterSourcesFor, type FarmCounterSources, type SessionKeyLayout } from './counter-sources.js';
+import { counterSourcesFor, type FarmCounterSources } from './counter-sources.js';
+import { readMark, readSessions } from '../dataplane/sessions.js';
+import type { LiveSession } from '../model/runtime.js';
 
 export interface BackendCounters {
   packets: number;
   bytes: number;
   newFlows: number;
   established: number;
-}
-
-export interface SessionEntry {
-  /** The persistence key, as nft prints it (e.g. "10.0.0.1", "10.0.0.1 . 5000"). */
-  client: string;
-  /** The backend's mark (its uid). */
-  mark: number;
-  expiresMs: number | null;
 }
 
 export interface FarmCounters {
@@ -36,7 +29,7 @@ export interface FarmCounters {
   /** By backend mark (uid). */
   backends: Map<number, BackendCounters>;
   /** null unless asked for, or when the farm has no persistence. */
-  sessions: SessionEntry[] | null;
+  sessions: LiveSession[] | null;
 }
 
 /** A farm and the marks (uids) of its backends. */
@@ -80,8 +73,6 @@ function indexByMark(elements: SetElement[], by: 'key' | 'data'): Map<number, Se
   return out;
 }
 
-// Marks are stored in host byte order.
-const readMark = (b: Buffer): number => (os.endianness() === 'LE' ? b.readUInt32LE(0) : b.readUInt32BE(0));
 
 /**
  * Reads over a few netlink sockets at once: each read is a handful of small dumps, and what
@@ -163,11 +154,7 @@ async function readFarm(
   // The last counter of the farm chain is its final `counter drop`.
   const drop = rules.flatMap((r) => r.counters).at(-1) ?? { packets: 0, bytes: 0 };
 
-  let sessions: SessionEntry[] | null = null;
-  if (withSessions && s.sessions) {
-    const layout = s.sessions.layout;
-    sessions = ((await objects.setElements(s.family, s.table, s.sessions.map)) ?? []).map((e) => sessionOf(e, layout));
-  }
+  const sessions = withSessions && s.sessions ? ((await readSessions(objects, s.family, s.table, s.sessions.map, s.sessions.layout)) ?? []) : null;
   const sum = (f: (b: BackendCounters) => number) => [...backends.values()].reduce((a, b) => a + f(b), 0);
   return {
     packets: sum((b) => b.packets) + drop.packets,
@@ -180,24 +167,3 @@ async function readFarm(
   };
 }
 
-const ipv4 = (b: Buffer, at = 0): string => `${b[at]}.${b[at + 1]}.${b[at + 2]}.${b[at + 3]}`;
-// inet_service is big-endian; in a concatenation each field takes 4 bytes.
-const port = (b: Buffer, at = 0): string => String(b.readUInt16BE(at));
-
-export function sessionKeyText(key: Buffer, layout: SessionKeyLayout): string {
-  switch (layout) {
-    case 'srcip':
-      return ipv4(key);
-    case 'srcport':
-      return port(key);
-    case 'srcmac':
-      return [...key.subarray(0, 6)].map((x) => x.toString(16).padStart(2, '0')).join(':');
-    case 'srcip_srcport':
-    case 'srcip_dstport':
-      return `${ipv4(key)} . ${port(key, 4)}`;
-  }
-}
-
-function sessionOf(e: SetElement, layout: SessionKeyLayout): SessionEntry {
-  return { client: sessionKeyText(e.key, layout), mark: e.data ? readMark(e.data) : 0, expiresMs: e.expiresMs };
-}

@@ -8,7 +8,9 @@
  */
 import type { Logger } from 'pino';
 import type { Store } from '../store/store.js';
-import { parseSessionListing } from '../dataplane/sessions.js';
+import { readSessions, type SessionKeyLayout } from '../dataplane/sessions.js';
+import { openNftObjectReader, type NftObjectReader } from '../dataplane/netlink/nft-objects.js';
+import { counterSourcesFor } from '../observe/counter-sources.js';
 import { initialSystemRuntime, type LiveSession, type DataplaneView, type FarmRuntime, type SystemRuntime } from '../model/runtime.js';
 import type { HostNetwork } from '../dataplane/netlink/host-network.js';
 import type { NftRunner } from '../dataplane/nft/runner.js';
@@ -25,7 +27,7 @@ import {
 import type { Conntrack } from '../dataplane/conntrack.js';
 import { desiredState, usesConntrack, type BackendHealth, type DesiredState } from './desired.js';
 import { newRenderCache, renderTables, type RenderCache, type RenderedTables } from './render.js';
-import { NAT_TABLE_FAMILY, NAT_TABLE_NAME, TABLE_FAMILY, TABLE_NAME, farmSessionsMap } from './names.js';
+import { NAT_TABLE_FAMILY, NAT_TABLE_NAME, TABLE_FAMILY, TABLE_NAME } from './names.js';
 
 /** nftfarm's tables: netdev (every farm's dispatch, dsr, stateless_dnat) and ip (nat, dnat). */
 const TABLES = [
@@ -89,6 +91,8 @@ export class Reconciler implements DataplaneView {
   private readonly neighbors: NeighborTable;
   private readonly conntrack: Conntrack | undefined;
   private readonly health: HealthFacts | undefined;
+  /** Netlink reads of the session maps (read-only), opened on first use. */
+  private objects: NftObjectReader | undefined;
 
   /** The kernel's copy of each table (in TABLES order) after the last successful pass; undefined: unknown. */
   private applied: Tables | undefined = undefined;
@@ -145,7 +149,8 @@ export class Reconciler implements DataplaneView {
     const where = this.sessionsMapOf(farmId);
     if (!where) return [];
     try {
-      return parseSessionListing(await this.nft.run(['-j', 'list', 'map', where.family, where.table, where.map]));
+      this.objects ??= openNftObjectReader();
+      return (await readSessions(this.objects, where.family, where.table, where.map, where.layout)) ?? [];
     } catch (err) {
       this.log.warn({ farmId, err: err instanceof Error ? err.message : String(err) }, 'could not read the sessions of a farm');
       return [];
@@ -177,11 +182,12 @@ export class Reconciler implements DataplaneView {
     });
   }
 
-  private sessionsMapOf(farmId: number): { family: string; table: string; map: string } | null {
+  /** Where the farm's sessions are, as the statistics read them; null when it has none in the kernel. */
+  private sessionsMapOf(farmId: number): { family: string; table: string; map: string; layout: SessionKeyLayout } | null {
     const f = this.lastState?.farms.find((x) => x.farmId === farmId);
-    if (this.dryRun || !f || !f.running || f.problem !== null || f.persistence === '') return null;
-    const nat = usesConntrack(f.nattype);
-    return { family: nat ? NAT_TABLE_FAMILY : TABLE_FAMILY, table: nat ? NAT_TABLE_NAME : TABLE_NAME, map: farmSessionsMap(farmId) };
+    if (this.dryRun || !f || !f.running || f.problem !== null) return null;
+    const sources = counterSourcesFor({ id: f.farmId, nattype: f.nattype, protocol: f.protocol, persistence: f.persistence });
+    return sources.sessions ? { family: sources.family, table: sources.table, ...sources.sessions } : null;
   }
 
   /** Runs `fn` while no pass runs, and keeps passes waiting until it is done. */
@@ -258,6 +264,7 @@ export class Reconciler implements DataplaneView {
       );
     }
     this.neighbors.close();
+    this.objects?.close();
   }
 
   private tick(): void {

@@ -1,6 +1,6 @@
 import t from 'tap';
 import { farmChanges } from '../../src/reconcile/change-log.js';
-import { sessionKeyText } from '../../src/observe/farm-counters.js';
+import { sessionKeyText } from '../../src/dataplane/sessions.js';
 import { counterSourcesFor } from '../../src/observe/counter-sources.js';
 import type { DesiredFarm, DesiredState } from '../../src/reconcile/desired.js';
 import { newFlowsSet } from '../../src/reconcile/counting.js';

@@ -77,7 +77,7 @@ export async function sessionViews(app: FastifyInstance, farm: Farm, stored: Bac
   return sessions.flatMap((s) => {
     const b = byUid.get(s.mark);
     // A session of a deleted backend is dead: its packets find no backend.
-    return b ? [{ client: s.key, id: b.id, backend_ip: b.ip, backend_port: b.port, session: s.key, ttl: s.expiresSeconds, type: 'dynamic' as const }] : [];
+    return b ? [{ client: s.key, id: b.id, backend_ip: b.ip, backend_port: b.port, session: s.key, ttl: s.expiresMs === null ? null : Math.floor(s.expiresMs / 1000), type: 'dynamic' as const }] : [];
   });
 }
 

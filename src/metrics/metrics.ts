@@ -5,13 +5,12 @@
  * global one), so tests can build many apps side by side.
  */
 import { Counter, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
-
-export type PassResult = 'applied' | 'unchanged' | 'idle' | 'failed';
+import type { PassReport, PassResult } from '../reconcile/reconciler.js';
 
 export interface Metrics {
   readonly registry: Registry;
   /** One reconcile pass: `kind` full/incremental/check, what it did, how long it took. */
-  reconcilePass(kind: string, result: PassResult, seconds: number): void;
+  reconcilePass(kind: PassReport['kind'], result: PassResult, seconds: number): void;
   /** One health-check run against one backend (for the health-check scheduler). */
   healthCheck(labels: { farm: string; backend: string; result: 'up' | 'down' }, seconds: number): void;
   /** One API request, by route pattern (not the raw URL: farm names stay out of the labels). */

@@ -18,14 +18,7 @@ import type { HostInterface } from '../dataplane/netlink/host-network.js';
  */
 export type BackendRole = 'serving' | 'standby' | 'draining' | 'excluded';
 
-export interface DesiredBackend {
-  uid: number;
-  id: number;
-  ip: string;
-  port: number | null;
-  weight: number;
-  priority: number;
-  maxConns: number;
+export interface DesiredBackend extends Pick<Backend, 'uid' | 'id' | 'ip' | 'port' | 'weight' | 'priority' | 'maxConns'> {
   mac: string | null;
   role: BackendRole;
   /** Connections conntrack tracks for it: only for leastconn farms in nat and dnat, else null. */

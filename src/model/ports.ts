@@ -51,7 +51,14 @@ export function portSpecsOverlap(a: PortSpec, b: PortSpec): PortRange | 'any' | 
   return null;
 }
 
+/** The port, when the spec is exactly one port; null for lists, ranges, '*' and no spec. */
+export function singlePortOf(spec: PortSpec | null): number | null {
+  if (!spec || spec.any || spec.ranges.length !== 1) return null;
+  const [r] = spec.ranges as [PortRange];
+  return r.low === r.high ? r.low : null;
+}
+
 /** True when the spec is exactly one port equal to `port`. */
 export function isSinglePort(spec: PortSpec, port: number): boolean {
-  return !spec.any && spec.ranges.length === 1 && spec.ranges[0]!.low === port && spec.ranges[0]!.high === port;
+  return singlePortOf(spec) === port;
 }

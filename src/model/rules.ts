@@ -4,7 +4,7 @@
  * order the fields were set in.
  */
 import type { Backend, Farm } from './farm.js';
-import { isSinglePort, parseVport, portSpecsOverlap } from './ports.js';
+import { isSinglePort, parseVport, portSpecsOverlap, singlePortOf } from './ports.js';
 
 type FarmShape = Pick<Farm, 'name' | 'vip' | 'vport' | 'protocol' | 'nattype' | 'algorithm'>;
 /** A stored backend, or one being added (no id yet). */
@@ -19,7 +19,7 @@ export function dsrBackendPortProblem(farm: FarmShape, backend: BackendShape): s
   const spec = parseVport(farm.vport);
   if (spec && isSinglePort(spec, backend.port)) return null;
   const which = backend.id === undefined ? 'The backend' : `The backend ${backend.id}`;
-  return spec && !spec.any && spec.ranges.length === 1 && spec.ranges[0]!.low === spec.ranges[0]!.high
+  return singlePortOf(spec) !== null
     ? `${which} port ${backend.port} differs from the virtual port ${farm.vport}: in DSR mode a backend port must be empty or equal to the virtual port, because only MAC addresses are rewritten.`
     : `${which} port ${backend.port} cannot be used with the virtual port '${farm.vport}': in DSR mode with several virtual ports a backend port must be empty, because only MAC addresses are rewritten.`;
 }
@@ -49,7 +49,7 @@ export function statelessBackendPortProblem(farm: FarmShape, backend: BackendSha
   if (farm.protocol === 'sctp') {
     return `${which} port ${backend.port} cannot be used with protocol 'sctp' in nattype 'stateless_dnat': the SCTP checksum cannot be fixed in place. Leave the port empty.`;
   }
-  if (!spec || spec.any || spec.ranges.length !== 1 || spec.ranges[0]!.low !== spec.ranges[0]!.high) {
+  if (singlePortOf(spec) === null) {
     return `${which} port ${backend.port} cannot be used with the virtual port '${farm.vport}': in nattype 'stateless_dnat' a backend port needs a single virtual port, because replies are mapped back to it without connection tracking.`;
   }
   return null;

@@ -8,6 +8,7 @@ import { normalizeRanges, parseVport, type PortRange } from '../model/ports.js';
 import type { Snapshot } from '../store/store.js';
 import { findConnectedInterface } from '../dataplane/netlink/ipv4.js';
 import { MAX_SLOT, MAX_SLOT_FARM_ID } from './names.js';
+import { statelessBackendPortProblem } from '../model/rules.js';
 import type { HostInterface } from '../dataplane/netlink/host-network.js';
 
 /**
@@ -166,16 +167,13 @@ function desiredFarm(farm: Farm, backends: Backend[], check: HealthCheck | null,
   const iface = match ? { name: match.iface.name, index: match.iface.index, mac: match.iface.mac } : null;
   const spec = parseVport(farm.vport);
   let problem: string | null = null;
-  const singlePort = spec !== null && !spec.any && spec.ranges.length === 1 && spec.ranges[0]!.low === spec.ranges[0]!.high;
   if (!iface) {
     problem = `no up interface has a network holding the VIP ${farm.vip}; the farm has no rules until one does`;
   } else if (!spec) {
     problem = `the virtual port '${farm.vport}' is not valid`;
-  } else if (farm.nattype === 'stateless_dnat' && !singlePort && backends.some((b) => b.port !== null)) {
-    // Without connection tracking, a reply from port P could not say which virtual port to restore.
-    problem = 'in stateless_dnat a backend may have its own port only when the farm has a single virtual port';
-  } else if (farm.nattype === 'stateless_dnat' && farm.protocol === 'sctp' && backends.some((b) => b.port !== null)) {
-    problem = 'in stateless_dnat an sctp backend cannot have a port of its own (the SCTP checksum cannot be fixed in place)';
+  } else if (backends.some((b) => statelessBackendPortProblem(farm, b) !== null)) {
+    // The API refuses these; a store written otherwise (an import) still gets no broken rules.
+    problem = backends.map((b) => statelessBackendPortProblem(farm, b)).find((p) => p !== null)!;
   } else if (farm.id > MAX_SLOT_FARM_ID || backends.some((b) => b.id > MAX_SLOT)) {
     // Slot marks hold the farm id and the backend id in 30 bits (see names.ts).
     problem = `the data plane numbers farms up to ${MAX_SLOT_FARM_ID} and backends up to ${MAX_SLOT} per farm`;

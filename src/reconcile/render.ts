@@ -70,6 +70,7 @@ import {
 } from './names.js';
 import { BUCKETS, fnv1a, normalizedMembers, rendezvousTable, roundRobinSequence, type RoundRobinMember, type TableMember } from './buckets.js';
 import { parseIPv4 } from '../dataplane/netlink/ipv4.js';
+import { singlePortOf } from '../model/ports.js';
 import { replyClaims, usesConntrack, type DesiredBackend, type DesiredFarm, type DesiredState } from './desired.js';
 import { countNewFlow, forwardedSet, newFlowsSet } from './counting.js';
 import { reuseUnchanged, type ChainDecl, type SetDecl, type TableDecl } from '../dataplane/nft/ruleset.js';
@@ -628,7 +629,7 @@ function renderFarm(farm: DesiredFarm): FarmObjects {
   ];
   const chains: ChainDecl[] = [{ name: farmChain(id), rules }];
   if (stateless) {
-    const single = farm.ports !== null && farm.ports.length === 1 && farm.ports[0]!.low === farm.ports[0]!.high ? farm.ports[0]!.low : null;
+    const single = singlePortOf(farm.ports === null ? { any: true } : { any: false, ranges: farm.ports });
     const rewritesPort = farm.protocol !== 'all' && sendable.some((b) => b.port !== null);
     const restorePort = rewritesPort && single !== null ? ` ${farm.protocol} sport set ${single}` : '';
     chains.push({

@@ -174,7 +174,9 @@ export interface Lab {
   destroy(): Promise<void>;
 }
 
-export async function createLab(opts: LabOptions): Promise<Lab> {
+export async function createLab(requested: LabOptions): Promise<Lab> {
+  // NFTFARM_LAB_TAG (one or two letters) keeps the labs of two checkouts testing on one machine apart.
+  const opts = { ...requested, prefix: `${requested.prefix}${process.env.NFTFARM_LAB_TAG ?? ''}` };
   checkPrefix(opts.prefix);
   const count = opts.backends ?? 2;
   if (!Number.isInteger(count) || count < 1 || count > MAX_BACKENDS) {

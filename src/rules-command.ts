@@ -8,9 +8,10 @@ import type { Config } from './config.js';
 import { readMigrations } from './store/db.js';
 import { Store } from './store/store.js';
 import { openHostNetwork } from './dataplane/netlink/host-network.js';
-import { desiredState } from './reconcile/desired.js';
-import { renderTables } from './reconcile/render.js';
-import { renderTableText } from './dataplane/nft/ruleset.js';
+import { desiredState, isRendered } from './reconcile/desired.js';
+import { renderFarm } from './reconcile/farm-render.js';
+import { assembleTables } from './reconcile/assemble.js';
+import { renderTableText } from './dataplane/nft/objects.js';
 import { NeighborTable } from './dataplane/neighbors.js';
 import { pino } from 'pino';
 
@@ -33,7 +34,7 @@ export async function printRules(config: Config): Promise<number> {
     // The same MAC answers as the reconciler's, without remembering anything (read-only).
     const memory = { knownNeighbors: () => store.knownNeighbors(), rememberNeighbor: () => {} };
     const neighbors = new NeighborTable(net, memory, pino({ level: 'silent' }));
-    await neighbors.refresh();
+    await neighbors.refresh(interfaces);
     const state = desiredState(store.snapshot(), { interfaces, macOf: neighbors.macLookup(interfaces) });
     const lines = [`# nftfarm ruleset for store generation ${state.generation}`];
     for (const farm of state.farms) {
@@ -41,7 +42,7 @@ export async function printRules(config: Config): Promise<number> {
       lines.push(`# farm ${farm.name} (id ${farm.farmId}): ${note}`);
       for (const b of farm.backends) if (farm.running && b.reason) lines.push(`#   backend ${b.id} ${b.ip}: not used: ${b.reason}`);
     }
-    const { netdev, ip } = renderTables(state);
+    const { netdev, ip } = assembleTables(state.farms.filter(isRendered).map(renderFarm));
     process.stdout.write(`${lines.join('\n')}\n`);
     process.stdout.write(netdev ? renderTableText(netdev) : '# no farm needs rules: nftfarm keeps no table in the kernel\n');
     if (ip) process.stdout.write(`\n${renderTableText(ip)}`);

@@ -11,6 +11,7 @@ import { Store } from './store/store.js';
 import { openHostNetwork } from './dataplane/netlink/host-network.js';
 import { netlinkHostView } from './dataplane/host-view.js';
 import { createNftRunner } from './dataplane/nft/runner.js';
+import { dryRunKernel, kernelAccess } from './dataplane/kernel-access.js';
 import { KernelAccessError, preflight } from './dataplane/preflight.js';
 import { createConntrack } from './dataplane/conntrack.js';
 import { Reconciler } from './reconcile/reconciler.js';
@@ -21,7 +22,7 @@ import { VERSION } from './version.js';
 
 export async function serve(config: Config): Promise<number> {
   const log = pino({ level: config.logLevel, base: { pid: process.pid } });
-  const nft = createNftRunner({ log, faultFile: process.env.NFTFARM_FAULT_FILE });
+  const nft = createNftRunner();
   if (!config.dryRun) {
     try {
       await preflight(nft);
@@ -35,7 +36,7 @@ export async function serve(config: Config): Promise<number> {
     }
   }
 
-  const store = new Store(openDatabase(config.dbPath));
+  const store = new Store(openDatabase(config.dbPath), (err) => log.error({ err }, 'a store listener failed; the write stands'));
   const apiKey = resolveApiKey(config.apiKey, config.dbPath);
   if (apiKey.generated) log.info({ apiKeyFile: apiKey.origin }, 'generated a new API key; read it from this file');
   else log.info({ apiKeyFrom: apiKey.origin }, 'API key loaded');
@@ -46,16 +47,17 @@ export async function serve(config: Config): Promise<number> {
   const health = new HealthMonitor({
     store,
     log: log.child({ component: 'health' }),
-    onTransition: () => reconciler.wake(),
+    onTransition: (farmId) => reconciler.healthChanged([farmId]),
     onResult: (r) => {
       if (r.latencyMs !== null) metrics.healthCheck({ farm: r.farm, backend: r.backend, result: r.up ? 'up' : 'down' }, r.latencyMs / 1000);
     },
   });
   const conntrack = createConntrack();
+  const kernel = config.dryRun ? dryRunKernel(log) : kernelAccess(nft, undefined, log);
   const reconciler = new Reconciler({
     store,
     net,
-    nft,
+    kernel,
     log: log.child({ component: 'reconciler' }),
     dryRun: config.dryRun,
     conntrack,
@@ -78,7 +80,6 @@ export async function serve(config: Config): Promise<number> {
   // The first pass converges the kernel to the store in one transaction; farms that did not
   // change keep their flows. With thousands of farms it takes a while, so the API serves
   // meanwhile (farms show dataplane.state 'pending' until it is done).
-  const unsubscribe = store.onChange(() => reconciler.wake());
   const converged = reconciler.start().then(() => log.info({ dataplane: reconciler.system() }, 'first reconcile pass done'));
   health.start();
 
@@ -86,10 +87,10 @@ export async function serve(config: Config): Promise<number> {
     await app.listen({ host: config.listenHost, port: config.listenPort });
   } catch (err) {
     log.fatal({ err }, `cannot listen on ${config.listenHost}:${config.listenPort}`);
-    unsubscribe();
     health.stop();
     await converged;
     await reconciler.stop();
+    kernel.close();
     net.close();
     store.close();
     return 1;
@@ -102,12 +103,12 @@ export async function serve(config: Config): Promise<number> {
   });
   log.info({ signal }, 'shutting down');
   await app.close();
-  unsubscribe();
   health.stop();
   await converged;
   // The kernel rules stay: traffic keeps flowing while nftfarm restarts. With no farm left,
   // the reconciler has already removed everything it made.
   await reconciler.stop();
+  kernel.close();
   counters.close();
   net.close();
   store.close();

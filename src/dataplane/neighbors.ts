@@ -16,6 +16,7 @@ export interface NeighborMemory {
 
 /** States in which the kernel's MAC is current. FAILED/INCOMPLETE entries hold none. */
 const VALID_STATES = new Set(['reachable', 'stale', 'delay', 'probe', 'permanent', 'noarp']);
+const validMac = (e: NeighborEntry): string | null => (e.mac && VALID_STATES.has(e.state) ? e.mac : null);
 const DISCARD_PORT = 9;
 /** How often an unresolved backend is asked for again. */
 const MISS_PROBE_INTERVAL_MS = 1000;
@@ -42,33 +43,38 @@ export class NeighborTable {
     for (const n of memory.knownNeighbors()) this.remembered.set(`${n.interface}|${n.ip}`, n.mac);
   }
 
-  /** Reads the kernel's ARP table (one netlink dump). */
-  async refresh(): Promise<void> {
+  /**
+   * Reads the kernel's ARP table (one netlink dump), remembers the MACs it shows, and returns
+   * the addresses whose answer (`lookup`) changed: only farms with those backends need a pass.
+   */
+  async refresh(interfaces: readonly { index: number; name: string }[]): Promise<Set<string>> {
+    const names = new Map(interfaces.map((i) => [i.index, i.name]));
+    const before = new Map([...this.entries].map(([k, e]) => [k, validMac(e)]));
     const entries = await this.net.listNeighbors();
     this.entries = new Map(entries.map((e) => [`${e.ifindex}|${e.ip}`, e]));
+    const changed = new Set<string>();
+    for (const [k, e] of this.entries) {
+      const mac = validMac(e);
+      if (before.get(k) !== mac) changed.add(e.ip);
+      const ifname = names.get(e.ifindex);
+      if (!mac || ifname === undefined) continue;
+      const key = `${ifname}|${e.ip}`;
+      if (this.remembered.get(key) === mac) continue;
+      if (this.remembered.has(key)) this.log.info({ ip: e.ip, interface: ifname, from: this.remembered.get(key), to: mac }, 'backend MAC address changed');
+      this.remembered.set(key, mac);
+      this.memory.rememberNeighbor(ifname, e.ip, mac);
+    }
+    for (const [k, mac] of before) if (mac && !this.entries.has(k)) changed.add(k.slice(k.indexOf('|') + 1));
+    return changed;
   }
 
-  /** What lookups depend on: which IPs have a current MAC, and which. */
-  fingerprint(): string {
-    return [...this.entries.values()]
-      .map((e) => `${e.ifindex}|${e.ip}|${e.mac && VALID_STATES.has(e.state) ? e.mac : ''}`)
-      .sort()
-      .join(',');
-  }
-
+  /** The MAC to send to: the kernel's current one, or the last one remembered. Reads only. */
   lookup(ifindex: number, ifname: string, ip: string): Lookup {
     const entry = this.entries.get(`${ifindex}|${ip}`);
-    const key = `${ifname}|${ip}`;
-    if (entry && entry.mac && VALID_STATES.has(entry.state)) {
-      if (this.remembered.get(key) !== entry.mac) {
-        if (this.remembered.has(key)) this.log.info({ ip, interface: ifname, from: this.remembered.get(key), to: entry.mac }, 'backend MAC address changed');
-        this.remembered.set(key, entry.mac);
-        this.memory.rememberNeighbor(ifname, ip, entry.mac);
-      }
-      return { mac: entry.mac, source: 'kernel' };
-    }
-    const mac = this.remembered.get(key);
-    return mac ? { mac, source: 'remembered' } : { mac: null, source: 'none' };
+    const mac = entry ? validMac(entry) : null;
+    if (mac) return { mac, source: 'kernel' };
+    const remembered = this.remembered.get(`${ifname}|${ip}`);
+    return remembered ? { mac: remembered, source: 'remembered' } : { mac: null, source: 'none' };
   }
 
   /** `macOf` for the desired state: the MAC to send to for an IP on an interface, or null. */

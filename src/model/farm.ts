@@ -15,6 +15,13 @@ export type Persistence = (typeof PERSISTENCE_MODES)[number];
 
 export type Maintenance = 'none' | 'drain' | 'cut';
 
+/**
+ * The data plane's numbering (reconcile/names.ts): farm slots in 19 bits (a farm's region of
+ * the selection map sits beside them in a 31-bit key), backend marks below 2^31.
+ */
+export const MAX_FARM_SLOT = 2 ** 19 - 1;
+export const MAX_BACKEND_MARK = 2 ** 31 - 1;
+
 export interface Farm {
   id: number;
   name: string;
@@ -28,6 +35,8 @@ export interface Farm {
   ttl: number;
   running: boolean;
   generation: number;
+  /** Data-plane slot: names the farm's kernel objects; reused after the farm is deleted. */
+  slot: number;
 }
 
 export interface Backend {

@@ -7,6 +7,7 @@
 import type { Farm } from '../model/farm.js';
 import type { SessionKeyLayout } from '../dataplane/sessions.js';
 import {
+  FARM_DROPS_SET,
   FORWARDED_SET,
   NAT_TABLE_FAMILY,
   NAT_TABLE_NAME,
@@ -14,7 +15,6 @@ import {
   TABLE_FAMILY,
   TABLE_NAME,
   BACKEND_MACS_MAP,
-  farmChain,
   farmSessionsMap,
   flowsMap,
 } from '../reconcile/names.js';
@@ -32,10 +32,10 @@ export interface FarmCounterSources {
   /** A table-wide set keyed by backend mark whose per-element counters count the flows each backend was chosen for. */
   newFlows: string;
   /**
-   * The farm's chain: its last `counter` counts the farm's packets that no backend took, and
-   * its presence says whether the farm is in the kernel at all.
+   * A table-wide set keyed by farm slot whose per-element counters count the packets each farm
+   * dropped for want of a backend; the farm's element says whether it is in the kernel at all.
    */
-  dropped: string;
+  dropped: { set: string; slot: number };
   /**
    * What is established per backend: the elements of a flow map (flow -> backend mark),
    * counted by value (dsr, stateless_dnat), or the connections conntrack tracks with the
@@ -47,8 +47,9 @@ export interface FarmCounterSources {
 }
 
 /** Where each mode's farms keep their counters. */
-export function counterSourcesFor(farm: Pick<Farm, 'id' | 'nattype' | 'protocol' | 'persistence'>): FarmCounterSources {
-  const sessions = farm.persistence === '' ? null : { map: farmSessionsMap(farm.id), layout: farm.persistence };
+export function counterSourcesFor(farm: Pick<Farm, 'slot' | 'nattype' | 'protocol' | 'persistence'>): FarmCounterSources {
+  const sessions = farm.persistence === '' ? null : { map: farmSessionsMap(farm.slot), layout: farm.persistence };
+  const dropped = { set: FARM_DROPS_SET, slot: farm.slot };
   switch (farm.nattype) {
     case 'dsr':
     case 'stateless_dnat':
@@ -59,7 +60,7 @@ export function counterSourcesFor(farm: Pick<Farm, 'id' | 'nattype' | 'protocol'
         table: TABLE_NAME,
         forwarded: BACKEND_MACS_MAP,
         newFlows: NEW_FLOWS_SET,
-        dropped: farmChain(farm.id),
+        dropped,
         established: { kind: 'pins', map: flowsMap(farm.protocol) },
         sessions,
       };
@@ -70,7 +71,7 @@ export function counterSourcesFor(farm: Pick<Farm, 'id' | 'nattype' | 'protocol'
         table: NAT_TABLE_NAME,
         forwarded: FORWARDED_SET,
         newFlows: NEW_FLOWS_SET,
-        dropped: farmChain(farm.id),
+        dropped,
         established: { kind: 'conntrack' },
         sessions,
       };

@@ -131,9 +131,10 @@ async function readFarm(
   };
   const own = new Set(farm.backends.map((b) => b.uid));
   const forwarded = await indexed(s.forwarded, 'key');
-  const rules = await objects.chainCounters(s.family, s.table, s.dropped);
-  // No table, or no chain for the farm: the farm is not in the kernel.
-  if (forwarded === null || rules === null) return null;
+  const drops = await indexed(s.dropped.set, 'key');
+  // No table, or no drop counter for the farm: the farm is not in the kernel.
+  const dropElement = drops?.get(s.dropped.slot)?.[0];
+  if (forwarded === null || !dropElement) return null;
   const newFlows = (await indexed(s.newFlows, 'key')) ?? new Map<number, SetElement[]>();
   const pins = (s.established.kind === 'pins' ? await indexed(s.established.map, 'data') : null) ?? new Map<number, SetElement[]>();
   const connections = s.established.kind === 'conntrack' ? await tracked(shared) : null;
@@ -151,8 +152,7 @@ async function readFarm(
     established += b.established;
     if (b.packets || b.bytes || b.newFlows || b.established) backends.set(uid, b);
   }
-  // The last counter of the farm chain is its final `counter drop`.
-  const drop = rules.flatMap((r) => r.counters).at(-1) ?? { packets: 0, bytes: 0 };
+  const drop = dropElement.counter ?? { packets: 0, bytes: 0 };
 
   const sessions = withSessions && s.sessions ? ((await readSessions(objects, s.family, s.table, s.sessions.map, s.sessions.layout)) ?? []) : null;
   const sum = (f: (b: BackendCounters) => number) => [...backends.values()].reduce((a, b) => a + f(b), 0);

@@ -1,15 +1,20 @@
 /**
  * What the data plane should do, derived from the store and the facts of the host (its
- * interfaces and the MAC addresses of backends). Pure: the same inputs give the same state,
- * on every node.
+ * interfaces, the MAC addresses of backends, health verdicts, connection counts). Pure: the
+ * same inputs give the same state, on every node. One farm at a time (`desiredFarm`), so a
+ * change costs what it changes; the few rules that span farms (two farms may not claim the
+ * same dispatch key, nor the same stateless_dnat replies) live in claims.ts, which the
+ * reconciler keeps up to date incrementally.
  */
 import type { Algorithm, Backend, Farm, HealthCheck, NatType, Persistence, Protocol } from '../model/farm.js';
 import { normalizeRanges, parseVport, type PortRange } from '../model/ports.js';
-import type { Snapshot } from '../store/store.js';
+import type { FarmConfig, Snapshot } from '../store/store.js';
 import { findConnectedInterface } from '../dataplane/netlink/ipv4.js';
-import { MAX_SLOT, MAX_SLOT_FARM_ID } from './names.js';
+import { MAX_BACKEND_MARK, MAX_FARM_SLOT } from './names.js';
 import { statelessBackendPortProblem } from '../model/rules.js';
+import { FarmClaims } from './claims.js';
 import type { HostInterface } from '../dataplane/netlink/host-network.js';
+import { regionSize } from './selection.js';
 
 /**
  * serving: receives new flows. standby: a lower priority is up, keeps its pinned flows.
@@ -20,6 +25,8 @@ import type { HostInterface } from '../dataplane/netlink/host-network.js';
 export type BackendRole = 'serving' | 'standby' | 'draining' | 'excluded';
 
 export interface DesiredBackend extends Pick<Backend, 'uid' | 'id' | 'ip' | 'port' | 'weight' | 'priority' | 'maxConns'> {
+  /** What names it on every node (selection tables): address and port. */
+  identity: string;
   mac: string | null;
   role: BackendRole;
   /** Connections conntrack tracks for it: only for leastconn farms in nat and dnat, else null. */
@@ -38,6 +45,8 @@ export interface VipInterface {
 
 export interface DesiredFarm {
   farmId: number;
+  /** Data-plane slot: names the farm's kernel objects and its selection region. */
+  slot: number;
   name: string;
   generation: number;
   running: boolean;
@@ -52,6 +61,8 @@ export interface DesiredFarm {
   iface: VipInterface | null;
   /** The VIP is already an address of this host: the kernel answers ARP, no proxy needed. */
   vipIsLocal: boolean;
+  /** Buckets of the farm's selection region (from the number of backends configured). */
+  regionSize: number;
   backends: DesiredBackend[];
   /** Why a running farm gets no rules, or null when it is rendered. */
   problem: string | null;
@@ -100,69 +111,52 @@ export interface BackendHealth {
 export const sendsToBackendMacs = (nattype: NatType): boolean => nattype === 'dsr' || nattype === 'stateless_dnat';
 /** Modes in which conntrack tracks (and pins) every connection. */
 export const usesConntrack = (nattype: NatType): boolean => nattype === 'nat' || nattype === 'dnat';
+/** A farm that gets rules in the kernel. */
+export const isRendered = (f: DesiredFarm): boolean => f.running && f.problem === null;
 
-/** Renders the farms' lifecycle and priorities into what the kernel must do. */
+/** The whole desired state at once (a full pass, `nftfarm rules`, the golden tests). */
 export function desiredState(snapshot: Snapshot, facts: HostFacts): DesiredState {
-  const localAddresses = new Set(facts.interfaces.flatMap((i) => i.addresses.map((a) => a.address)));
-  const farms = snapshot.farms.map(({ farm, backends, healthCheck }) => desiredFarm(farm, backends, healthCheck, facts, localAddresses));
-  refuseOverlappingReplies(farms);
-  const announcements = new Map<string, Announcement>();
-  for (const f of farms) {
-    if (f.problem === null && f.running && f.iface && !f.vipIsLocal && !announcements.has(f.vip)) {
-      announcements.set(f.vip, { vip: f.vip, iface: f.iface });
-    }
-  }
+  const local = localAddressesOf(facts.interfaces);
+  const derived = snapshot.farms.map((config) => desiredFarm(config, facts, local));
+  const claims = new FarmClaims();
+  for (const f of derived) claims.set(f);
+  const farms = derived.map((f) => {
+    const problem = claims.problemOf(f);
+    return problem ? { ...f, problem } : f;
+  });
+  return { generation: snapshot.generation, farms, announcements: announcementsOf(farms), routedInterfaces: routedInterfacesOf(farms, facts.interfaces) };
+}
+
+export const localAddressesOf = (interfaces: readonly HostInterface[]): Set<string> =>
+  new Set(interfaces.flatMap((i) => i.addresses.map((a) => a.address)));
+
+/** One VIP announcement per VIP of a rendered farm that needs one. */
+export function announcementsOf(farms: Iterable<DesiredFarm>): Announcement[] {
+  const out = new Map<string, Announcement>();
+  for (const f of farms) if (isRendered(f) && f.iface && !f.vipIsLocal && !out.has(f.vip)) out.set(f.vip, { vip: f.vip, iface: f.iface });
+  return [...out.values()].sort((a, b) => (a.vip < b.vip ? -1 : 1));
+}
+
+/** Where nat, dnat and stateless_dnat traffic comes in and goes out. */
+export function routedInterfacesOf(farms: Iterable<DesiredFarm>, interfaces: readonly HostInterface[]): VipInterface[] {
   const routed = new Map<string, VipInterface>();
   for (const f of farms) {
-    if (f.problem !== null || !f.running || !f.iface || f.nattype === 'dsr') continue;
+    if (!isRendered(f) || !f.iface || f.nattype === 'dsr') continue;
     routed.set(f.iface.name, f.iface);
     for (const b of f.backends) {
-      const match = findConnectedInterface(facts.interfaces, b.ip);
+      const match = findConnectedInterface([...interfaces], b.ip);
       if (match) routed.set(match.iface.name, { name: match.iface.name, index: match.iface.index, mac: match.iface.mac });
     }
   }
-  return {
-    generation: snapshot.generation,
-    farms,
-    announcements: [...announcements.values()].sort((a, b) => (a.vip < b.vip ? -1 : 1)),
-    routedInterfaces: [...routed.values()].sort((a, b) => (a.name < b.name ? -1 : 1)),
-  };
+  return [...routed.values()].sort((a, b) => (a.name < b.name ? -1 : 1));
 }
 
 /**
- * stateless_dnat recognises a backend's replies by its address, protocol and source port
- * alone: two running farms cannot claim the same ones. The farm with the higher id gets a
- * problem (and no rules) instead of a transaction the kernel would refuse.
+ * One farm's desired state, from its configuration and the host's facts. Its problem says why
+ * a running farm gets no rules; the claims across farms are judged apart (FarmClaims).
  */
-function refuseOverlappingReplies(farms: DesiredFarm[]): void {
-  const claims: { ip: string; protocol: Protocol; low: number; high: number; farm: string }[] = [];
-  const overlaps = (a: { ip: string; protocol: Protocol; low: number; high: number }, b: typeof a) =>
-    a.ip === b.ip && (a.protocol === b.protocol || a.protocol === 'all' || b.protocol === 'all') && a.low <= b.high && b.low <= a.high;
-  for (const f of [...farms].sort((a, b) => a.farmId - b.farmId)) {
-    if (f.nattype !== 'stateless_dnat' || !f.running || f.problem !== null) continue;
-    const mine = replyClaims(f);
-    const clash = mine.flatMap((m) => claims.filter((c) => overlaps(m, c)).map((c) => ({ m, c })))[0];
-    if (clash) {
-      f.problem = `backend ${clash.m.ip} (${clash.m.protocol} ${clash.m.low}-${clash.m.high}) already answers for the stateless_dnat farm ${clash.c.farm}: its replies could not be told apart`;
-      continue;
-    }
-    claims.push(...mine.map((m) => ({ ...m, farm: f.name })));
-  }
-}
-
-/** The address, protocol and source ports of the replies of a stateless_dnat farm's backends. */
-export function replyClaims(f: DesiredFarm): { ip: string; protocol: Protocol; low: number; high: number }[] {
-  const ranges = f.ports ?? [{ low: 0, high: 65535 }];
-  return f.backends.flatMap((b) =>
-    f.protocol === 'all'
-      ? [{ ip: b.ip, protocol: f.protocol, low: 0, high: 65535 }]
-      : b.port !== null
-        ? [{ ip: b.ip, protocol: f.protocol, low: b.port, high: b.port }]
-        : ranges.map((r) => ({ ip: b.ip, protocol: f.protocol, low: r.low, high: r.high })),
-  );
-}
-
-function desiredFarm(farm: Farm, backends: Backend[], check: HealthCheck | null, facts: HostFacts, localAddresses: Set<string>): DesiredFarm {
+export function desiredFarm(config: FarmConfig, facts: HostFacts, localAddresses: ReadonlySet<string>): DesiredFarm {
+  const { farm, backends, healthCheck } = config;
   const match = findConnectedInterface(facts.interfaces, farm.vip);
   const iface = match ? { name: match.iface.name, index: match.iface.index, mac: match.iface.mac } : null;
   const spec = parseVport(farm.vport);
@@ -174,12 +168,12 @@ function desiredFarm(farm: Farm, backends: Backend[], check: HealthCheck | null,
   } else if (backends.some((b) => statelessBackendPortProblem(farm, b) !== null)) {
     // The API refuses these; a store written otherwise (an import) still gets no broken rules.
     problem = backends.map((b) => statelessBackendPortProblem(farm, b)).find((p) => p !== null)!;
-  } else if (farm.id > MAX_SLOT_FARM_ID || backends.some((b) => b.id > MAX_SLOT)) {
-    // Slot marks hold the farm id and the backend id in 30 bits (see names.ts).
-    problem = `the data plane numbers farms up to ${MAX_SLOT_FARM_ID} and backends up to ${MAX_SLOT} per farm`;
+  } else if (farm.slot > MAX_FARM_SLOT || backends.some((b) => b.uid > MAX_BACKEND_MARK)) {
+    problem = `the data plane numbers at most ${MAX_FARM_SLOT + 1} farms and ${MAX_BACKEND_MARK} backends`;
   }
   return {
     farmId: farm.id,
+    slot: farm.slot,
     name: farm.name,
     generation: farm.generation,
     running: farm.running,
@@ -192,11 +186,12 @@ function desiredFarm(farm: Farm, backends: Backend[], check: HealthCheck | null,
     ttl: farm.ttl,
     iface,
     vipIsLocal: localAddresses.has(farm.vip),
+    regionSize: regionSize(backends.length),
     // Only DSR and stateless_dnat send frames to backend MACs; the others let the kernel route.
     backends: assignRoles(
       backends,
       sendsToBackendMacs(farm.nattype) ? iface : null,
-      check,
+      healthCheck,
       facts,
       usesConntrack(farm.nattype) ? facts.connections : undefined,
       farm.algorithm === 'leastconn' && usesConntrack(farm.nattype),
@@ -242,6 +237,7 @@ function assignRoles(
       id: b.id,
       ip: b.ip,
       port: b.port,
+      identity: `${b.ip}:${b.port ?? ''}`,
       weight: b.weight,
       priority: b.priority,
       maxConns: b.maxConns,

@@ -1,65 +1,86 @@
 /**
- * The only writer to the kernel. Each pass reads the store and the host, renders the whole
- * desired table, and applies the difference from what the kernel has as one `nft -f`
- * transaction. Woken by store writes (debounced: a burst costs one pass), and every few
- * seconds to check for drift (someone flushed or edited the table) and for new neighbour
- * facts. A failed pass leaves the kernel as it was (nft is atomic), is reported in the
- * status, and is retried with backoff as a full resync.
+ * The only writer to the kernel. It follows the store's change feed (which farms changed) and
+ * the host's facts (interfaces, backend MACs, health verdicts, connection counts); each pass
+ * re-derives and re-renders only the farms those touched, plans their differences from what
+ * it applied (element-level changes of the table-wide maps, plan.ts) and applies them as one
+ * atomic transaction. A pass starts as soon as something changed and none is running; changes
+ * that arrive meanwhile share the next one. A full pass (at start, after a failure, after
+ * drift) re-derives every farm and rewrites what the kernel holds of nftfarm's tables in one
+ * transaction, keeping pins and sessions. A failed pass leaves the kernel as it was, is
+ * reported on the farms it carried and in the status, and is retried with backoff as a full
+ * pass.
  */
 import type { Logger } from 'pino';
 import type { Store } from '../store/store.js';
-import { readSessions, type SessionKeyLayout } from '../dataplane/sessions.js';
-import { openNftObjectReader, type NftObjectReader } from '../dataplane/netlink/nft-objects.js';
-import { counterSourcesFor } from '../observe/counter-sources.js';
-import { initialSystemRuntime, type LiveSession, type DataplaneView, type FarmRuntime, type SystemRuntime } from '../model/runtime.js';
-import type { HostNetwork } from '../dataplane/netlink/host-network.js';
-import type { NftRunner } from '../dataplane/nft/runner.js';
+import type { HostInterface, HostNetwork } from '../dataplane/netlink/host-network.js';
+import { initialSystemRuntime, type DataplaneView, type FarmRuntime, type LiveSession, type SystemRuntime } from '../model/runtime.js';
+import type { TableInventory } from '../dataplane/netlink/nft-objects.js';
+import type { KernelWriter } from '../dataplane/kernel-writer.js';
+import type { TableName } from '../dataplane/nft/objects.js';
+import { transactionText, type ElementOperation, type Operation } from '../dataplane/nft/transaction.js';
 import { VipAnnouncer } from '../dataplane/announcer.js';
 import { NeighborTable } from '../dataplane/neighbors.js';
-import { readRulesetGeneration, type RulesetGeneration } from '../dataplane/netlink/nft-generation.js';
-import {
-  elementCommands,
-  kernelTableFromListing,
-  knownKernelTable,
-  planTransaction,
-  type KernelTable,
-} from '../dataplane/nft/ruleset.js';
 import type { Conntrack } from '../dataplane/conntrack.js';
-import { desiredState, usesConntrack, type BackendHealth, type DesiredState } from './desired.js';
-import { newRenderCache, renderTables, type RenderCache, type RenderedTables } from './render.js';
-import { NAT_TABLE_FAMILY, NAT_TABLE_NAME, TABLE_FAMILY, TABLE_NAME } from './names.js';
-
-/** nftfarm's tables: netdev (every farm's dispatch, dsr, stateless_dnat) and ip (nat, dnat). */
-const TABLES = [
-  { family: TABLE_FAMILY, name: TABLE_NAME, of: (r: RenderedTables) => r.netdev },
-  { family: NAT_TABLE_FAMILY, name: NAT_TABLE_NAME, of: (r: RenderedTables) => r.ip },
-] as const;
-type Tables = (KernelTable | null)[];
+import type { SessionKeyLayout } from '../dataplane/sessions.js';
+import { findConnectedInterface } from '../dataplane/netlink/ipv4.js';
+import {
+  desiredFarm,
+  isRendered,
+  localAddressesOf,
+  sendsToBackendMacs,
+  usesConntrack,
+  type Announcement,
+  type BackendHealth,
+  type DesiredFarm,
+  type HostFacts,
+  type VipInterface,
+} from './desired.js';
+import { FarmClaims } from './claims.js';
+import { dynamicMap, renderFarm, SESSION_KEYS, type FarmObjects } from './farm-render.js';
+import { AppliedState, planChanges } from './plan.js';
+import { ingressChainOf, ipBaseChains, tableSets, TABLE_NAMES, TABLES } from './tables.js';
+import { ANY_DISPATCH_MAP, PORT_DISPATCH_MAP, RANGE_DISPATCH_MAP, farmSessionsMap } from './names.js';
 
 /** How often the connections of leastconn and max_conns backends are counted. */
 const LOAD_INTERVAL_MS = 1000;
-import { farmChanges } from './change-log.js';
+/** Above this many farms changed in one pass (a full pass), one summary line instead of one per farm. */
+const MAX_FARM_LOG_LINES = 50;
 
-/** What a pass did: committed a transaction, found nothing to commit, or only checked. */
+/** What a pass did: committed a transaction, found nothing to commit, or had nothing to do. */
 export type PassResult = 'applied' | 'unchanged' | 'idle' | 'failed';
+export type PassKind = 'full' | 'incremental';
 export interface PassReport {
   kind: PassKind;
   result: PassResult;
   seconds: number;
 }
-/** Above this many farms changed in one pass (a cold start), one summary line instead of one per farm. */
-const MAX_FARM_LOG_LINES = 50;
+
+/** What the reconciler reads and writes in the kernel (a fake in unit tests). */
+export interface KernelAccess {
+  writer: KernelWriter;
+  /** The chains and sets of one of nftfarm's tables; null when it does not exist. */
+  inventory(table: TableName): Promise<TableInventory | null>;
+  /** The kernel's ruleset generation: every commit, by anyone, bumps it. */
+  generation(): Promise<number>;
+  /** A dynamic map's elements (persistence sessions); null when it does not exist. */
+  sessions(table: TableName, map: string, layout: SessionKeyLayout): Promise<LiveSession[] | null>;
+}
+
+/** What the reconciler reads from the health monitor. */
+export interface HealthFacts {
+  healthOf(uid: number): BackendHealth | null;
+}
 
 export interface ReconcilerOptions {
   store: Store;
   net: HostNetwork;
-  nft: NftRunner;
+  kernel: KernelAccess;
   log: Logger;
+  /** Render and log, never write the kernel (no root needed). */
   dryRun: boolean;
   /** Counts and flushes the connections of nat and dnat farms; absent: not done. */
   conntrack?: Conntrack;
-  debounceMs?: number;
-  /** Drift check (a ruleset generation read), neighbour refresh and announcement repair period. */
+  /** Period of the checks for drift, interface changes, unresolved MACs and announcements. */
   resyncIntervalMs?: number;
   maxBackoffMs?: number;
   /** Backend health from the checks (src/health); absent: every backend counts as healthy. */
@@ -68,77 +89,76 @@ export interface ReconcilerOptions {
   onPass?: (report: PassReport) => void;
 }
 
-/** What the reconciler reads from the health monitor. */
-export interface HealthFacts {
-  healthOf(uid: number): BackendHealth | null;
-  /** Changes whenever some backend's health changes. */
-  fingerprint(): string;
-}
-
-type PassKind = 'full' | 'incremental' | 'check';
-
 export class Reconciler implements DataplaneView {
   private readonly store: Store;
   private readonly net: HostNetwork;
-  private readonly nft: NftRunner;
+  private readonly kernel: KernelAccess;
   private readonly log: Logger;
   private readonly dryRun: boolean;
-  private readonly debounceMs: number;
+  private readonly conntrack: Conntrack | undefined;
+  private readonly health: HealthFacts | undefined;
   private readonly resyncIntervalMs: number;
   private readonly maxBackoffMs: number;
   private readonly onPass: ((report: PassReport) => void) | undefined;
   private readonly announcer: VipAnnouncer;
   private readonly neighbors: NeighborTable;
-  private readonly conntrack: Conntrack | undefined;
-  private readonly health: HealthFacts | undefined;
-  /** Netlink reads of the session maps (read-only), opened on first use. */
-  private objects: NftObjectReader | undefined;
 
-  /** The kernel's copy of each table (in TABLES order) after the last successful pass; undefined: unknown. */
-  private applied: Tables | undefined = undefined;
-  /** Connections per backend mark, for leastconn and max_conns; undefined until counted. */
+  /** What the kernel holds of nftfarm's tables, as applied. */
+  private applied = new AppliedState();
+  /** Each farm as derived from its configuration and the host (before claims across farms are judged). */
+  private readonly derived = new Map<number, DesiredFarm>();
+  /** Each farm as applied (claims judged). */
+  private readonly desired = new Map<number, DesiredFarm>();
+  private claims = new FarmClaims();
+  private readonly runtimes = new Map<number, FarmRuntime>();
+  /** Farms that send to backend MACs, by backend address: a neighbour change wakes only them. */
+  private readonly farmsByBackendIp = new Map<string, Set<number>>();
+  /** The farm of each backend whose connection count matters (leastconn, max_conns). */
+  private readonly counted = new Map<number, number>();
   private connections: Map<number, number> | undefined = undefined;
-  private readonly farms = new Map<number, FarmRuntime>();
-  private readonly renderCache: RenderCache = newRenderCache();
-  /** The kernel ruleset generation at which the kernel was last known to hold `applied`. */
-  private verifiedGeneration = -1;
-  /** What the last successful pass was computed from, and its result. */
-  private lastInputs: { storeGeneration: number; hostKey: string } | null = null;
-  private lastState: DesiredState | null = null;
-  private readonly status: SystemRuntime;
+  private interfaces: HostInterface[] = [];
+  private interfacesKey = '';
+  /** VIP announcements and routed interfaces, with the farms that want each. */
+  private readonly vipUsers = new Map<string, { iface: VipInterface; farms: Set<number> }>();
+  private readonly routedUsers = new Map<string, { iface: VipInterface; farms: Set<number> }>();
+  private announcedKey = '';
 
+  private readonly dirty = new Set<number>();
+  private fullNeeded = true;
+  private neighborsDirty = false;
+  private running = false;
+  private lock: Promise<unknown> = Promise.resolve();
+  private notBefore = 0;
+  private stopped = false;
+  /** The kernel's ruleset generation when it was last known to hold what nftfarm applied. */
+  private knownGeneration = -1;
+  private readonly status: SystemRuntime;
   private timer: NodeJS.Timeout | null = null;
   private ticker: NodeJS.Timeout | null = null;
   private loadTicker: NodeJS.Timeout | null = null;
   private counting = false;
-  private inFlight: Promise<void> | null = null;
-  private dirty = false;
-  private needFull = true;
-  private notBefore = 0;
-  private stopped = false;
-  private unwatch: (() => void) | null = null;
+  private unsubscribe: (() => void)[] = [];
 
   constructor(options: ReconcilerOptions) {
     this.store = options.store;
     this.net = options.net;
-    this.nft = options.nft;
+    this.kernel = options.kernel;
     this.log = options.log;
     this.dryRun = options.dryRun;
     this.conntrack = options.conntrack;
-    this.debounceMs = options.debounceMs ?? 25;
+    this.health = options.health;
     this.resyncIntervalMs = options.resyncIntervalMs ?? 2000;
     this.maxBackoffMs = options.maxBackoffMs ?? 30_000;
     this.onPass = options.onPass;
     this.announcer = new VipAnnouncer(this.net, this.store, this.log);
     this.neighbors = new NeighborTable(this.net, this.store, this.log);
-    this.health = options.health;
     this.status = initialSystemRuntime(this.dryRun ? 'dry-run' : 'kernel');
   }
 
   // ---- DataplaneView ----
 
   farm(farmId: number): FarmRuntime | undefined {
-    return this.farms.get(farmId);
+    return this.runtimes.get(farmId);
   }
 
   system(): SystemRuntime {
@@ -149,10 +169,9 @@ export class Reconciler implements DataplaneView {
     const where = this.sessionsMapOf(farmId);
     if (!where) return [];
     try {
-      this.objects ??= openNftObjectReader();
-      return (await readSessions(this.objects, where.family, where.table, where.map, where.layout)) ?? [];
+      return (await this.kernel.sessions(where.table, where.map, where.layout)) ?? [];
     } catch (err) {
-      this.log.warn({ farmId, err: err instanceof Error ? err.message : String(err) }, 'could not read the sessions of a farm');
+      this.log.warn({ farmId, err: messageOf(err) }, 'could not read the sessions of a farm');
       return [];
     }
   }
@@ -162,16 +181,16 @@ export class Reconciler implements DataplaneView {
     return this.exclusive(async () => {
       const where = this.sessionsMapOf(farmId);
       if (!where) return 0;
-      const prefix = `${where.family} ${where.table} ${where.map}`;
       for (let attempt = 0; ; attempt++) {
         const victims = (await this.sessions(farmId)).filter((s) => backendUid === undefined || s.mark === backendUid);
         if (victims.length === 0) return 0;
-        const script =
+        const set = dynamicMap(where.map, SESSION_KEYS[where.layout].type, 1);
+        const op: ElementOperation =
           backendUid === undefined
-            ? `flush map ${prefix}\n`
-            : `${elementCommands('delete', `${where.family} ${where.table}`, where.map, victims.map((v) => v.key)).join('\n')}\n`;
+            ? { op: 'flush-set', table: TABLES[where.table], set, elements: [] }
+            : { op: 'delete-elements', table: TABLES[where.table], set, elements: victims.map((v) => ({ key: v.key, value: String(v.mark) })) };
         try {
-          await this.nft.apply(script);
+          await this.kernel.writer.apply([op]);
           this.log.info({ farmId, backendUid: backendUid ?? null, sessions: victims.length }, 'flushed persistence sessions');
           return victims.length;
         } catch (err) {
@@ -182,314 +201,297 @@ export class Reconciler implements DataplaneView {
     });
   }
 
-  /** Where the farm's sessions are, as the statistics read them; null when it has none in the kernel. */
-  private sessionsMapOf(farmId: number): { family: string; table: string; map: string; layout: SessionKeyLayout } | null {
-    const f = this.lastState?.farms.find((x) => x.farmId === farmId);
-    if (this.dryRun || !f || !f.running || f.problem !== null) return null;
-    const sources = counterSourcesFor({ id: f.farmId, nattype: f.nattype, protocol: f.protocol, persistence: f.persistence });
-    return sources.sessions ? { family: sources.family, table: sources.table, ...sources.sessions } : null;
+  /** Where the farm's sessions are; null when it has none in the kernel. */
+  private sessionsMapOf(farmId: number): { table: TableName; map: string; layout: SessionKeyLayout } | null {
+    const f = this.desired.get(farmId);
+    if (this.dryRun || !f || !isRendered(f) || f.persistence === '') return null;
+    return { table: usesConntrack(f.nattype) ? 'ip' : 'netdev', map: farmSessionsMap(f.slot), layout: f.persistence };
   }
 
-  /** Runs `fn` while no pass runs, and keeps passes waiting until it is done. */
-  private async exclusive<T>(fn: () => Promise<T>): Promise<T> {
-    while (this.inFlight) await this.inFlight;
-    const result = fn();
-    this.inFlight = result.then(
-      () => undefined,
-      () => undefined,
-    );
-    try {
-      return await result;
-    } finally {
-      this.inFlight = null;
-      if (this.dirty && !this.stopped) this.schedule(this.debounceMs);
-    }
+  // ---- inputs ----
+
+  /** Farms whose configuration changed (the store's change feed). */
+  farmsChanged(farmIds: Iterable<number>): void {
+    for (const id of farmIds) this.dirty.add(id);
+    this.kick();
+  }
+
+  /** The health of some backends of these farms changed. */
+  healthChanged(farmIds: Iterable<number>): void {
+    this.farmsChanged(farmIds);
   }
 
   // ---- lifecycle ----
 
-  /** Converges once (a full resync in one transaction), then keeps converging. */
+  /** Converges once (a full pass in one transaction), then follows the changes. */
   async start(): Promise<void> {
+    this.unsubscribe.push(this.store.onChange((change) => this.farmsChanged(change.farmIds)));
     // Watch first: the first pass asks the kernel for missing MACs, and the answers must wake us.
-    if (this.net.watchNeighbors) this.unwatch = this.net.watchNeighbors(() => this.wake());
-    await this.runPass('full');
-    this.ticker = setInterval(() => this.tick(), this.resyncIntervalMs);
+    if (this.net.watchNeighbors) {
+      this.unsubscribe.push(
+        this.net.watchNeighbors(() => {
+          this.neighborsDirty = true;
+          this.kick();
+        }),
+      );
+    }
+    await this.exclusive(() => this.onePass());
+    this.ticker = setInterval(() => void this.tick(), this.resyncIntervalMs);
     this.ticker.unref();
     if (this.conntrack && !this.dryRun) {
       this.loadTicker = setInterval(() => void this.countConnections(), LOAD_INTERVAL_MS);
       this.loadTicker.unref();
     }
+    this.kick();
   }
 
-  /**
-   * Counts the connections of the backends of leastconn and max_conns farms (nat, dnat) and
-   * converges again when a count changed: their share of new flows depends on it.
-   */
-  private async countConnections(): Promise<void> {
-    if (this.counting || this.stopped || !this.conntrack || !this.lastState) return;
-    const marks = countedMarks(this.lastState);
-    if (marks.size === 0) return;
-    this.counting = true;
-    try {
-      const counts = await this.conntrack.countByMark();
-      const mine = new Map([...counts].filter(([mark]) => marks.has(mark)));
-      const before = this.connections;
-      this.connections = mine;
-      if (!before || before.size !== mine.size || [...mine].some(([m, n]) => before.get(m) !== n)) this.wake();
-    } catch (err) {
-      this.log.warn({ err: err instanceof Error ? err.message : String(err) }, 'could not count connections (leastconn, max_conns)');
-    } finally {
-      this.counting = false;
-    }
-  }
-
-  /** A write happened: converge soon. Bursts of writes share one pass. */
-  wake(): void {
-    this.dirty = true;
-    this.schedule(this.debounceMs);
-  }
-
-  /** Stops the loop after applying any pending change; the kernel keeps the rules. */
+  /** Stops following changes after applying what is pending; the kernel keeps the rules. */
   async stop(): Promise<void> {
     this.stopped = true;
+    for (const u of this.unsubscribe) u();
     if (this.timer) clearTimeout(this.timer);
     if (this.ticker) clearInterval(this.ticker);
     if (this.loadTicker) clearInterval(this.loadTicker);
-    this.unwatch?.();
-    if (this.inFlight) await this.inFlight;
+    await this.lock;
     // A farm deleted just before shutdown must still lose its rules and announcement.
-    if (this.dirty) {
-      await this.pass(this.needFull ? 'full' : 'incremental').catch((err: unknown) =>
-        this.log.error({ err: err instanceof Error ? err.message : String(err) }, 'the last reconcile pass before stopping failed'),
-      );
+    if (this.dirty.size > 0 || this.fullNeeded) {
+      await this.exclusive(() => this.onePass()).catch((err: unknown) => this.log.error({ err: messageOf(err) }, 'the last reconcile pass before stopping failed'));
     }
     this.neighbors.close();
-    this.objects?.close();
   }
 
-  private tick(): void {
-    if (this.timer === null && this.inFlight === null) void this.runPass('check');
+  /** Runs `fn` while no pass runs, and keeps passes waiting until it is done. */
+  private exclusive<T>(fn: () => Promise<T>): Promise<T> {
+    const result = this.lock.then(fn);
+    this.lock = result.catch(() => undefined);
+    return result;
   }
 
-  private schedule(delayMs: number): void {
-    if (this.stopped || this.timer) return;
-    const wait = Math.max(delayMs, this.notBefore - Date.now());
-    this.timer = setTimeout(() => {
-      this.timer = null;
-      void this.runPass(this.needFull ? 'full' : 'incremental');
-    }, wait);
-    this.timer.unref();
+  private pending(): boolean {
+    return this.fullNeeded || this.dirty.size > 0 || this.neighborsDirty;
   }
 
-  private async runPass(kind: PassKind): Promise<void> {
-    if (this.inFlight) {
-      this.dirty = true;
+  /** Starts a pass now if something is pending and none runs (after the backoff, if any). */
+  private kick(): void {
+    if (this.stopped || this.running || this.timer || !this.pending()) return;
+    const wait = this.notBefore - Date.now();
+    if (wait > 0) {
+      this.timer = setTimeout(() => {
+        this.timer = null;
+        this.kick();
+      }, wait);
+      this.timer.unref();
       return;
     }
-    this.dirty = false;
+    this.running = true;
+    setImmediate(() => void this.loop());
+  }
+
+  private async loop(): Promise<void> {
+    try {
+      while (!this.stopped && this.pending() && Date.now() >= this.notBefore) await this.exclusive(() => this.onePass());
+    } finally {
+      this.running = false;
+      this.kick();
+    }
+  }
+
+  private async onePass(): Promise<void> {
+    const kind: PassKind = this.fullNeeded ? 'full' : 'incremental';
     const started = performance.now();
     const report = (result: PassResult) => this.onPass?.({ kind, result, seconds: (performance.now() - started) / 1000 });
-    this.inFlight = this.pass(kind).then(report, (err: unknown) => {
-      report('failed');
-      this.failed(err, performance.now() - started);
-    });
+    const carried = new Set<number>();
     try {
-      await this.inFlight;
-    } finally {
-      this.inFlight = null;
+      report(kind === 'full' ? await this.fullPass(carried) : await this.incrementalPass(carried));
+    } catch (err) {
+      report('failed');
+      this.failed(err, performance.now() - started, carried);
     }
-    if (this.dirty && !this.stopped) this.schedule(this.debounceMs);
   }
 
-  // ---- one pass ----
+  // ---- passes ----
 
-  private async pass(kind: PassKind): Promise<PassResult> {
-    const passStarted = performance.now();
-    const interfaces = await this.net.listInterfaces();
-    await this.neighbors.refresh();
-    const hostKey = `${JSON.stringify(interfaces)}\n${this.neighbors.fingerprint()}\n${this.health?.fingerprint() ?? ''}`;
-
-    let full = kind === 'full' || this.applied === undefined;
-    // Someone else committed to nftables since the kernel was last checked: list and compare.
-    let suspect = false;
-    let generation: RulesetGeneration | null = null;
-    if (!this.dryRun && !full && kind === 'check') {
-      generation = await readRulesetGeneration();
-      suspect = generation.id !== this.verifiedGeneration;
-      if (suspect) this.log.debug({ generation: generation.id, verified: this.verifiedGeneration }, 'the nftables ruleset changed: checking for drift');
-    }
-
-    // A periodic check with nothing new anywhere: keep announcements and probes going, and stop.
-    if (kind === 'check' && !full && !suspect && this.lastInputs?.storeGeneration === this.store.generation() && this.lastInputs.hostKey === hostKey) {
-      if (!this.dryRun && this.lastState) {
-        this.neighbors.probe(this.backendsToResolve(this.lastState));
-        await this.announcer.announce(this.lastState.announcements, this.lastState.routedInterfaces);
-      }
-      return 'idle';
-    }
-
-    const snapshot = this.store.snapshot();
-    const state = desiredState(snapshot, {
-      interfaces,
-      macOf: this.neighbors.macLookup(interfaces),
+  private facts(): HostFacts {
+    const names = new Map(this.interfaces.map((i) => [i.index, i.name]));
+    return {
+      interfaces: this.interfaces,
+      macOf: (ifindex, ip) => this.neighbors.lookup(ifindex, names.get(ifindex) ?? '', ip).mac,
       connections: this.connections,
       healthOf: (uid) => this.health?.healthOf(uid) ?? null,
-    });
-    const rendered = renderTables(state, this.renderCache);
-    const tables = TABLES.map((t) => t.of(rendered));
+    };
+  }
 
-    let kernel: Tables = full ? TABLES.map(() => null) : (this.applied as Tables);
-    if (!this.dryRun && (full || suspect)) {
-      const before = generation ?? (await readRulesetGeneration());
-      const listing = await this.nft.run(['-t', '-j', 'list', 'ruleset']);
-      const listed = TABLES.map((t) => kernelTableFromListing(listing, t.family, t.name));
-      const drift = full ? null : TABLES.map((t, i) => this.driftOf(t, listed[i] ?? null, i)).find((d) => d !== null) ?? null;
-      if (drift) {
-        this.log.warn({ drift }, 'the kernel ruleset drifted from what nftfarm applied: repairing with a full resync');
-        full = true;
-      }
-      if (full) kernel = listed;
-      // Whatever committed after `before` is checked on the next tick.
-      this.verifiedGeneration = before.id;
+  private async refreshInterfaces(): Promise<boolean> {
+    const interfaces = await this.net.listInterfaces();
+    const key = JSON.stringify(interfaces);
+    if (key === this.interfacesKey) return false;
+    this.interfaces = interfaces;
+    this.interfacesKey = key;
+    return true;
+  }
+
+  /** Applies the changes of the dirty farms. */
+  private async incrementalPass(carried: Set<number>): Promise<PassResult> {
+    const started = performance.now();
+    const generation = this.store.generation();
+    if (this.neighborsDirty) {
+      this.neighborsDirty = false;
+      for (const ip of await this.neighbors.refresh(this.interfaces)) for (const id of this.farmsByBackendIp.get(ip) ?? []) this.dirty.add(id);
     }
-    const commands = TABLES.flatMap((t, i) => planTransaction(kernel[i] ?? null, tables[i] ?? null, t.family, t.name));
+    if (this.dirty.size === 0) return 'idle';
+    const ids = [...this.dirty];
+    this.dirty.clear();
+    for (const id of ids) carried.add(id);
+    const configs = this.store.farmConfigs(ids);
+    const facts = this.facts();
+    const local = localAddressesOf(this.interfaces);
+    // Claims first for every changed farm, then judgements: a farm's judgement depends on
+    // the claims of others, and a change of claims may change an overlapping farm's.
+    const rejudge = new Set<number>();
+    for (const id of ids) {
+      const config = configs.get(id);
+      const farm = config ? desiredFarm(config, facts, local) : null;
+      if (farm) this.derived.set(id, farm);
+      else this.derived.delete(id);
+      for (const other of this.claims.set(farm, id)) rejudge.add(other);
+    }
+    const changes = new Map<number, FarmObjects | null>();
+    const before = new Map<number, DesiredFarm | undefined>();
+    for (const id of ids) this.judge(id, changes, before, true);
+    for (const id of rejudge) if (!changes.has(id) && this.derived.has(id)) this.judge(id, changes, before, false);
+    for (const id of changes.keys()) carried.add(id);
+    return this.apply(changes, before, generation, started, 'incremental');
+  }
+
+  /** Judges the farm's claims and renders it when its state changed (`changed`: its inputs changed). */
+  private judge(id: number, changes: Map<number, FarmObjects | null>, before: Map<number, DesiredFarm | undefined>, changed: boolean): void {
+    const derived = this.derived.get(id);
+    const problem = derived ? this.claims.problemOf(derived) : null;
+    const farm = derived && problem ? { ...derived, problem } : (derived ?? null);
+    const was = this.desired.get(id);
+    if (!changed && was && farm && was.problem === farm.problem) return;
+    before.set(id, was);
+    if (farm) this.desired.set(id, farm);
+    else this.desired.delete(id);
+    changes.set(id, farm && isRendered(farm) ? renderFarm(farm) : null);
+  }
+
+  /** Derives, renders and rewrites everything (start, after a failure or drift). */
+  private async fullPass(carried: Set<number>): Promise<PassResult> {
+    const started = performance.now();
+    const snapshot = this.store.snapshot();
+    await this.refreshInterfaces();
+    await this.neighbors.refresh(this.interfaces);
+    this.neighborsDirty = false;
+    this.dirty.clear();
+    const facts = this.facts();
+    const local = localAddressesOf(this.interfaces);
+    this.claims = new FarmClaims();
+    const gone = new Set(this.desired.keys());
+    this.derived.clear();
+    for (const config of snapshot.farms) {
+      const farm = desiredFarm(config, facts, local);
+      this.derived.set(farm.farmId, farm);
+      this.claims.set(farm);
+      gone.delete(farm.farmId);
+      carried.add(farm.farmId);
+    }
+    const changes = new Map<number, FarmObjects | null>();
+    const before = new Map<number, DesiredFarm | undefined>();
+    for (const id of this.derived.keys()) this.judge(id, changes, before, true);
+    for (const id of gone) {
+      before.set(id, this.desired.get(id));
+      this.desired.delete(id);
+      changes.set(id, null);
+    }
+    // The kernel's state is unknown: plan from nothing, then rebase onto what it holds.
+    this.applied = new AppliedState();
+    return this.apply(changes, before, snapshot.generation, started, 'full');
+  }
+
+  /** Plans, writes and records one pass's changes. */
+  private async apply(
+    changes: Map<number, FarmObjects | null>,
+    before: Map<number, DesiredFarm | undefined>,
+    generation: number,
+    started: number,
+    kind: PassKind,
+  ): Promise<PassResult> {
+    for (const [id] of changes) this.updateIndexes(id, before.get(id), this.desired.get(id));
+    const plan = planChanges(this.applied, changes);
+    const wanted = this.wantedAnnouncements();
+    if (!this.dryRun && wanted.key !== this.announcedKey) await this.announcer.retract(wanted.announcements, wanted.routed);
+
+    let via = '';
+    let operations: Operation[] = plan.operations;
+    if (kind === 'full' && !this.dryRun) {
+      const inventories = await Promise.all(TABLE_NAMES.map((t) => this.kernel.inventory(t)));
+      const empty = inventories.every((i) => i === null);
+      operations = empty ? operations : rebase(operations, new Map(TABLE_NAMES.map((t, i) => [t, inventories[i] ?? null])));
+      if (operations.length > 0) {
+        if (empty) await this.kernel.writer.load(operations, isDispatch);
+        else await this.kernel.writer.apply(operations);
+        via = empty ? 'load' : 'nft';
+      }
+      this.knownGeneration = await this.kernel.generation();
+    } else if (operations.length > 0) {
+      if (this.dryRun) this.log.info({ generation, script: transactionText(operations) }, 'dry run: not applying the transaction');
+      else {
+        const was = await this.kernel.generation();
+        via = (await this.kernel.writer.apply(operations)).via;
+        // One transaction is one commit: if nothing else committed meanwhile, the kernel holds
+        // exactly what was planned. Otherwise the next check compares.
+        const now = await this.kernel.generation();
+        if (now === was + 1 && this.knownGeneration === was) this.knownGeneration = now;
+      }
+    }
+    plan.commit();
+    this.fullNeeded = false;
 
     if (!this.dryRun) {
-      this.neighbors.probe(this.backendsToResolve(state));
-      await this.announcer.retract(state.announcements, state.routedInterfaces);
-    }
-    if (commands.length > 0) {
-      const script = `${commands.join('\n')}\n`;
-      if (this.dryRun) this.log.info({ generation: snapshot.generation, full, script }, 'dry run: not applying the transaction');
-      else {
-        const started = Date.now();
-        const before = await readRulesetGeneration();
-        await this.nft.apply(script);
-        this.log.info({ generation: snapshot.generation, full, commands: commands.length, ms: Date.now() - started }, 'applied the nftables transaction');
-        this.logChanges(state, commands, performance.now() - passStarted, full);
-        // One transaction is one commit: if nothing else committed meanwhile, the kernel holds
-        // exactly what was planned. Otherwise the next tick lists and compares.
-        const after = await readRulesetGeneration();
-        if (after.id === before.id + 1) this.verifiedGeneration = after.id;
+      this.probe(changes.keys());
+      if (wanted.key !== this.announcedKey) {
+        await this.announcer.announce(wanted.announcements, wanted.routed);
+        this.announcedKey = wanted.key;
       }
+      await this.forgetConnections(changes.keys(), before);
     }
-    if (!this.dryRun && this.lastState) await this.forgetConnections(this.lastState, state);
-    this.applied = tables.map((t) => (t ? knownKernelTable(t) : null));
-    this.needFull = false;
-    if (!this.dryRun) await this.announcer.announce(state.announcements, state.routedInterfaces);
-    this.lastInputs = { storeGeneration: snapshot.generation, hostKey };
-    this.lastState = state;
-    this.succeeded(state, snapshot.generation);
-    return commands.length > 0 && !this.dryRun ? 'applied' : 'unchanged';
-  }
-
-  /** One line per farm the transaction changed (farm, generation, objects touched, pass duration). */
-  private logChanges(state: DesiredState, commands: string[], passMs: number, full: boolean): void {
-    const ms = Math.round(passMs * 10) / 10;
-    const prefixes = TABLES.map((t) => `${t.family} ${t.name}`);
-    const changed = state.farms.filter((f) => this.farms.get(f.farmId)?.generation !== f.generation).length;
-    if (changed > MAX_FARM_LOG_LINES) {
-      this.log.info({ generation: state.generation, farms: changed, commands: commands.length, passMs: ms, full }, 'applied changes to many farms');
-      return;
+    const passMs = Math.round((performance.now() - started) * 10) / 10;
+    this.logChanges(changes, before, plan.touched, passMs, kind, via);
+    for (const id of changes.keys()) {
+      const farm = this.desired.get(id);
+      if (farm) this.runtimes.set(id, runtimeOf(farm));
+      else this.runtimes.delete(id);
     }
-    for (const c of farmChanges(this.farms, state, commands, prefixes)) {
-      this.log.info({ farm: c.farm, farmId: c.farmId, generation: c.generation, deleted: c.deleted || undefined, objects: c.objects, passMs: ms, full }, 'applied farm change');
-    }
-  }
-
-  /**
-   * Connections conntrack keeps for a backend that no longer gets them (cut, removed, its farm
-   * stopped, deleted or switched to a mode without conntrack) are deleted: conntrack would
-   * otherwise keep sending their packets to it. Draining backends keep theirs.
-   */
-  private async forgetConnections(before: DesiredState, after: DesiredState): Promise<void> {
-    if (!this.conntrack) return;
-    const tracked = (state: DesiredState) =>
-      new Set(
-        state.farms
-          .filter((f) => f.running && f.problem === null && usesConntrack(f.nattype))
-          .flatMap((f) => f.backends.filter((b) => b.role !== 'excluded').map((b) => b.uid)),
-      );
-    const still = tracked(after);
-    for (const mark of tracked(before)) {
-      if (still.has(mark)) continue;
-      try {
-        const deleted = await this.conntrack.deleteByMark(mark);
-        this.log.info({ mark, deleted }, 'deleted the tracked connections of a backend that no longer receives them');
-      } catch (err) {
-        this.log.warn({ mark, err: err instanceof Error ? err.message : String(err) }, 'could not delete the tracked connections of a backend');
-      }
-    }
-  }
-
-  /** Compares the kernel's structure (from the cheap terse listing) with what was applied last. */
-  private driftOf(table: (typeof TABLES)[number], kernel: KernelTable | null, index: number): string | null {
-    const applied = (this.applied as Tables)[index] ?? null;
-    if (!applied) return kernel ? `a table ${table.family} ${table.name} nftfarm did not create exists` : null;
-    if (!kernel) return `the table ${table.family} ${table.name} is missing`;
-    for (const name of applied.chains.keys()) if (!kernel.chains.has(name)) return `chain ${name} is missing`;
-    for (const name of applied.sets.keys()) if (!kernel.sets.has(name)) return `set ${name} is missing`;
-    for (const name of kernel.chains.keys()) if (!applied.chains.has(name)) return `unknown chain ${name}`;
-    for (const [name, chain] of applied.chains) {
-      const count = kernel.chains.get(name)?.listedRules ?? 0;
-      const expected = chain.rules?.length ?? 0;
-      if (count !== expected) return `chain ${name} has ${count} rules instead of ${expected}`;
-    }
-    return null;
-  }
-
-  private backendsToResolve(state: DesiredState): { ifindex: number; ip: string }[] {
-    return state.farms
-      .filter((f) => f.running && f.problem === null && f.iface)
-      .flatMap((f) => f.backends.map((b) => ({ ifindex: f.iface!.index, ip: b.ip })));
-  }
-
-  private succeeded(state: DesiredState, generation: number): void {
-    const seen = new Set<number>();
-    for (const f of state.farms) {
-      seen.add(f.farmId);
-      const backends = new Map(f.backends.map((b) => [b.uid, { usable: b.role !== 'excluded' && !b.checkFailing, ...(b.reason ? { reason: b.reason } : {}) }]));
-      this.farms.set(f.farmId, {
-        generation: f.generation,
-        state: !f.running ? 'stopped' : f.problem ? 'failed' : 'applied',
-        appliedGeneration: f.problem && f.running ? null : f.generation,
-        error: f.running ? f.problem : null,
-        interface: f.iface?.name ?? null,
-        notice:
-          f.algorithm === 'leastconn' && !usesConntrack(f.nattype)
-            ? `leastconn needs connection tracking, which nattype '${f.nattype}' does not have: new flows are balanced by weight (as in ZEVENET)`
-            : null,
-        backends,
-      });
-    }
-    for (const id of this.farms.keys()) if (!seen.has(id)) this.farms.delete(id);
     this.status.appliedGeneration = generation;
     this.status.lastPassAt = new Date().toISOString();
     this.status.lastError = null;
     this.status.consecutiveFailures = 0;
     this.status.passes++;
     this.notBefore = 0;
+    return operations.length > 0 && !this.dryRun ? 'applied' : 'unchanged';
   }
 
-  private failed(err: unknown, passMs: number): void {
-    const message = err instanceof Error ? err.message : String(err);
+  private failed(err: unknown, passMs: number, carried: Set<number>): void {
+    const message = messageOf(err);
     this.status.consecutiveFailures++;
     this.status.lastError = message;
     this.status.lastPassAt = new Date().toISOString();
     this.status.passes++;
-    // Unknown kernel state now: the next pass lists the kernel and converges all of it.
-    this.applied = undefined;
-    this.needFull = true;
+    // Unknown kernel state now: the next pass reads the kernel and converges all of it.
+    this.fullNeeded = true;
     const backoff = Math.min(this.maxBackoffMs, 1000 * 2 ** (this.status.consecutiveFailures - 1));
     this.notBefore = Date.now() + backoff;
     this.log.error(
       { err: message, generation: this.store.generation(), passMs: Math.round(passMs * 10) / 10, failures: this.status.consecutiveFailures, retryInMs: backoff },
       'reconcile pass failed; the kernel keeps its previous ruleset',
     );
-    for (const { farm } of this.store.snapshot().farms) {
-      const runtime = this.farms.get(farm.id);
-      if (runtime?.appliedGeneration === farm.generation) continue;
-      this.farms.set(farm.id, {
+    for (const id of carried) {
+      const farm = this.derived.get(id);
+      if (!farm) continue;
+      const runtime = this.runtimes.get(id);
+      if (runtime?.appliedGeneration === farm.generation && runtime.state !== 'failed') continue;
+      this.runtimes.set(id, {
         generation: farm.generation,
         state: 'failed',
         appliedGeneration: runtime?.appliedGeneration ?? null,
@@ -498,21 +500,277 @@ export class Reconciler implements DataplaneView {
         backends: runtime?.backends ?? new Map(),
       });
     }
-    this.dirty = true;
-    this.schedule(backoff);
+    this.kick();
+  }
+
+  // ---- host facts, checks ----
+
+  /**
+   * Every few seconds: interfaces (a change re-derives every farm), the ARP table when no
+   * notification says so, MACs still missing, drift of the kernel, and the announcements.
+   */
+  private async tick(): Promise<void> {
+    if (this.stopped || this.running) return;
+    try {
+      if (await this.refreshInterfaces()) for (const id of this.derived.keys()) this.dirty.add(id);
+      if (!this.net.watchNeighbors) this.neighborsDirty = true;
+      if (!this.dryRun) {
+        this.probe(this.derived.keys());
+        await this.checkDrift();
+        if (!this.fullNeeded) {
+          const wanted = this.wantedAnnouncements();
+          await this.exclusive(() => this.announcer.announce(wanted.announcements, wanted.routed));
+        }
+      }
+    } catch (err) {
+      this.log.warn({ err: messageOf(err) }, 'periodic check failed');
+    }
+    this.kick();
+  }
+
+  /** Someone else committed to nftables: compare what the kernel holds with what was applied. */
+  private async checkDrift(): Promise<void> {
+    if (this.fullNeeded) return;
+    const generation = await this.kernel.generation();
+    if (generation === this.knownGeneration) return;
+    const drift = await this.exclusive(async () => {
+      for (const table of TABLE_NAMES) {
+        const problem = driftOf(table, await this.kernel.inventory(table), this.applied);
+        if (problem) return problem;
+      }
+      return null;
+    });
+    if (drift) {
+      this.log.warn({ drift }, 'the kernel ruleset drifted from what nftfarm applied: repairing with a full pass');
+      this.fullNeeded = true;
+    } else this.knownGeneration = generation;
+  }
+
+  /** Asks the kernel to resolve the MACs of the backends of these farms that still have none. */
+  private probe(farmIds: Iterable<number>): void {
+    const wanted: { ifindex: number; ip: string }[] = [];
+    for (const id of farmIds) {
+      const f = this.desired.get(id);
+      if (f && isRendered(f) && f.iface && sendsToBackendMacs(f.nattype)) for (const b of f.backends) wanted.push({ ifindex: f.iface.index, ip: b.ip });
+    }
+    if (wanted.length > 0) this.neighbors.probe(wanted);
+  }
+
+  /**
+   * Counts the connections of the backends of leastconn and max_conns farms (nat, dnat) and
+   * re-renders a farm when one of its counts changed: its share of new flows depends on it.
+   */
+  private async countConnections(): Promise<void> {
+    if (this.counting || this.stopped || !this.conntrack || this.counted.size === 0) return;
+    this.counting = true;
+    try {
+      const counts = await this.conntrack.countByMark();
+      const mine = new Map([...this.counted.keys()].map((uid) => [uid, counts.get(uid) ?? 0]));
+      const before = this.connections;
+      this.connections = mine;
+      for (const [uid, n] of mine) if (before?.get(uid) !== n) this.dirty.add(this.counted.get(uid)!);
+      this.kick();
+    } catch (err) {
+      this.log.warn({ err: messageOf(err) }, 'could not count connections (leastconn, max_conns)');
+    } finally {
+      this.counting = false;
+    }
+  }
+
+  /** Keeps the per-farm indexes (backend addresses, counted backends, announcements) in step. */
+  private updateIndexes(id: number, was: DesiredFarm | undefined, now: DesiredFarm | undefined): void {
+    const drop = <K>(m: Map<K, { farms: Set<number> }> | Map<K, Set<number>>, key: K) => {
+      const entry = m.get(key) as Set<number> | { farms: Set<number> } | undefined;
+      const set = entry instanceof Set ? entry : entry?.farms;
+      set?.delete(id);
+      if (set?.size === 0) m.delete(key);
+    };
+    if (was) {
+      for (const b of was.backends) {
+        drop(this.farmsByBackendIp, b.ip);
+        if (this.counted.get(b.uid) === id) this.counted.delete(b.uid);
+      }
+      drop(this.vipUsers, was.vip);
+      for (const i of this.routedOf(was)) drop(this.routedUsers, i.name);
+    }
+    if (!now) return;
+    if (sendsToBackendMacs(now.nattype)) {
+      for (const b of now.backends) {
+        let ids = this.farmsByBackendIp.get(b.ip);
+        if (!ids) this.farmsByBackendIp.set(b.ip, (ids = new Set()));
+        ids.add(id);
+      }
+    }
+    if (isRendered(now) && usesConntrack(now.nattype)) {
+      for (const b of now.backends) if (now.algorithm === 'leastconn' || b.maxConns > 0) this.counted.set(b.uid, id);
+    }
+    if (isRendered(now) && now.iface && !now.vipIsLocal) {
+      const entry = this.vipUsers.get(now.vip) ?? { iface: now.iface, farms: new Set<number>() };
+      entry.farms.add(id);
+      this.vipUsers.set(now.vip, entry);
+    }
+    for (const iface of this.routedOf(now)) {
+      const entry = this.routedUsers.get(iface.name) ?? { iface, farms: new Set<number>() };
+      entry.farms.add(id);
+      this.routedUsers.set(iface.name, entry);
+    }
+  }
+
+  /** Where a nat, dnat or stateless_dnat farm's traffic comes in and goes out (forwarding on, no redirects). */
+  private routedOf(f: DesiredFarm): VipInterface[] {
+    if (!isRendered(f) || !f.iface || f.nattype === 'dsr') return [];
+    const out = new Map<string, VipInterface>([[f.iface.name, f.iface]]);
+    for (const b of f.backends) {
+      const match = findConnectedInterface(this.interfaces, b.ip);
+      if (match) out.set(match.iface.name, { name: match.iface.name, index: match.iface.index, mac: match.iface.mac });
+    }
+    return [...out.values()];
+  }
+
+  private wantedAnnouncements(): { announcements: Announcement[]; routed: VipInterface[]; key: string } {
+    const announcements = [...this.vipUsers].map(([vip, e]) => ({ vip, iface: e.iface })).sort((a, b) => (a.vip < b.vip ? -1 : 1));
+    const routed = [...this.routedUsers.values()].map((e) => e.iface).sort((a, b) => (a.name < b.name ? -1 : 1));
+    return { announcements, routed, key: JSON.stringify([announcements, routed]) };
+  }
+
+  /**
+   * Connections conntrack keeps for a backend that no longer gets them (cut, removed, its farm
+   * stopped, deleted or switched to a mode without conntrack) are deleted: conntrack would
+   * otherwise keep sending their packets to it. Draining backends keep theirs.
+   */
+  private async forgetConnections(farmIds: Iterable<number>, before: Map<number, DesiredFarm | undefined>): Promise<void> {
+    if (!this.conntrack) return;
+    const tracked = (f: DesiredFarm | undefined) =>
+      new Set(f && isRendered(f) && usesConntrack(f.nattype) ? f.backends.filter((b) => b.role !== 'excluded').map((b) => b.uid) : []);
+    for (const id of farmIds) {
+      const still = tracked(this.desired.get(id));
+      for (const mark of tracked(before.get(id))) {
+        if (still.has(mark)) continue;
+        try {
+          const deleted = await this.conntrack.deleteByMark(mark);
+          this.log.info({ mark, deleted }, 'deleted the tracked connections of a backend that no longer receives them');
+        } catch (err) {
+          this.log.warn({ mark, err: messageOf(err) }, 'could not delete the tracked connections of a backend');
+        }
+      }
+    }
+  }
+
+  /** One line per farm the pass changed (or a summary line for many). */
+  private logChanges(
+    changes: Map<number, FarmObjects | null>,
+    before: Map<number, DesiredFarm | undefined>,
+    touched: Map<number, string[]>,
+    passMs: number,
+    kind: PassKind,
+    via: string,
+  ): void {
+    const changed = [...changes.keys()].filter((id) => touched.has(id) || before.get(id)?.generation !== this.desired.get(id)?.generation);
+    if (changed.length > MAX_FARM_LOG_LINES) {
+      this.log.info({ farms: changed.length, passMs, kind, via }, 'applied changes to many farms');
+      return;
+    }
+    for (const id of changed) {
+      const farm = this.desired.get(id);
+      this.log.info(
+        { farm: farm?.name ?? null, farmId: id, generation: farm?.generation ?? null, deleted: farm ? undefined : true, objects: touched.get(id) ?? [], passMs, kind, via },
+        'applied farm change',
+      );
+    }
   }
 }
 
-/**
- * The backends whose connection count matters: all of a leastconn farm's, and those with a
- * max_conns, in nat and dnat. A change in anyone else's count wakes no pass.
- */
-function countedMarks(state: DesiredState): Set<number> {
-  const marks = new Set<number>();
-  for (const f of state.farms) {
-    if (!f.running || f.problem !== null || !usesConntrack(f.nattype)) continue;
-    for (const b of f.backends) if (f.algorithm === 'leastconn' || b.maxConns > 0) marks.add(b.uid);
-  }
-  return marks;
+/** A farm's data-plane status for the API. */
+function runtimeOf(f: DesiredFarm): FarmRuntime {
+  return {
+    generation: f.generation,
+    state: !f.running ? 'stopped' : f.problem ? 'failed' : 'applied',
+    appliedGeneration: f.problem && f.running ? null : f.generation,
+    error: f.running ? f.problem : null,
+    interface: f.iface?.name ?? null,
+    notice:
+      f.algorithm === 'leastconn' && !usesConntrack(f.nattype)
+        ? `leastconn needs connection tracking, which nattype '${f.nattype}' does not have: new flows are balanced by weight (as in ZEVENET)`
+        : null,
+    backends: new Map(f.backends.map((b) => [b.uid, { usable: b.role !== 'excluded' && !b.checkFailing, ...(b.reason ? { reason: b.reason } : {}) }])),
+  };
 }
+
+/** Dispatch elements go last in a first load: no packet reaches a farm before its elements do. */
+const isDispatch = (o: ElementOperation): boolean => o.set.name === PORT_DISPATCH_MAP || o.set.name === RANGE_DISPATCH_MAP || o.set.name === ANY_DISPATCH_MAP;
+
+
+/**
+ * A plan made from nothing, turned into one that rewrites what the kernel holds: existing
+ * static sets are re-created (their elements are rendered again), dynamic ones kept (pins and
+ * sessions are live state), existing chains rewritten, base chains re-created, and objects
+ * nftfarm no longer wants deleted. One transaction, so traffic never sees a half state.
+ */
+export function rebase(operations: readonly Operation[], kernel: ReadonlyMap<TableName, TableInventory | null>): Operation[] {
+  const out: Operation[] = [];
+  const tableOf = (o: Operation): TableName => (o.table === TABLES.netdev ? 'netdev' : 'ip');
+  const wantedTables = new Set(operations.filter((o) => o.op === 'add-table').map(tableOf));
+  const wantedChains = new Map<TableName, Set<string>>(TABLE_NAMES.map((t) => [t, new Set()]));
+  const wantedSets = new Map<TableName, Set<string>>(TABLE_NAMES.map((t) => [t, new Set()]));
+  for (const o of operations) {
+    const t = tableOf(o);
+    const have = kernel.get(t);
+    if (o.op === 'add-chain') wantedChains.get(t)!.add(o.chain.name);
+    if (o.op === 'add-set') wantedSets.get(t)!.add(o.set.name);
+    if (!have) {
+      out.push(o);
+      continue;
+    }
+    if (o.op === 'add-set') {
+      const existing = have.sets.get(o.set.name);
+      // Static content is rendered again; a dynamic set (pins, sessions) keeps its content.
+      if (existing && !(existing.dynamic && o.set.dynamic)) out.push({ op: 'delete-set', table: o.table, set: { ...o.set, kind: existing.map ? 'map' : 'set' } });
+      out.push(o);
+    } else if (o.op === 'add-chain' && have.chains.has(o.chain.name)) {
+      // A base chain is bound to its interface when created: re-created, in the same transaction.
+      if (o.chain.hook) out.push({ op: 'delete-chain', table: o.table, chain: o.chain.name }, o);
+      else out.push({ op: 'replace-rules', table: o.table, chain: o.chain });
+    } else out.push(o);
+  }
+  for (const t of TABLE_NAMES) {
+    const have = kernel.get(t);
+    if (!have) continue;
+    if (!wantedTables.has(t)) {
+      out.push({ op: 'delete-table', table: TABLES[t] });
+      continue;
+    }
+    for (const name of have.chains.keys()) if (!wantedChains.get(t)!.has(name)) out.push({ op: 'delete-chain', table: TABLES[t], chain: name });
+    for (const [name, s] of have.sets) {
+      if (wantedSets.get(t)!.has(name)) continue;
+      out.push({ op: 'delete-set', table: TABLES[t], set: { kind: s.map ? 'map' : 'set', name, body: [], typeKey: '', dynamic: s.dynamic } });
+    }
+  }
+  return out;
+}
+
+/** What differs between the structure the kernel lists and what nftfarm applied, or null. */
+function driftOf(table: TableName, kernel: TableInventory | null, applied: AppliedState): string | null {
+  if (!applied.tableExists(table)) return kernel ? `a table ${TABLES[table].family} ${TABLES[table].name} nftfarm did not create exists` : null;
+  if (!kernel) return `the table ${TABLES[table].family} ${TABLES[table].name} is missing`;
+  const chains = new Map<string, number>();
+  const sets = new Set(tableSets(table).map((s) => s.name));
+  if (table === 'ip') for (const c of ipBaseChains()) chains.set(c.name, c.rules.length);
+  for (const [, e] of applied.ingress) if (table === 'netdev') chains.set(ingressChainOf(e.value).name, ingressChainOf({ iface: e.value.iface, replies: e.replyUsers > 0 }).rules.length);
+  for (const [, e] of applied.stages) if (e.value.table === table) chains.set(e.value.chain.name, e.value.chain.rules.length);
+  for (const f of applied.farms.values()) {
+    for (const c of f.chains) if (c.table === table) chains.set(c.chain.name, c.chain.rules.length);
+    for (const s of f.sets) if (s.table === table) sets.add(s.set.name);
+  }
+  for (const name of sets) if (!kernel.sets.has(name)) return `set ${name} is missing`;
+  for (const name of kernel.sets.keys()) if (!sets.has(name)) return `unknown set ${name}`;
+  for (const [name, rules] of chains) {
+    const listed = kernel.chains.get(name);
+    if (!listed) return `chain ${name} is missing`;
+    if (listed.rules !== rules) return `chain ${name} has ${listed.rules} rules instead of ${rules}`;
+  }
+  for (const name of kernel.chains.keys()) if (!chains.has(name)) return `unknown chain ${name}`;
+  return null;
+}
+
+const messageOf = (err: unknown): string => (err instanceof Error ? err.message : String(err));
 

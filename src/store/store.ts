@@ -1,5 +1,5 @@
 import type { Db } from './db.js';
-import type { Backend, Farm, HealthCheck, Maintenance } from '../model/farm.js';
+import { MAX_BACKEND_MARK, MAX_FARM_SLOT, type Backend, type Farm, type HealthCheck, type Maintenance } from '../model/farm.js';
 
 /** A farm with everything the data plane needs, read in one consistent snapshot. */
 export interface FarmConfig {
@@ -13,7 +13,7 @@ export interface Snapshot {
   farms: FarmConfig[];
 }
 
-export type NewFarm = Omit<Farm, 'id' | 'profile' | 'generation'>;
+export type NewFarm = Omit<Farm, 'id' | 'profile' | 'generation' | 'slot'>;
 
 export type FarmChanges = Partial<NewFarm>;
 
@@ -115,22 +115,40 @@ const CHECK_COLUMNS: Record<keyof HealthCheckFields, string> = {
 
 const sqlValue = (v: unknown): unknown => (typeof v === 'boolean' ? (v ? 1 : 0) : v);
 
+/** What one committed write changed: the change feed's unit. */
+export interface StoreChange {
+  generation: number;
+  /** Farms whose configuration (the farm, its backends, its check or check link) changed, deleted ones included. */
+  farmIds: ReadonlySet<number>;
+}
+
+export type StoreListener = (change: StoreChange) => void;
+
+export class StoreLimitError extends Error {}
+
 /**
  * The only code that runs SQL. Reads are plain; every write runs in one IMMEDIATE
- * transaction that also bumps the store generation, then tells the listeners.
+ * transaction that also bumps the store generation, then tells the listeners which farms it
+ * changed (the change feed the reconciler and the health monitor follow).
  */
 export class Store {
-  private readonly listeners = new Set<(generation: number) => void>();
+  private readonly listeners = new Set<StoreListener>();
   private writeDepth = 0;
+  /** Farms touched by the write in progress. */
+  private touched = new Set<number>();
 
-  constructor(readonly db: Db) {}
+  /** `onListenerError`: a listener that throws is reported here; the committed write stands. */
+  constructor(
+    readonly db: Db,
+    private readonly onListenerError: (err: unknown) => void = (err) => console.error('store listener failed:', err),
+  ) {}
 
   close(): void {
     this.db.close();
   }
 
-  /** Called after every committed write with the new generation (the reconciler's wake-up). */
-  onChange(listener: (generation: number) => void): () => void {
+  /** Called after every committed write (the reconciler's and the health monitor's wake-up). */
+  onChange(listener: StoreListener): () => void {
     this.listeners.add(listener);
     return () => this.listeners.delete(listener);
   }
@@ -146,6 +164,7 @@ export class Store {
   write<T>(fn: (generation: number) => T): T {
     if (this.writeDepth > 0) throw new Error('nested Store.write');
     this.writeDepth++;
+    this.touched = new Set();
     let generation = 0;
     let result: T;
     try {
@@ -159,7 +178,15 @@ export class Store {
     } finally {
       this.writeDepth--;
     }
-    for (const listener of this.listeners) listener(generation);
+    const change: StoreChange = { generation, farmIds: this.touched };
+    // The write is committed: a listener's failure is its own, never the writer's.
+    for (const listener of this.listeners) {
+      try {
+        listener(change);
+      } catch (err) {
+        this.onListenerError(err);
+      }
+    }
     return result;
   }
 
@@ -190,6 +217,34 @@ export class Store {
       .deferred();
   }
 
+  /** One farm with its backends and check, read in one transaction; undefined when it does not exist. */
+  farmConfig(id: number): FarmConfig | undefined {
+    return this.farmConfigs([id]).get(id);
+  }
+
+  /** Several farms by id, in one read transaction (absent ids: deleted farms). */
+  farmConfigs(ids: Iterable<number>): Map<number, FarmConfig> {
+    return this.db
+      .transaction(() => {
+        const out = new Map<number, FarmConfig>();
+        const farmById = this.db.prepare('SELECT * FROM farms WHERE id = ?');
+        const backendsOf = this.db.prepare('SELECT * FROM backends WHERE farm_id = ? ORDER BY id');
+        const checkOf = this.db.prepare('SELECT c.* FROM farm_health_checks l JOIN health_checks c ON c.name = l.check_name WHERE l.farm_id = ?');
+        for (const id of ids) {
+          const row = farmById.get(id) as FarmRow | undefined;
+          if (!row) continue;
+          const check = checkOf.get(id) as HealthCheckRow | undefined;
+          out.set(id, {
+            farm: farmFromRow(row),
+            backends: (backendsOf.all(id) as BackendRow[]).map(backendFromRow),
+            healthCheck: check ? healthCheckFromRow(check) : null,
+          });
+        }
+        return out;
+      })
+      .deferred();
+  }
+
   // ---- farms ----
 
   listFarms(): Farm[] {
@@ -201,21 +256,45 @@ export class Store {
     return row && farmFromRow(row);
   }
 
+  /** Running farms on one VIP (port conflicts are only possible among them). */
+  runningFarmsOnVip(vip: string): Farm[] {
+    return (this.db.prepare('SELECT * FROM farms WHERE vip = ? AND running = 1').all(vip) as FarmRow[]).map(farmFromRow);
+  }
+
   getFarmById(id: number): Farm | undefined {
     const row = this.db.prepare('SELECT * FROM farms WHERE id = ?').get(id) as FarmRow | undefined;
     return row && farmFromRow(row);
   }
 
-  /** Must run inside write(). */
+  /** Must run inside write(). Takes the lowest free data-plane slot. */
   insertFarm(f: NewFarm, generation: number): Farm {
+    const slot = this.takeFarmSlot();
     const info = this.db
       .prepare(
-        `INSERT INTO farms (name, vip, vport, protocol, nattype, algorithm, persistence, ttl, running, generation)
-         VALUES (@name, @vip, @vport, @protocol, @nattype, @algorithm, @persistence, @ttl, @running, @generation)`,
+        `INSERT INTO farms (name, vip, vport, protocol, nattype, algorithm, persistence, ttl, running, generation, slot)
+         VALUES (@name, @vip, @vport, @protocol, @nattype, @algorithm, @persistence, @ttl, @running, @generation, @slot)`,
       )
-      .run({ ...f, running: f.running ? 1 : 0, generation });
-    return this.getFarmById(Number(info.lastInsertRowid)) as Farm;
+      .run({ ...f, running: f.running ? 1 : 0, generation, slot });
+    const id = Number(info.lastInsertRowid);
+    this.touched.add(id);
+    return this.getFarmById(id) as Farm;
   }
+
+  /** The lowest slot a deleted farm gave back, or the next one after the highest in use. */
+  private takeFarmSlot(): number {
+    const free = this.db.prepare('SELECT MIN(slot) AS slot FROM free_farm_slots').get() as { slot: number | null };
+    if (free.slot !== null) {
+      this.db.prepare('DELETE FROM free_farm_slots WHERE slot = ?').run(free.slot);
+      return free.slot;
+    }
+    const highest = this.db.prepare('SELECT MAX(slot) AS slot FROM farms').get() as { slot: number | null };
+    const slot = highest.slot === null ? 0 : highest.slot + 1;
+    if (slot > this.maxFarmSlot) throw new StoreLimitError(`no farm can be added: ${this.maxFarmSlot + 1} farms exist, the most the data plane can number`);
+    return slot;
+  }
+
+  /** The highest data-plane slot; lower in tests of the limit. */
+  maxFarmSlot = MAX_FARM_SLOT;
 
   /** Must run inside write(). */
   updateFarm(id: number, changes: FarmChanges, generation: number): Farm {
@@ -227,17 +306,22 @@ export class Store {
       params[key] = sqlValue(value);
     }
     this.db.prepare(`UPDATE farms SET ${sets.join(', ')} WHERE id = @id`).run(params);
+    this.touched.add(id);
     return this.getFarmById(id) as Farm;
   }
 
   /** Marks the farm changed (its backends or links changed). Must run inside write(). */
   touchFarm(id: number, generation: number): void {
     this.db.prepare('UPDATE farms SET generation = ? WHERE id = ?').run(generation, id);
+    this.touched.add(id);
   }
 
   /** Must run inside write(). */
   deleteFarm(id: number): void {
+    const row = this.db.prepare('SELECT slot FROM farms WHERE id = ?').get(id) as { slot: number | null } | undefined;
     this.db.prepare('DELETE FROM farms WHERE id = ?').run(id);
+    if (row && row.slot !== null) this.db.prepare('INSERT OR IGNORE INTO free_farm_slots (slot) VALUES (?)').run(row.slot);
+    this.touched.add(id);
   }
 
   // ---- backends ----
@@ -263,7 +347,11 @@ export class Store {
       )
       .run(farmId, id, b.ip, b.port, b.weight, b.priority, b.maxConns);
     this.touchFarm(farmId, generation);
-    return this.getBackend(farmId, id) as Backend;
+    const added = this.getBackend(farmId, id) as Backend;
+    // The uid is the backend's mark in the data plane; never reused, so a new backend never
+    // inherits the flows pinned to a deleted one.
+    if (added.uid > MAX_BACKEND_MARK) throw new StoreLimitError(`no backend can be added: the data plane has numbered ${MAX_BACKEND_MARK} backends`);
+    return added;
   }
 
   /** Must run inside write(). */
@@ -332,9 +420,8 @@ export class Store {
       params[key] = sqlValue(value);
     }
     if (sets.length > 0) this.db.prepare(`UPDATE health_checks SET ${sets.join(', ')} WHERE name = @name`).run(params);
-    this.db
-      .prepare('UPDATE farms SET generation = ? WHERE id IN (SELECT farm_id FROM farm_health_checks WHERE check_name = ?)')
-      .run(generation, name);
+    const users = this.db.prepare('SELECT farm_id FROM farm_health_checks WHERE check_name = ?').all(name) as { farm_id: number }[];
+    for (const { farm_id } of users) this.touchFarm(farm_id, generation);
     return this.getHealthCheck(name) as HealthCheck;
   }
 

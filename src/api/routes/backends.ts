@@ -84,7 +84,7 @@ export async function backendRoutes(app: FastifyInstance): Promise<void> {
         const backends = store.listBackends(farm.id);
         if (backends.some((b) => sameTarget(b, candidate))) throw duplicate(farm.name, candidate.ip);
         // The candidate has no id yet, so the rules' messages name it "the backend".
-        checkFarmRules(app, current, [...backends, candidate], network);
+        checkFarmRules(app, current, [...backends, candidate], network, null);
         return store.insertBackend(farm.id, candidate, generation);
       });
       reply.code(201);
@@ -112,7 +112,7 @@ export async function backendRoutes(app: FastifyInstance): Promise<void> {
         const merged: Backend = { ...stored, ...definedOnly(changes) };
         const others = store.listBackends(farm.id).filter((b) => b.id !== stored.id);
         if (others.some((b) => sameTarget(b, merged))) throw duplicate(farm.name, merged.ip);
-        checkFarmRules(app, current, [...others, merged], network);
+        checkFarmRules(app, current, [...others, merged], network, null);
         store.updateBackend(farm.id, stored.id, changes, generation);
       });
       return { description: 'Modify backend', params: req.body, message: 'Backend modified.', status: describeFarm(app, farm).status };

@@ -118,7 +118,7 @@ export async function checkNetwork(app: FastifyInstance, vip: string, backendIps
  * result (so the order in which fields were set does not matter). Synchronous on purpose:
  * it runs inside the write transaction, after the async network lookups.
  */
-export function checkFarmRules(app: FastifyInstance, farm: Farm, backends: BackendShape[], network: NetworkCheck, conflictMessage = portConflict): void {
+export function checkFarmRules(app: FastifyInstance, farm: Farm, backends: BackendShape[], network: NetworkCheck, conflictMessage: typeof portConflict | null = portConflict): void {
   const problem =
     network.problem ??
     backends.map((b) => dsrBackendPortProblem(farm, b) ?? statelessBackendPortProblem(farm, b)).find((p) => p !== null) ??
@@ -133,8 +133,9 @@ export function checkFarmRules(app: FastifyInstance, farm: Farm, backends: Backe
       );
     }
   }
-  if (farm.running) {
-    const running = app.deps.store.listFarms().filter((f) => f.running && f.id !== farm.id);
+  // Only farms on the same VIP can conflict; a backend change cannot (conflictMessage null).
+  if (farm.running && conflictMessage) {
+    const running = app.deps.store.runningFarmsOnVip(farm.vip).filter((f) => f.id !== farm.id);
     const conflict = conflictMessage(farm, running);
     if (conflict) throw badRequest(conflict);
   }
@@ -224,7 +225,7 @@ export async function farmRoutes(app: FastifyInstance): Promise<void> {
           ttl: source?.ttl ?? 60,
           running: true,
         } as const;
-        checkFarmRules(app, { ...draft, id: -1, profile: 'l4xnat', generation }, sourceBackends, network);
+        checkFarmRules(app, { ...draft, id: -1, profile: 'l4xnat', generation, slot: -1 }, sourceBackends, network);
         const farm = store.insertFarm(draft, generation);
         for (const b of sourceBackends) store.insertBackend(farm.id, b, generation);
         const check = source && store.farmCheckName(source.id);

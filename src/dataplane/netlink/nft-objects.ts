@@ -12,8 +12,13 @@ import { netlinkErrorCode } from './errors.js';
 
 const NETLINK_NETFILTER = 12;
 const NFNL_SUBSYS_NFTABLES = 10;
+const NFT_MSG_GETTABLE = 1;
+const NFT_MSG_GETCHAIN = 4;
 const NFT_MSG_GETRULE = 7;
+const NFT_MSG_GETSET = 10;
 const NFT_MSG_GETSETELEM = 13;
+const NFT_MSG_GETGEN = 16;
+const NFTA_GEN_ID = 1;
 const NLM_F_DUMP = 0x300;
 
 // include/uapi/linux/netfilter/nf_tables.h
@@ -36,6 +41,16 @@ const NFTA_RULE_TABLE = 1;
 const NFTA_RULE_CHAIN = 2;
 const NFTA_RULE_HANDLE = 3;
 const NFTA_RULE_EXPRESSIONS = 4;
+const NFTA_TABLE_NAME = 1;
+const NFTA_CHAIN_TABLE = 1;
+const NFTA_CHAIN_NAME = 3;
+const NFTA_SET_TABLE = 1;
+const NFTA_SET_NAME = 2;
+const NFTA_SET_FLAGS = 3;
+/** NFT_SET_TIMEOUT: elements expire (nftfarm's dynamic sets: pins and sessions). */
+const NFT_SET_TIMEOUT = 0x10;
+/** NFT_SET_MAP: elements carry data. */
+const NFT_SET_MAP = 0x8;
 
 /** nfgenmsg.nfgen_family for each nft table family. */
 export const NFPROTO: Record<string, number> = { inet: 1, ip: 2, arp: 3, netdev: 5, bridge: 7, ip6: 10 };
@@ -63,11 +78,21 @@ export interface RuleCounters {
   counters: Counter[];
 }
 
+/** The names of what one table holds, with its rule count per chain: cheap to read whatever the table's size. */
+export interface TableInventory {
+  chains: Map<string, { rules: number }>;
+  sets: Map<string, { dynamic: boolean; map: boolean }>;
+}
+
 export interface NftObjectReader {
+  /** The chains (with their rule counts) and sets of one table; null when the table does not exist. */
+  inventory(family: string, table: string): Promise<TableInventory | null>;
   /** The elements of one set or map; null when the table or the set does not exist. */
   setElements(family: string, table: string, set: string): Promise<SetElement[] | null>;
   /** The counters in the rules of one chain; null when the table or the chain does not exist. */
   chainCounters(family: string, table: string, chain: string): Promise<RuleCounters[] | null>;
+  /** The kernel's ruleset generation (NFT_MSG_GETGEN): every commit, by anyone, bumps it. */
+  generation(): Promise<number>;
   close(): void;
 }
 
@@ -84,13 +109,14 @@ export function openNftObjectReader(): NftObjectReader {
   const sock = (): NetlinkSocket =>
     (socket ??= createNetlink(NETLINK_NETFILTER, { messagePeeking: false, msgBufferSize: 64 * 1024, recvBufferSize: 4 << 20, sendBufferSize: 64 * 1024 }));
 
-  const dump = (family: string, msgType: number, attrs: Buffer): Promise<Buffer[] | null> => {
+  /** One request on the queue: a dump, or a plain request (flags 0). */
+  const dump = (family: string, msgType: number, attrs: Buffer, flags = NLM_F_DUMP): Promise<Buffer[] | null> => {
     const familyId = NFPROTO[family];
     if (familyId === undefined) throw new Error(`unknown nftables family '${family}'`);
     const header = Buffer.from([familyId, 0, 0, 0]);
     const run = async (): Promise<Buffer[] | null> => {
       try {
-        const [messages] = await sock().request((NFNL_SUBSYS_NFTABLES << 8) | msgType, [header, attrs], { flags: NLM_F_DUMP, timeout: 10_000 });
+        const [messages] = await sock().request((NFNL_SUBSYS_NFTABLES << 8) | msgType, [header, attrs], { flags, timeout: 10_000 });
         return messages.map((m) => Buffer.from(m.data.buffer, m.data.byteOffset, m.data.byteLength).subarray(4));
       } catch (err) {
         // The table or the object is not there (a farm not rendered yet, or no table at all).
@@ -104,6 +130,37 @@ export function openNftObjectReader(): NftObjectReader {
   };
 
   return {
+    async generation() {
+      const [reply] = (await dump('inet', NFT_MSG_GETGEN, Buffer.alloc(0), 0)) ?? [];
+      const id = reply && attributes(reply).get(NFTA_GEN_ID);
+      if (!id) throw new Error('no answer to NFT_MSG_GETGEN');
+      return id.readUInt32BE(0);
+    },
+    async inventory(family, table) {
+      const tables = await dump(family, NFT_MSG_GETTABLE, Buffer.alloc(0));
+      if (!tables?.some((m) => cString(attributes(m).get(NFTA_TABLE_NAME) ?? Buffer.alloc(0)) === table)) return null;
+      const out: TableInventory = { chains: new Map(), sets: new Map() };
+      const named = (m: Buffer, tableAttr: number, nameAttr: number) => {
+        const a = attributes(m);
+        return cString(a.get(tableAttr) ?? Buffer.alloc(0)) === table ? { a, name: cString(a.get(nameAttr) ?? Buffer.alloc(0)) } : null;
+      };
+      for (const m of (await dump(family, NFT_MSG_GETCHAIN, stringAttr(NFTA_CHAIN_TABLE, table))) ?? []) {
+        const c = named(m, NFTA_CHAIN_TABLE, NFTA_CHAIN_NAME);
+        if (c) out.chains.set(c.name, { rules: 0 });
+      }
+      for (const m of (await dump(family, NFT_MSG_GETRULE, stringAttr(NFTA_RULE_TABLE, table))) ?? []) {
+        const r = named(m, NFTA_RULE_TABLE, NFTA_RULE_CHAIN);
+        const chain = r && out.chains.get(r.name);
+        if (chain) chain.rules++;
+      }
+      for (const m of (await dump(family, NFT_MSG_GETSET, stringAttr(NFTA_SET_TABLE, table))) ?? []) {
+        const s = named(m, NFTA_SET_TABLE, NFTA_SET_NAME);
+        const flags = s?.a.get(NFTA_SET_FLAGS);
+        const bits = flags ? flags.readUInt32BE(0) : 0;
+        if (s) out.sets.set(s.name, { dynamic: (bits & NFT_SET_TIMEOUT) !== 0, map: (bits & NFT_SET_MAP) !== 0 });
+      }
+      return out;
+    },
     async setElements(family, table, set) {
       const messages = await dump(family, NFT_MSG_GETSETELEM, Buffer.concat([stringAttr(NFTA_SET_ELEM_LIST_TABLE, table), stringAttr(NFTA_SET_ELEM_LIST_SET, set)]));
       if (messages === null) return null;

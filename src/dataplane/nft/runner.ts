@@ -3,8 +3,6 @@
  * file into one netlink batch, so the kernel applies all of it or none of it.
  */
 import { spawn } from 'node:child_process';
-import fs from 'node:fs';
-import type { Logger } from 'pino';
 
 export type NftErrorKind = 'missing-binary' | 'permission' | 'rejected' | 'timeout';
 
@@ -26,14 +24,8 @@ export interface NftRunner {
 }
 
 export interface RunnerOptions {
-  log?: Logger;
   binary?: string;
   timeoutMs?: number;
-  /**
-   * Test seam: while this file exists, its content is appended to every applied script, so a
-   * test can make nft reject a transaction of the real daemon. Only set by tests.
-   */
-  faultFile?: string;
 }
 
 export function createNftRunner(options: RunnerOptions = {}): NftRunner {
@@ -41,12 +33,7 @@ export function createNftRunner(options: RunnerOptions = {}): NftRunner {
   const timeoutMs = options.timeoutMs ?? 120_000;
   const exec = (args: string[], input?: string) => execNft(binary, args, input, timeoutMs);
   return {
-    async apply(script) {
-      let text = script;
-      if (options.faultFile && fs.existsSync(options.faultFile)) {
-        text += `\n${fs.readFileSync(options.faultFile, 'utf8')}\n`;
-        options.log?.warn({ faultFile: options.faultFile }, 'test seam: appending the fault file to the transaction');
-      }
+    async apply(text) {
       // A cold load of thousands of farms legitimately takes minutes (the kernel's cost grows
       // with the table); a fixed limit would kill it and retry forever. Scale with the script.
       const limit = Math.max(timeoutMs, Math.round((text.length / 1e6) * 20_000));

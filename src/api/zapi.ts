@@ -1,3 +1,4 @@
+import { StoreLimitError } from '../store/store.js';
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest, RouteOptions } from 'fastify';
 import { bodyProblem, bodySchema, messages, ParamError, type ParamSpecs } from './params.js';
 
@@ -137,6 +138,8 @@ export function zapiErrorHandler(error: FastifyError, request: FastifyRequest, r
   const thrown: unknown = error;
   if (thrown instanceof ZapiError) zapi = thrown;
   else if (thrown instanceof ParamError) zapi = new ZapiError(400, thrown.message, thrown.help);
+  // A real limit of the data plane's numbering: refused, nothing stored (the write rolled back).
+  else if (thrown instanceof StoreLimitError) zapi = new ZapiError(409, thrown.message);
   else if (error.validation) zapi = validationToZapi(request, error as FastifyError & { validationContext?: string });
   else if (error.code === 'FST_ERR_CTP_INVALID_JSON_BODY' || (error instanceof SyntaxError && error.statusCode === 400)) {
     zapi = badRequest('The body does not look a valid JSON');

@@ -16,8 +16,8 @@ export type Persistence = (typeof PERSISTENCE_MODES)[number];
 export type Maintenance = 'none' | 'drain' | 'cut';
 
 /**
- * The data plane's numbering (reconcile/names.ts): farm slots in 19 bits (a farm's region of
- * the selection map sits beside them in a 31-bit key), backend marks below 2^31.
+ * The data plane's numbering (reconcile/names.ts): farm slots 1 to 2^19 - 1 (a farm's region
+ * of the selection map sits beside them in a 31-bit key), backend marks below 2^31.
  */
 export const MAX_FARM_SLOT = 2 ** 19 - 1;
 export const MAX_BACKEND_MARK = 2 ** 31 - 1;

@@ -18,7 +18,7 @@ import type { TableInventory } from '../dataplane/netlink/nft-objects.js';
 import type { KernelWriter } from '../dataplane/kernel-writer.js';
 import type { TableName } from '../dataplane/nft/objects.js';
 import { transactionText, type ElementOperation, type Operation } from '../dataplane/nft/transaction.js';
-import { VipAnnouncer } from '../dataplane/announcer.js';
+import { VipAnnouncer, type Sysctl } from '../dataplane/announcer.js';
 import { NeighborTable } from '../dataplane/neighbors.js';
 import type { Conntrack } from '../dataplane/conntrack.js';
 import type { SessionKeyLayout } from '../dataplane/sessions.js';
@@ -82,11 +82,15 @@ export interface ReconcilerOptions {
   conntrack?: Conntrack;
   /** Period of the checks for drift, interface changes, unresolved MACs and announcements. */
   resyncIntervalMs?: number;
+  /** The wait before retrying a failed pass, doubled at each failure up to maxBackoffMs. */
+  backoffMs?: number;
   maxBackoffMs?: number;
   /** Backend health from the checks (src/health); absent: every backend counts as healthy. */
   health?: HealthFacts;
   /** Called after every pass (metrics). */
   onPass?: (report: PassReport) => void;
+  /** Where kernel settings are read and written (/proc/sys; a fake in unit tests). */
+  sysctl?: Sysctl;
 }
 
 export class Reconciler implements DataplaneView {
@@ -98,6 +102,7 @@ export class Reconciler implements DataplaneView {
   private readonly conntrack: Conntrack | undefined;
   private readonly health: HealthFacts | undefined;
   private readonly resyncIntervalMs: number;
+  private readonly backoffMs: number;
   private readonly maxBackoffMs: number;
   private readonly onPass: ((report: PassReport) => void) | undefined;
   private readonly announcer: VipAnnouncer;
@@ -126,6 +131,7 @@ export class Reconciler implements DataplaneView {
   private readonly dirty = new Set<number>();
   private fullNeeded = true;
   private neighborsDirty = false;
+  private interfacesDirty = false;
   private running = false;
   private lock: Promise<unknown> = Promise.resolve();
   private notBefore = 0;
@@ -148,9 +154,10 @@ export class Reconciler implements DataplaneView {
     this.conntrack = options.conntrack;
     this.health = options.health;
     this.resyncIntervalMs = options.resyncIntervalMs ?? 2000;
+    this.backoffMs = options.backoffMs ?? 1000;
     this.maxBackoffMs = options.maxBackoffMs ?? 30_000;
     this.onPass = options.onPass;
-    this.announcer = new VipAnnouncer(this.net, this.store, this.log);
+    this.announcer = new VipAnnouncer(this.net, this.store, this.log, options.sysctl);
     this.neighbors = new NeighborTable(this.net, this.store, this.log);
     this.status = initialSystemRuntime(this.dryRun ? 'dry-run' : 'kernel');
   }
@@ -235,6 +242,14 @@ export class Reconciler implements DataplaneView {
         }),
       );
     }
+    if (this.net.watchInterfaces) {
+      this.unsubscribe.push(
+        this.net.watchInterfaces(() => {
+          this.interfacesDirty = true;
+          this.kick();
+        }),
+      );
+    }
     await this.exclusive(() => this.onePass());
     this.ticker = setInterval(() => void this.tick(), this.resyncIntervalMs);
     this.ticker.unref();
@@ -260,6 +275,15 @@ export class Reconciler implements DataplaneView {
     this.neighbors.close();
   }
 
+  /** Resolves once every change seen so far is applied (or has failed) and no pass runs. */
+  async idle(): Promise<void> {
+    for (;;) {
+      await this.lock;
+      if (this.stopped || (!this.running && (!this.pending() || Date.now() < this.notBefore))) return;
+      await new Promise((resolve) => setImmediate(resolve));
+    }
+  }
+
   /** Runs `fn` while no pass runs, and keeps passes waiting until it is done. */
   private exclusive<T>(fn: () => Promise<T>): Promise<T> {
     const result = this.lock.then(fn);
@@ -268,7 +292,7 @@ export class Reconciler implements DataplaneView {
   }
 
   private pending(): boolean {
-    return this.fullNeeded || this.dirty.size > 0 || this.neighborsDirty;
+    return this.fullNeeded || this.dirty.size > 0 || this.neighborsDirty || this.interfacesDirty;
   }
 
   /** Starts a pass now if something is pending and none runs (after the backoff, if any). */
@@ -299,7 +323,8 @@ export class Reconciler implements DataplaneView {
   private async onePass(): Promise<void> {
     const kind: PassKind = this.fullNeeded ? 'full' : 'incremental';
     const started = performance.now();
-    const report = (result: PassResult) => this.onPass?.({ kind, result, seconds: (performance.now() - started) / 1000 });
+    // A pass that found nothing to do (a neighbour event about no backend) is not reported.
+    const report = (result: PassResult) => result !== 'idle' && this.onPass?.({ kind, result, seconds: (performance.now() - started) / 1000 });
     const carried = new Set<number>();
     try {
       report(kind === 'full' ? await this.fullPass(carried) : await this.incrementalPass(carried));
@@ -334,6 +359,11 @@ export class Reconciler implements DataplaneView {
   private async incrementalPass(carried: Set<number>): Promise<PassResult> {
     const started = performance.now();
     const generation = this.store.generation();
+    if (this.interfacesDirty) {
+      this.interfacesDirty = false;
+      // Every farm's VIP and backends are looked up among the interfaces: all re-derived.
+      if (await this.refreshInterfaces()) for (const id of this.derived.keys()) this.dirty.add(id);
+    }
     if (this.neighborsDirty) {
       this.neighborsDirty = false;
       for (const ip of await this.neighbors.refresh(this.interfaces)) for (const id of this.farmsByBackendIp.get(ip) ?? []) this.dirty.add(id);
@@ -380,6 +410,7 @@ export class Reconciler implements DataplaneView {
   private async fullPass(carried: Set<number>): Promise<PassResult> {
     const started = performance.now();
     const snapshot = this.store.snapshot();
+    this.interfacesDirty = false;
     await this.refreshInterfaces();
     await this.neighbors.refresh(this.interfaces);
     this.neighborsDirty = false;
@@ -480,7 +511,7 @@ export class Reconciler implements DataplaneView {
     this.status.passes++;
     // Unknown kernel state now: the next pass reads the kernel and converges all of it.
     this.fullNeeded = true;
-    const backoff = Math.min(this.maxBackoffMs, 1000 * 2 ** (this.status.consecutiveFailures - 1));
+    const backoff = Math.min(this.maxBackoffMs, this.backoffMs * 2 ** (this.status.consecutiveFailures - 1));
     this.notBefore = Date.now() + backoff;
     this.log.error(
       { err: message, generation: this.store.generation(), passMs: Math.round(passMs * 10) / 10, failures: this.status.consecutiveFailures, retryInMs: backoff },

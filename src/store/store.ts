@@ -124,7 +124,10 @@ export interface StoreChange {
 
 export type StoreListener = (change: StoreChange) => void;
 
-export class StoreLimitError extends Error {}
+/** A limit of the data plane's numbering is reached: the write is refused. */
+export class StoreLimitError extends Error {
+  override name = 'StoreLimitError';
+}
 
 /**
  * The only code that runs SQL. Reads are plain; every write runs in one IMMEDIATE
@@ -280,7 +283,7 @@ export class Store {
     return this.getFarmById(id) as Farm;
   }
 
-  /** The lowest slot a deleted farm gave back, or the next one after the highest in use. */
+  /** The lowest slot a deleted farm gave back, or the next one after the highest in use (from 1). */
   private takeFarmSlot(): number {
     const free = this.db.prepare('SELECT MIN(slot) AS slot FROM free_farm_slots').get() as { slot: number | null };
     if (free.slot !== null) {
@@ -288,8 +291,8 @@ export class Store {
       return free.slot;
     }
     const highest = this.db.prepare('SELECT MAX(slot) AS slot FROM farms').get() as { slot: number | null };
-    const slot = highest.slot === null ? 0 : highest.slot + 1;
-    if (slot > this.maxFarmSlot) throw new StoreLimitError(`no farm can be added: ${this.maxFarmSlot + 1} farms exist, the most the data plane can number`);
+    const slot = highest.slot === null ? 1 : highest.slot + 1;
+    if (slot > this.maxFarmSlot) throw new StoreLimitError(`no farm can be added: ${this.maxFarmSlot} farms exist, the most the data plane can number`);
     return slot;
   }
 

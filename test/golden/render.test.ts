@@ -6,9 +6,10 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import t from 'tap';
-import { desiredState } from '../../src/reconcile/desired.js';
-import { renderTables, type RenderedTables } from '../../src/reconcile/render.js';
-import { renderTableText } from '../../src/dataplane/nft/ruleset.js';
+import { desiredState, isRendered, type DesiredState } from '../../src/reconcile/desired.js';
+import { renderFarm } from '../../src/reconcile/farm-render.js';
+import { assembleTables, type AssembledTables } from '../../src/reconcile/assemble.js';
+import { renderTableText } from '../../src/dataplane/nft/objects.js';
 import { backend, facts, farm, snapshot } from '../helpers/fixtures.js';
 import { nftNamespace } from '../helpers/netns.js';
 import type { Snapshot } from '../../src/store/store.js';
@@ -112,7 +113,10 @@ const cases: Case[] = [
   },
 ];
 
-const tablesText = (r: RenderedTables): string =>
+/** Both tables, whole, as the renderer makes them from the desired state. */
+const renderTables = (state: DesiredState): AssembledTables => assembleTables(state.farms.filter(isRendered).map(renderFarm));
+
+const tablesText = (r: AssembledTables): string =>
   [r.netdev, r.ip].filter((x) => x !== null).map((x) => renderTableText(x)).join('\n');
 
 const golden = (name: string) => path.join(dir, `${name}.nft`);

@@ -22,9 +22,11 @@ export function facts(overrides: Partial<HostFacts> = {}): HostFacts {
   return { interfaces, macOf: (_ifindex, ip) => backendMac(ip), ...overrides };
 }
 
+/** Farm `id` gets the data-plane slot `id` unless told otherwise (as in a store without deletions). */
 export function farm(id: number, fields: Partial<Farm> = {}): Farm {
   return {
     id,
+    slot: id,
     name: `farm${id}`,
     profile: 'l4xnat',
     vip: '10.250.0.100',

@@ -1,6 +1,8 @@
 // End-to-end test of the namespace lab itself: topology, real traffic, capture, and cleanup on
 // every way a test process can end. Needs root and a prior `npx tsc -p tsconfig.json`.
 import t from 'tap';
+// These tests check the lab's own names: they run with the prefixes exactly as written.
+delete process.env.NFTFARM_LAB_TAG;
 import { spawn } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';

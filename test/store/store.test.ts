@@ -6,7 +6,7 @@ import path from 'node:path';
 import t from 'tap';
 import Database from 'better-sqlite3';
 import { migrate, openDatabase, readMigrations, SchemaTooNewError } from '../../src/store/db.js';
-import { Store } from '../../src/store/store.js';
+import { Store, StoreLimitError } from '../../src/store/store.js';
 import { addBackend, buildTestApp, call, createFarm } from '../helpers/api.js';
 
 interface Teardown {
@@ -80,13 +80,14 @@ t.test('opening a database twice migrates nothing the second time', async (t) =>
       [1, 'init'],
       [2, 'dataplane-bookkeeping'],
       [3, 'health-check-hysteresis'],
+      [4, 'farm-slots'],
     ],
   );
 
   const fresh = new Database(':memory:');
-  t.strictSame(migrate(fresh, migrations), [1, 2, 3], 'a new database gets every migration');
+  t.strictSame(migrate(fresh, migrations), [1, 2, 3, 4], 'a new database gets every migration');
   t.strictSame(migrate(fresh, migrations), [], 'and none the second time');
-  t.equal(fresh.pragma('user_version', { simple: true }), 3);
+  t.equal(fresh.pragma('user_version', { simple: true }), 4);
   fresh.close();
 
   const db1 = openDatabase(file);
@@ -107,8 +108,8 @@ t.test('opening a database twice migrates nothing the second time', async (t) =>
 
   const partial = new Database(path.join(dir, 'partial.db'));
   t.strictSame(migrate(partial, migrations.slice(0, 1)), [1]);
-  t.strictSame(migrate(partial, migrations), [2, 3], 'only the missing migrations run');
-  t.equal(partial.pragma('user_version', { simple: true }), 3);
+  t.strictSame(migrate(partial, migrations), [2, 3, 4], 'only the missing migrations run');
+  t.equal(partial.pragma('user_version', { simple: true }), 4);
   partial.close();
 });
 
@@ -124,14 +125,14 @@ t.test('a database newer than this nftfarm is refused and left alone', async (t)
   t.ok(error instanceof SchemaTooNewError, 'a SchemaTooNewError');
   t.equal(
     error?.message,
-    'the database schema is version 7, newer than this nftfarm supports (3); upgrade nftfarm or point --db at another database',
+    'the database schema is version 7, newer than this nftfarm supports (4); upgrade nftfarm or point --db at another database',
   );
   const check = new Database(file);
   t.equal(check.pragma('user_version', { simple: true }), 7, 'the version was not touched');
   check.close();
 
   const tooNew = new Database(':memory:');
-  tooNew.pragma('user_version = 4');
+  tooNew.pragma('user_version = 5');
   t.ok(thrown(() => migrate(tooNew, readMigrations())) instanceof SchemaTooNewError);
   t.equal(tooNew.prepare("SELECT count(*) FROM sqlite_master WHERE name = 'farms'").pluck().get(), 0, 'no migration ran');
   tooNew.close();
@@ -160,7 +161,11 @@ t.test('WAL, foreign keys and synchronous=FULL are set', async (t) => {
 t.test('every API write bumps the generation exactly once', async (t) => {
   const { app, store } = await buildTestApp(t);
   const changes: number[] = [];
-  store.onChange((g) => changes.push(g));
+  const farmsChanged: number[][] = [];
+  store.onChange((c) => {
+    changes.push(c.generation);
+    farmsChanged.push([...c.farmIds]);
+  });
   const writes: ['POST' | 'PUT' | 'DELETE', string, unknown?][] = [
     ['POST', '/farms', { farmname: 'f1', profile: 'l4xnat', vip: '10.250.0.10', vport: '80' }],
     ['PUT', '/farms/f1', { ttl: 30 }],
@@ -189,6 +194,14 @@ t.test('every API write bumps the generation exactly once', async (t) => {
     t.equal(changes[i], before + 1, 'the listener hears the new generation');
   }
   t.equal(changes.length, writes.length, 'one notification per write');
+  // Each notification names the farms the write changed (the reconciler re-derives only those).
+  t.strictSame(farmsChanged[0], [1], 'POST /farms: the new farm');
+  t.strictSame(farmsChanged[3], [1], 'a backend change: its farm');
+  t.strictSame(farmsChanged[9], [], 'a new check changes no farm');
+  t.strictSame(farmsChanged[10], [], 'nor does a change of a check no farm uses');
+  t.strictSame(farmsChanged[11], [1], 'linking it changes the farm');
+  t.strictSame(farmsChanged[14], [2], 'a copy: the new farm');
+  t.strictSame(farmsChanged[16], [1], 'a deleted farm');
 
   const f2 = store.getFarm('f2')!;
   t.equal(f2.generation, 15, 'a farm records the generation of its last change');
@@ -254,7 +267,7 @@ t.test('Store.write: one transaction, rolled back on error', async (t) => {
   const dir = tempDir(t);
   const store = openStore(t, path.join(dir, 'nftfarm.db'));
   const seen: number[] = [];
-  store.onChange((g) => seen.push(g));
+  store.onChange((c) => seen.push(c.generation));
   const farm = store.write((g) =>
     store.insertFarm({ name: 'f1', vip: '10.250.0.10', vport: '80', protocol: 'tcp', nattype: 'nat', algorithm: 'weight', persistence: '', ttl: 60, running: true }, g),
   );
@@ -290,6 +303,43 @@ t.test('Store.write: one transaction, rolled back on error', async (t) => {
   t.equal(store.db.prepare('SELECT count(*) FROM backends').pluck().get(), 0, 'backends go with their farm');
   t.equal(store.db.prepare('SELECT count(*) FROM farm_health_checks').pluck().get(), 0, 'and so do links');
   t.strictSame(seen, [1, 2, 3, 4]);
+});
+
+t.test('a listener that throws does not undo or fail a committed write', async (t) => {
+  const dir = tempDir(t);
+  const reported: unknown[] = [];
+  const store = new Store(openDatabase(path.join(dir, 'nftfarm.db')), (err) => reported.push(err));
+  t.teardown(() => store.close());
+  const heard: number[] = [];
+  store.onChange(() => {
+    throw new Error('listener bug');
+  });
+  store.onChange((c) => heard.push(c.generation));
+  const farm = store.write((g) =>
+    store.insertFarm({ name: 'f1', vip: '10.250.0.10', vport: '80', protocol: 'tcp', nattype: 'nat', algorithm: 'weight', persistence: '', ttl: 60, running: true }, g),
+  );
+  t.equal(farm.name, 'f1', 'the writer gets its result');
+  t.equal(store.getFarm('f1')?.id, farm.id, 'the write stands');
+  t.strictSame(heard, [1], 'the other listeners still hear it');
+  t.match(reported, [{ message: 'listener bug' }], 'the failure is reported');
+});
+
+t.test('farm slots: lowest free first, reused after a deletion, a clear error at the limit', async (t) => {
+  const dir = tempDir(t);
+  const store = openStore(t, path.join(dir, 'nftfarm.db'));
+  const add = (name: string) =>
+    store.write((g) => store.insertFarm({ name, vip: '10.250.0.10', vport: '80', protocol: 'tcp', nattype: 'dsr', algorithm: 'weight', persistence: '', ttl: 60, running: true }, g));
+  const [a, b, c] = ['a', 'b', 'c'].map(add);
+  t.strictSame([a!.slot, b!.slot, c!.slot], [1, 2, 3]);
+  store.write(() => store.deleteFarm(b!.id));
+  store.write(() => store.deleteFarm(a!.id));
+  t.equal(add('d').slot, 1, 'the lowest free slot');
+  t.equal(add('e').slot, 2);
+  t.equal(add('f').slot, 4, 'then the next after the highest');
+  t.ok(add('g').id > c!.id, 'ids are never reused, slots are');
+  store.maxFarmSlot = 5;
+  t.throws(() => add('h'), StoreLimitError, 'past the limit: a clear error');
+  t.equal(store.getFarm('h'), undefined, 'nothing stored');
 });
 
 t.test('bookkeeping writes do not bump the generation', async (t) => {

@@ -43,6 +43,9 @@ function setup(t: Test) {
   return { store, monitor, clock, failing, calls, lines, wakes: () => wakes, farm, b };
 }
 
+/** The monitor syncs a write's farms just after the write (off the writer's request). */
+const settled = () => new Promise((resolve) => setImmediate(resolve));
+
 t.test('only farms with a linked check, running, are checked, on each backend IP and port', async (t) => {
   const { store, monitor, clock, calls, farm, b } = setup(t);
   monitor.start();
@@ -50,6 +53,7 @@ t.test('only farms with a linked check, running, are checked, on each backend IP
   t.equal(calls.length, 0, 'no check linked: nothing runs');
   store.write((g) => store.updateHealthCheck('check_tcp', { interval: 2, timeout: 1 }, g));
   store.write((g) => store.linkHealthCheck(farm.id, 'check_tcp', g));
+  await settled();
   t.same(monitor.checked().sort(), b.map((x) => x.uid).sort());
   await clock.advance(10);
   t.same(
@@ -61,6 +65,7 @@ t.test('only farms with a linked check, running, are checked, on each backend IP
   await clock.advance(4000);
   t.equal(calls.length, 9, 'every 2 s');
   store.write((g) => store.updateFarm(farm.id, { running: false }, g));
+  await settled();
   t.same(monitor.checked(), [], 'a stopped farm is not checked');
   await clock.advance(10_000);
   t.equal(calls.length, 9);
@@ -70,6 +75,7 @@ t.test('a failing backend is down after fall checks, with reason and time; up ag
   const { store, monitor, clock, failing, lines, wakes, farm, b } = setup(t);
   store.write(() => store.insertHealthCheck('tcp', { description: '', command: 'check_tcp -H HOST -p PORT', interval: 1, timeout: 1, fall: 3, rise: 2, cutConns: false, log: false, backendAlias: false }));
   store.write((g) => store.linkHealthCheck(farm.id, 'tcp', g));
+  await settled();
   monitor.start();
   await clock.advance(100);
   t.same(b.map((x) => monitor.healthOf(x.uid)?.up), [true, true, true], 'all up after the first check');
@@ -103,6 +109,7 @@ t.test('what the reconciler makes of it: draining, or excluded with cut_conns; m
   store.write(() => store.insertHealthCheck('tcp', { description: '', command: 'check_tcp -H HOST -p PORT', interval: 1, timeout: 1, fall: 1, rise: 1, cutConns: false, log: false, backendAlias: false }));
   store.write((g) => store.linkHealthCheck(farm.id, 'tcp', g));
   store.write((g) => store.updateBackend(farm.id, 2, { priority: 2 }, g));
+  await settled();
   monitor.start();
   await clock.advance(100);
   const roles = () => desiredState(store.snapshot(), facts({ healthOf: (uid) => monitor.healthOf(uid) })).farms[0]!.backends.map((x) => x.role);
@@ -120,14 +127,17 @@ t.test('what the reconciler makes of it: draining, or excluded with cut_conns; m
   t.same(roles(), ['draining', 'draining', 'serving'], 'both priority-1 backends down: priority 2 serves');
 
   store.write((g) => store.updateHealthCheck('tcp', { cutConns: true }, g));
+  await settled();
   t.same(roles(), ['excluded', 'excluded', 'serving'], 'with cut_conns: excluded (their flows are cut)');
 
   failing.clear();
   store.write((g) => store.updateBackend(farm.id, 0, { maintenance: 'drain' }, g));
+  await settled();
   await clock.advance(1000);
   t.same(roles(), ['draining', 'serving', 'standby'], 'a passing check does not undo maintenance; priority 1 is back');
 
   store.write((g) => store.unlinkHealthCheck(farm.id, g));
+  await settled();
   failing.add('10.250.0.22');
   await clock.advance(2000);
   t.same(roles(), ['draining', 'serving', 'standby'], 'without a linked check, health is not consulted');

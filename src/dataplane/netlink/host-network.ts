@@ -51,6 +51,11 @@ export interface HostNetwork {
    * Returns the unsubscribe function.
    */
   watchNeighbors?(onChange: () => void): () => void;
+  /**
+   * Calls onChange after every link or IPv4 address notification (an interface or address
+   * added, removed, up or down), and after a lost one. Returns the unsubscribe function.
+   */
+  watchInterfaces?(onChange: () => void): () => void;
   /** Closes the sockets; later calls reject, requests in flight reject at their 5 s timeout. */
   close(): void;
 }
@@ -225,10 +230,19 @@ class NetlinkHostNetwork implements HostNetwork {
   }
 
   watchNeighbors(onChange: () => void): () => void {
-    if (this.closed) throw new HostNetworkError('other', 'watch neighbours: host network is closed');
+    return this.watch('NEIGH', onChange);
+  }
+
+  watchInterfaces(onChange: () => void): () => void {
+    return this.watch('LINK', onChange, 'IPV4_IFADDR');
+  }
+
+  private watch(group: 'NEIGH' | 'LINK', onChange: () => void, ...more: 'IPV4_IFADDR'[]): () => void {
+    if (this.closed) throw new HostNetworkError('other', 'watch: host network is closed');
     // A socket of its own: notifications must not interleave with dump replies.
     const socket = openSocket(onChange);
-    socket.addMembership('NEIGH');
+    socket.addMembership(group);
+    for (const g of more) socket.addMembership(g);
     socket.on('message', () => onChange());
     socket.on('invalid', () => onChange());
     let open = true;

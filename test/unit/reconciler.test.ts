@@ -1,0 +1,171 @@
+/**
+ * The reconciler against a model of nftables (test/helpers/fake-kernel.ts): transactions all
+ * or nothing, a refused one reported and retried with growing backoff as a full pass, drift
+ * repaired, a change costing a transaction about that farm only, and changes that arrive
+ * during a pass sharing the next one. A real SQLite store; no root, no kernel.
+ */
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import t from 'tap';
+import { pino } from 'pino';
+import { openDatabase } from '../../src/store/db.js';
+import { Store } from '../../src/store/store.js';
+import { Reconciler } from '../../src/reconcile/reconciler.js';
+import type { HostNetwork } from '../../src/dataplane/netlink/host-network.js';
+import { isElementOperation, type Operation } from '../../src/dataplane/nft/transaction.js';
+import { FakeKernel } from '../helpers/fake-kernel.js';
+import { backendMac, interfaces } from '../helpers/fixtures.js';
+
+const log = pino({ level: process.env.TEST_LOG ?? 'silent' });
+
+/** The host: eth0 10.250.0.2/24, every backend address with a MAC; announcements are no-ops. */
+function fakeHost(): HostNetwork {
+  const ips = Array.from({ length: 20 }, (_, i) => `10.250.0.${21 + i}`);
+  return {
+    listInterfaces: async () => interfaces,
+    listNeighbors: async () => ips.map((ip) => ({ ip, ifindex: 2, mac: backendMac(ip), state: 'reachable' as const })),
+    listProxyNeighbors: async () => [],
+    addProxyNeighbor: async () => {},
+    deleteProxyNeighbor: async () => {},
+    listOwnedRoutes: async () => [],
+    addVipRoute: async () => {},
+    deleteVipRoute: async () => {},
+    setProxyDelay: async () => {},
+    getProxyDelay: async () => 0,
+    setLinkUp: async () => {},
+    close: () => {},
+  };
+}
+
+const memorySysctl = () => {
+  const values = new Map<string, string>();
+  return { read: (p: string) => values.get(p) ?? '0', write: (p: string, v: string) => void values.set(p, v) };
+};
+
+function setup(t: Tap.Test, farms = 3) {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'nftfarm-rec-'));
+  const store = new Store(openDatabase(path.join(dir, 'nftfarm.db')));
+  const ids: number[] = [];
+  store.write((g) => {
+    for (let i = 0; i < farms; i++) {
+      const farm = store.insertFarm({ name: `f${i}`, vip: '10.250.0.100', vport: String(8000 + i), protocol: 'tcp', nattype: 'dsr', algorithm: 'weight', persistence: '', ttl: 60, running: true }, g);
+      ids.push(farm.id);
+      for (let b = 0; b < 3; b++) store.insertBackend(farm.id, { ip: `10.250.0.${21 + b}`, port: null, weight: 1 + b, priority: 1, maxConns: 0 }, g);
+    }
+  });
+  const kernel = new FakeKernel();
+  const passes: string[] = [];
+  const reconciler = new Reconciler({
+    store,
+    net: fakeHost(),
+    kernel,
+    log,
+    dryRun: false,
+    sysctl: memorySysctl(),
+    resyncIntervalMs: 40,
+    backoffMs: 40,
+    maxBackoffMs: 160,
+    onPass: (p) => passes.push(`${p.kind}:${p.result}`),
+  });
+  t.teardown(async () => {
+    await reconciler.stop();
+    store.close();
+    fs.rmSync(dir, { recursive: true, force: true });
+  });
+  return { store, kernel, reconciler, ids, passes };
+}
+
+const until = async (check: () => boolean | Promise<boolean>, ms = 5000): Promise<boolean> => {
+  const deadline = Date.now() + ms;
+  while (Date.now() < deadline) {
+    if (await check()) return true;
+    await new Promise((r) => setTimeout(r, 5));
+  }
+  return false;
+};
+
+/** The element keys a transaction writes, by set. */
+const elementKeys = (ops: Operation[]): string[] => ops.filter(isElementOperation).flatMap((o) => o.elements.map((e) => `${o.set.name} ${e.key}`));
+
+t.test('a cold start loads everything; one change is one transaction about that farm only', async (t) => {
+  const { store, kernel, reconciler, ids } = setup(t);
+  await reconciler.start();
+  t.equal(kernel.accepted.length, 1, 'one transaction for the whole store');
+  t.ok(kernel.tables.has('netdev'));
+  t.equal(reconciler.system().appliedGeneration, store.generation());
+  for (const id of ids) t.equal(reconciler.farm(id)?.state, 'applied');
+
+  const farm = store.getFarmById(ids[1]!)!;
+  store.write((g) => store.updateBackend(farm.id, 0, { weight: 9 }, g));
+  await reconciler.idle();
+  t.equal(kernel.accepted.length, 2, 'one more transaction');
+  const ops = kernel.accepted[1]!;
+  t.ok(ops.every(isElementOperation), 'elements only: no chain, no set is rewritten');
+  const base = 0x80000000 + farm.slot * 4096;
+  const keys = elementKeys(ops);
+  t.ok(keys.length > 0 && keys.every((k) => k.startsWith('selection ') && Number(k.split(' ')[1]) >= base && Number(k.split(' ')[1]) < base + 64), `only buckets of that farm's region: ${keys.length}`);
+  t.equal(reconciler.farm(farm.id)?.appliedGeneration, store.getFarmById(farm.id)!.generation);
+});
+
+t.test('a refused transaction changes nothing, is reported, and is retried with growing backoff as a full pass', async (t) => {
+  const { store, kernel, reconciler, ids, passes } = setup(t);
+  await reconciler.start();
+  const before = kernel.snapshot();
+  kernel.failNext = 3;
+  store.write((g) => store.updateBackend(ids[0]!, 1, { maintenance: 'cut' }, g));
+  t.ok(await until(() => reconciler.farm(ids[0]!)?.state === 'failed'), 'the farm shows the failure');
+  t.equal(kernel.snapshot(), before, 'the kernel holds what it held');
+  t.match(reconciler.farm(ids[0]!)?.error, /injected/, "with the kernel's words");
+  t.equal(reconciler.farm(ids[1]!)?.state, 'applied', 'farms the pass did not carry stay applied');
+  t.match(reconciler.system().lastError, /injected/);
+
+  t.ok(await until(() => reconciler.farm(ids[0]!)?.state === 'applied', 5000), 'applied once the kernel accepts again');
+  const tries = kernel.attempts.slice(1);
+  t.strictSame(tries.map((a) => a.ok), [false, false, false, true], 'three refusals, then success');
+  const gaps = tries.slice(1).map((a, i) => a.at - tries[i]!.at);
+  t.ok(gaps[0]! >= 35 && gaps[1]! >= 75 && gaps[2]! >= 155, `backoff doubles: ${gaps.join(', ')} ms`);
+  t.ok(tries.slice(1).every((a) => a.operations.some((o) => o.op === 'replace-rules')), 'retries are full passes (every chain rewritten)');
+  t.match(passes, ['full:applied', 'incremental:failed', 'full:failed', 'full:failed', 'full:applied']);
+  t.equal(reconciler.system().consecutiveFailures, 0, 'the count resets');
+  const cut = store.listBackends(ids[0]!)[1]!;
+  const macs = kernel.tables.get('netdev')!.sets.get('backend_macs')!;
+  t.notOk(macs.elements.has(String(cut.uid)), 'the change is in: the cut backend has no MAC entry');
+});
+
+t.test('drift: a chain someone removed is noticed and put back', async (t) => {
+  const { kernel, reconciler, passes } = setup(t);
+  await reconciler.start();
+  const before = kernel.snapshot();
+  kernel.tamper((tables) => {
+    const netdev = tables.get('netdev')!;
+    netdev.chains.get('farm_2')!.rules.pop();
+  });
+  t.ok(await until(() => kernel.snapshot() === before, 3000), 'repaired');
+  t.ok(passes.filter((p) => p === 'full:applied').length >= 2, 'by a full pass');
+  const after = passes.length;
+  await new Promise((r) => setTimeout(r, 200));
+  t.equal(passes.length, after, 'and then nothing more to do (our own commits are not drift)');
+});
+
+t.test('changes that arrive during a pass share the next one; a deleted farm loses everything', async (t) => {
+  const { store, kernel, reconciler, ids } = setup(t);
+  await reconciler.start();
+  kernel.delayMs = 30;
+  for (let i = 0; i < 10; i++) store.write((g) => store.updateBackend(ids[i % 3]!, 0, { weight: 1 + (i % 9) }, g));
+  await reconciler.idle();
+  t.ok(kernel.accepted.length - 1 <= 3, `10 writes, ${kernel.accepted.length - 1} transactions`);
+  t.equal(reconciler.system().appliedGeneration, store.generation());
+
+  store.write(() => store.deleteFarm(ids[1]!));
+  await reconciler.idle();
+  const netdev = kernel.tables.get('netdev')!;
+  t.notOk(netdev.chains.has('farm_2'), 'its chain is gone');
+  t.notOk([...netdev.sets.get('ipv4_vip_ports')!.elements.keys()].some((k) => k.endsWith(' 8001')), 'its dispatch is gone');
+  t.notOk([...netdev.sets.get('selection')!.elements.keys()].some((k) => Number(k) >= 0x80002000 && Number(k) < 0x80003000), 'its region is gone');
+  t.equal(reconciler.farm(ids[1]!), undefined);
+
+  for (const id of [ids[0]!, ids[2]!]) store.write(() => store.deleteFarm(id));
+  await reconciler.idle();
+  t.equal(kernel.tables.size, 0, 'no farm, no table');
+});

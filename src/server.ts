@@ -16,7 +16,8 @@ import { KernelAccessError, preflight } from './dataplane/preflight.js';
 import { createConntrack } from './dataplane/conntrack.js';
 import { Reconciler } from './reconcile/reconciler.js';
 import { HealthMonitor } from './health/monitor.js';
-import { kernelCounterReader, noCounters } from './observe/farm-counters.js';
+import { noCounters } from './observe/farm-counters.js';
+import { openObserver } from './observe/observer.js';
 import { createMetrics } from './metrics/metrics.js';
 import { VERSION } from './version.js';
 
@@ -52,7 +53,11 @@ export async function serve(config: Config): Promise<number> {
       if (r.latencyMs !== null) metrics.healthCheck({ farm: r.farm, backend: r.backend, result: r.up ? 'up' : 'down' }, r.latencyMs / 1000);
     },
   });
-  const conntrack = createConntrack();
+  // Counters, pins and connections are read by the observer's worker thread (netlink dumps,
+  // off the API's event loop); reads only: the reconciler stays the only writer.
+  const counters = config.dryRun ? noCounters : openObserver(log.child({ component: 'observer' }));
+  const conntrackTool = createConntrack();
+  const conntrack = { countByMark: () => counters.connections(), deleteByMark: (mark: number) => conntrackTool.deleteByMark(mark) };
   const kernel = config.dryRun ? dryRunKernel(log) : kernelAccess(nft, undefined, log);
   const reconciler = new Reconciler({
     store,
@@ -64,8 +69,10 @@ export async function serve(config: Config): Promise<number> {
     health,
     onPass: (pass) => metrics.reconcilePass(pass.kind, pass.result, pass.seconds),
   });
-  // Reads only (netlink dumps of counters and flow maps): the reconciler stays the only writer.
-  const counters = config.dryRun ? noCounters : kernelCounterReader(undefined, undefined, conntrack);
+  metrics.watchGenerations(() => {
+    const system = reconciler.system();
+    return { desired: system.storeGeneration, applied: system.appliedGeneration };
+  });
   const app = await buildApp({
     store,
     apiKey: apiKey.key,

@@ -1,6 +1,7 @@
 /** How stored farms and backends look in ZAPI answers, with what the data plane knows. */
 import type { Backend, BackendStatus, Farm, FarmStatus } from '../model/farm.js';
 import type { FarmRuntime } from '../model/runtime.js';
+import type { FarmDescriptor } from '../observe/farm-counters.js';
 
 export interface BackendView {
   id: number;
@@ -60,5 +61,18 @@ export function dataplaneView(farm: Farm, runtime: FarmRuntime | undefined) {
     error: runtime?.error ?? null,
     interface: runtime?.interface ?? null,
     notice: runtime?.notice ?? null,
+  };
+}
+
+/** What the observer needs to count a farm (observe/farm-counters.ts), from the store and the data plane's view. */
+export function counterDescriptor(farm: Farm, stored: readonly Backend[], runtime: FarmRuntime | undefined): FarmDescriptor {
+  return {
+    id: farm.id,
+    slot: farm.slot,
+    name: farm.name,
+    nattype: farm.nattype,
+    protocol: farm.protocol,
+    persistence: farm.persistence,
+    backends: stored.map((b) => ({ uid: b.uid, id: b.id, ip: b.ip, up: backendView(b, farm, runtime).status === 'up' })),
   };
 }

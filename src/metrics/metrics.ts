@@ -4,7 +4,7 @@
  * kernel at scrape time (farm-metrics.ts). One registry per process (not prom-client's
  * global one), so tests can build many apps side by side.
  */
-import { Counter, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { PassReport, PassResult } from '../reconcile/reconciler.js';
 
 export interface Metrics {
@@ -15,6 +15,8 @@ export interface Metrics {
   healthCheck(labels: { farm: string; backend: string; result: 'up' | 'down' }, seconds: number): void;
   /** One API request, by route pattern (not the raw URL: farm names stay out of the labels). */
   apiRequest(method: string, route: string, status: number, seconds: number): void;
+  /** Where the store and applied generations are read at each scrape. */
+  watchGenerations(source: () => { desired: number; applied: number | null }): void;
 }
 
 export function createMetrics(options: { processMetrics?: boolean } = {}): Metrics {
@@ -46,8 +48,28 @@ export function createMetrics(options: { processMetrics?: boolean } = {}): Metri
     buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
     registers: [registry],
   });
+  let generations: () => { desired: number; applied: number | null } = () => ({ desired: 0, applied: null });
+  new Gauge({
+    name: 'nftfarm_desired_generation',
+    help: 'The store generation: bumped by every write',
+    registers: [registry],
+    collect() {
+      this.set(generations().desired);
+    },
+  });
+  new Gauge({
+    name: 'nftfarm_applied_generation',
+    help: 'The store generation the kernel holds (-1 before the first pass)',
+    registers: [registry],
+    collect() {
+      this.set(generations().applied ?? -1);
+    },
+  });
   return {
     registry,
+    watchGenerations(source) {
+      generations = source;
+    },
     reconcilePass(kind, result, seconds) {
       passes.observe({ kind, result }, seconds);
       if (result === 'failed') failures.inc();

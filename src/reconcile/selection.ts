@@ -91,62 +91,92 @@ export function websterCounts(weights: readonly number[], size: number): number[
 const canonical = (members: readonly SelectionMember[]): SelectionMember[] =>
   [...members].sort((a, b) => (a.identity < b.identity ? -1 : a.identity > b.identity ? 1 : 0));
 
-/** How many of each bucket's best preferences the fill looks at before a full scan. */
+/** How many of each bucket's best preferences the fill looks at before a full scan (at most 8: see the sort keys). */
 const PREFERENCES_KEPT = 8;
+/** The API's highest weight: a member draws at most this many scores per bucket. */
+const MAX_WEIGHT = 9;
+
+/** A backend's draws (one seed per unit of weight), kept: the same backends serve many farms. */
+const drawCache = new Map<string, Uint32Array>();
+function drawsOf(identity: string): Uint32Array {
+  let draws = drawCache.get(identity);
+  if (!draws) {
+    draws = Uint32Array.from({ length: MAX_WEIGHT }, (_, draw) => fnv1a(`${identity}#${draw}`));
+    // Bounded: a cache, not a registry of every backend ever seen.
+    if (drawCache.size >= 100_000) drawCache.clear();
+    drawCache.set(identity, draws);
+  }
+  return draws;
+}
 
 /**
  * The consistent-hash table: bucket -> mark, every bucket filled (empty without members).
  * A member of weight w draws w rendezvous scores per bucket and keeps the best, so it is a
  * bucket's first preference with probability w / total; buckets are then given out in
  * decreasing order of score, each to its best preference that still has room.
+ * Typed arrays throughout: 10,000 farms are rendered at a cold start.
  */
 export function consistentTable(members: readonly SelectionMember[], size: number): Uint32Array {
   const table = new Uint32Array(size);
-  if (members.length === 0 || size === 0) return table;
+  const n = members.length;
+  if (n === 0 || size === 0) return table;
   const sorted = canonical(members);
-  const counts = websterCounts(sorted.map((m) => m.weight), size);
-  const seeds = sorted.map((m) => Array.from({ length: Math.max(1, m.weight) }, (_, draw) => fnv1a(`${m.identity}#${draw}`)));
+  const room = websterCounts(sorted.map((m) => m.weight), size);
+  const draws = sorted.map((m) => drawsOf(m.identity));
+  const weights = sorted.map((m) => Math.max(1, Math.min(MAX_WEIGHT, m.weight)));
   const score = (i: number, bucket: number): number => {
     const salt = Math.imul(bucket + 1, 0x9e3779b1) >>> 0;
+    const seeds = draws[i]!;
     let best = 0;
-    for (const seed of seeds[i]!) best = Math.max(best, mix32(seed ^ salt));
+    for (let d = 0; d < weights[i]!; d++) {
+      const s = mix32(seeds[d]! ^ salt);
+      if (s > best) best = s;
+    }
     return best;
   };
-  // Each bucket's best few preferences, as (score, bucket, member) in one list.
-  const kept = Math.min(PREFERENCES_KEPT, sorted.length);
-  const pairs: Preference[] = [];
-  const top: Preference[] = [];
+  // Each bucket's best few preferences: (score, member) per slot of `bucket * kept + k`.
+  const kept = Math.min(PREFERENCES_KEPT, n);
+  const scores = new Float64Array(size * kept);
+  const who = new Int32Array(size * kept);
   for (let bucket = 0; bucket < size; bucket++) {
-    top.length = 0;
-    for (let i = 0; i < sorted.length; i++) {
+    const at = bucket * kept;
+    let filled = 0;
+    for (let i = 0; i < n; i++) {
       const s = score(i, bucket);
-      // Insertion into the few best so far: a full sort per bucket costs seconds at 1,024 backends.
-      if (top.length === kept && s <= top[kept - 1]!.score) continue;
-      const p = { score: s, bucket, member: i };
-      let at = Math.min(top.length, kept - 1);
-      top[at] = p;
-      while (at > 0 && byPreference(top[at]!, top[at - 1]!) < 0) {
-        [top[at], top[at - 1]] = [top[at - 1]!, top[at]!];
-        at--;
+      // Members come in order, so a later member with an equal score ranks after.
+      if (filled === kept && s <= scores[at + kept - 1]!) continue;
+      let j = filled < kept ? filled++ : kept - 1;
+      while (j > 0 && scores[at + j - 1]! < s) {
+        scores[at + j] = scores[at + j - 1]!;
+        who[at + j] = who[at + j - 1]!;
+        j--;
       }
+      scores[at + j] = s;
+      who[at + j] = i;
     }
-    pairs.push(...top);
   }
-  pairs.sort(byPreference);
+  // All kept preferences, best score first; ties by bucket, then by member order (a bucket's
+  // kept preferences are in that order already). One exact number each (under 2^47), sorted
+  // natively: (2^32 - 1 - score) x 2^15 + bucket x 2^3 + rank.
+  const order = new Float64Array(size * kept);
+  for (let k = 0; k < order.length; k++) order[k] = (0xffffffff - scores[k]!) * 32768 + Math.floor(k / kept) * 8 + (k % kept);
+  order.sort();
   const filled = new Uint8Array(size);
-  const room = [...counts];
-  for (const p of pairs) {
-    if (filled[p.bucket] || room[p.member] === 0) continue;
-    table[p.bucket] = sorted[p.member]!.mark;
-    filled[p.bucket] = 1;
-    room[p.member]!--;
+  for (const key of order) {
+    const low = key % 32768;
+    const bucket = low >> 3;
+    const member = who[bucket * kept + (low & 7)]!;
+    if (filled[bucket] || room[member] === 0) continue;
+    table[bucket] = sorted[member]!.mark;
+    filled[bucket] = 1;
+    room[member]!--;
   }
   // Buckets whose kept preferences were all full (rare): their best member with room.
   for (let bucket = 0; bucket < size; bucket++) {
     if (filled[bucket]) continue;
     let best = -1;
     let bestScore = -1;
-    for (let i = 0; i < sorted.length; i++) {
+    for (let i = 0; i < n; i++) {
       if (room[i] === 0) continue;
       const s = score(i, bucket);
       if (s > bestScore) {
@@ -158,17 +188,6 @@ export function consistentTable(members: readonly SelectionMember[], size: numbe
     room[best]!--;
   }
   return table;
-}
-
-interface Preference {
-  score: number;
-  bucket: number;
-  member: number;
-}
-
-/** Higher score first; ties (1 in 2^32) by bucket, then by member order. */
-function byPreference(a: Preference, b: Preference): number {
-  return b.score - a.score || a.bucket - b.bucket || a.member - b.member;
 }
 
 /**

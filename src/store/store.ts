@@ -1,3 +1,4 @@
+import type { Statement } from 'better-sqlite3';
 import type { Db } from './db.js';
 import { MAX_BACKEND_MARK, MAX_FARM_SLOT, type Backend, type Farm, type HealthCheck, type Maintenance } from '../model/farm.js';
 
@@ -150,6 +151,15 @@ export class Store {
     this.db.close();
   }
 
+  /** Prepared statements by SQL text: preparing costs more than most of these statements' runs. */
+  private readonly statements = new Map<string, Statement>();
+
+  private sql(text: string): Statement {
+    let statement = this.statements.get(text);
+    if (!statement) this.statements.set(text, (statement = this.db.prepare(text)));
+    return statement;
+  }
+
   /** Called after every committed write (the reconciler's and the health monitor's wake-up). */
   onChange(listener: StoreListener): () => void {
     this.listeners.add(listener);
@@ -157,7 +167,7 @@ export class Store {
   }
 
   generation(): number {
-    return (this.db.prepare('SELECT value FROM store_generation WHERE id = 1').get() as { value: number }).value;
+    return (this.sql('SELECT value FROM store_generation WHERE id = 1').get() as { value: number }).value;
   }
 
   /**
@@ -173,7 +183,7 @@ export class Store {
     try {
       result = this.db
         .transaction(() => {
-          this.db.prepare('UPDATE store_generation SET value = value + 1 WHERE id = 1').run();
+          this.sql('UPDATE store_generation SET value = value + 1 WHERE id = 1').run();
           generation = this.generation();
           return fn(generation);
         })
@@ -199,14 +209,14 @@ export class Store {
       .transaction(() => {
         const generation = this.generation();
         const backendsByFarm = new Map<number, Backend[]>();
-        for (const b of (this.db.prepare('SELECT * FROM backends ORDER BY farm_id, id').all() as BackendRow[]).map(backendFromRow)) {
+        for (const b of (this.sql('SELECT * FROM backends ORDER BY farm_id, id').all() as BackendRow[]).map(backendFromRow)) {
           const list = backendsByFarm.get(b.farmId) ?? [];
           list.push(b);
           backendsByFarm.set(b.farmId, list);
         }
         const checks = new Map(this.listHealthChecks().map((c) => [c.name, c]));
         const links = new Map(
-          (this.db.prepare('SELECT farm_id, check_name FROM farm_health_checks').all() as { farm_id: number; check_name: string }[]).map(
+          (this.sql('SELECT farm_id, check_name FROM farm_health_checks').all() as { farm_id: number; check_name: string }[]).map(
             (r) => [r.farm_id, r.check_name],
           ),
         );
@@ -230,9 +240,9 @@ export class Store {
     return this.db
       .transaction(() => {
         const out = new Map<number, FarmConfig>();
-        const farmById = this.db.prepare('SELECT * FROM farms WHERE id = ?');
-        const backendsOf = this.db.prepare('SELECT * FROM backends WHERE farm_id = ? ORDER BY id');
-        const checkOf = this.db.prepare('SELECT c.* FROM farm_health_checks l JOIN health_checks c ON c.name = l.check_name WHERE l.farm_id = ?');
+        const farmById = this.sql('SELECT * FROM farms WHERE id = ?');
+        const backendsOf = this.sql('SELECT * FROM backends WHERE farm_id = ? ORDER BY id');
+        const checkOf = this.sql('SELECT c.* FROM farm_health_checks l JOIN health_checks c ON c.name = l.check_name WHERE l.farm_id = ?');
         for (const id of ids) {
           const row = farmById.get(id) as FarmRow | undefined;
           if (!row) continue;
@@ -251,21 +261,21 @@ export class Store {
   // ---- farms ----
 
   listFarms(): Farm[] {
-    return (this.db.prepare('SELECT * FROM farms ORDER BY name').all() as FarmRow[]).map(farmFromRow);
+    return (this.sql('SELECT * FROM farms ORDER BY name').all() as FarmRow[]).map(farmFromRow);
   }
 
   getFarm(name: string): Farm | undefined {
-    const row = this.db.prepare('SELECT * FROM farms WHERE name = ?').get(name) as FarmRow | undefined;
+    const row = this.sql('SELECT * FROM farms WHERE name = ?').get(name) as FarmRow | undefined;
     return row && farmFromRow(row);
   }
 
   /** Running farms on one VIP (port conflicts are only possible among them). */
   runningFarmsOnVip(vip: string): Farm[] {
-    return (this.db.prepare('SELECT * FROM farms WHERE vip = ? AND running = 1').all(vip) as FarmRow[]).map(farmFromRow);
+    return (this.sql('SELECT * FROM farms WHERE vip = ? AND running = 1').all(vip) as FarmRow[]).map(farmFromRow);
   }
 
   getFarmById(id: number): Farm | undefined {
-    const row = this.db.prepare('SELECT * FROM farms WHERE id = ?').get(id) as FarmRow | undefined;
+    const row = this.sql('SELECT * FROM farms WHERE id = ?').get(id) as FarmRow | undefined;
     return row && farmFromRow(row);
   }
 
@@ -285,12 +295,12 @@ export class Store {
 
   /** The lowest slot a deleted farm gave back, or the next one after the highest in use (from 1). */
   private takeFarmSlot(): number {
-    const free = this.db.prepare('SELECT MIN(slot) AS slot FROM free_farm_slots').get() as { slot: number | null };
+    const free = this.sql('SELECT MIN(slot) AS slot FROM free_farm_slots').get() as { slot: number | null };
     if (free.slot !== null) {
-      this.db.prepare('DELETE FROM free_farm_slots WHERE slot = ?').run(free.slot);
+      this.sql('DELETE FROM free_farm_slots WHERE slot = ?').run(free.slot);
       return free.slot;
     }
-    const highest = this.db.prepare('SELECT MAX(slot) AS slot FROM farms').get() as { slot: number | null };
+    const highest = this.sql('SELECT MAX(slot) AS slot FROM farms').get() as { slot: number | null };
     const slot = highest.slot === null ? 1 : highest.slot + 1;
     if (slot > this.maxFarmSlot) throw new StoreLimitError(`no farm can be added: ${this.maxFarmSlot} farms exist, the most the data plane can number`);
     return slot;
@@ -308,33 +318,33 @@ export class Store {
       sets.push(`${FARM_COLUMNS[key]} = @${key}`);
       params[key] = sqlValue(value);
     }
-    this.db.prepare(`UPDATE farms SET ${sets.join(', ')} WHERE id = @id`).run(params);
+    this.sql(`UPDATE farms SET ${sets.join(', ')} WHERE id = @id`).run(params);
     this.touched.add(id);
     return this.getFarmById(id) as Farm;
   }
 
   /** Marks the farm changed (its backends or links changed). Must run inside write(). */
   touchFarm(id: number, generation: number): void {
-    this.db.prepare('UPDATE farms SET generation = ? WHERE id = ?').run(generation, id);
+    this.sql('UPDATE farms SET generation = ? WHERE id = ?').run(generation, id);
     this.touched.add(id);
   }
 
   /** Must run inside write(). */
   deleteFarm(id: number): void {
-    const row = this.db.prepare('SELECT slot FROM farms WHERE id = ?').get(id) as { slot: number | null } | undefined;
-    this.db.prepare('DELETE FROM farms WHERE id = ?').run(id);
-    if (row && row.slot !== null) this.db.prepare('INSERT OR IGNORE INTO free_farm_slots (slot) VALUES (?)').run(row.slot);
+    const row = this.sql('SELECT slot FROM farms WHERE id = ?').get(id) as { slot: number | null } | undefined;
+    this.sql('DELETE FROM farms WHERE id = ?').run(id);
+    if (row && row.slot !== null) this.sql('INSERT OR IGNORE INTO free_farm_slots (slot) VALUES (?)').run(row.slot);
     this.touched.add(id);
   }
 
   // ---- backends ----
 
   listBackends(farmId: number): Backend[] {
-    return (this.db.prepare('SELECT * FROM backends WHERE farm_id = ? ORDER BY id').all(farmId) as BackendRow[]).map(backendFromRow);
+    return (this.sql('SELECT * FROM backends WHERE farm_id = ? ORDER BY id').all(farmId) as BackendRow[]).map(backendFromRow);
   }
 
   getBackend(farmId: number, id: number): Backend | undefined {
-    const row = this.db.prepare('SELECT * FROM backends WHERE farm_id = ? AND id = ?').get(farmId, id) as BackendRow | undefined;
+    const row = this.sql('SELECT * FROM backends WHERE farm_id = ? AND id = ?').get(farmId, id) as BackendRow | undefined;
     return row && backendFromRow(row);
   }
 
@@ -366,25 +376,25 @@ export class Store {
       sets.push(`${BACKEND_COLUMNS[key]} = @${key}`);
       params[key] = value;
     }
-    if (sets.length > 0) this.db.prepare(`UPDATE backends SET ${sets.join(', ')} WHERE farm_id = @farmId AND id = @id`).run(params);
+    if (sets.length > 0) this.sql(`UPDATE backends SET ${sets.join(', ')} WHERE farm_id = @farmId AND id = @id`).run(params);
     this.touchFarm(farmId, generation);
     return this.getBackend(farmId, id) as Backend;
   }
 
   /** Must run inside write(). */
   deleteBackend(farmId: number, id: number, generation: number): void {
-    this.db.prepare('DELETE FROM backends WHERE farm_id = ? AND id = ?').run(farmId, id);
+    this.sql('DELETE FROM backends WHERE farm_id = ? AND id = ?').run(farmId, id);
     this.touchFarm(farmId, generation);
   }
 
   // ---- health checks ----
 
   listHealthChecks(): HealthCheck[] {
-    return (this.db.prepare('SELECT * FROM health_checks ORDER BY template DESC, name').all() as HealthCheckRow[]).map(healthCheckFromRow);
+    return (this.sql('SELECT * FROM health_checks ORDER BY template DESC, name').all() as HealthCheckRow[]).map(healthCheckFromRow);
   }
 
   getHealthCheck(name: string): HealthCheck | undefined {
-    const row = this.db.prepare('SELECT * FROM health_checks WHERE name = ?').get(name) as HealthCheckRow | undefined;
+    const row = this.sql('SELECT * FROM health_checks WHERE name = ?').get(name) as HealthCheckRow | undefined;
     return row && healthCheckFromRow(row);
   }
 
@@ -398,7 +408,7 @@ export class Store {
   }
 
   farmCheckName(farmId: number): string | null {
-    const row = this.db.prepare('SELECT check_name FROM farm_health_checks WHERE farm_id = ?').get(farmId) as { check_name: string } | undefined;
+    const row = this.sql('SELECT check_name FROM farm_health_checks WHERE farm_id = ?').get(farmId) as { check_name: string } | undefined;
     return row ? row.check_name : null;
   }
 
@@ -422,47 +432,47 @@ export class Store {
       sets.push(`${CHECK_COLUMNS[key]} = @${key}`);
       params[key] = sqlValue(value);
     }
-    if (sets.length > 0) this.db.prepare(`UPDATE health_checks SET ${sets.join(', ')} WHERE name = @name`).run(params);
-    const users = this.db.prepare('SELECT farm_id FROM farm_health_checks WHERE check_name = ?').all(name) as { farm_id: number }[];
+    if (sets.length > 0) this.sql(`UPDATE health_checks SET ${sets.join(', ')} WHERE name = @name`).run(params);
+    const users = this.sql('SELECT farm_id FROM farm_health_checks WHERE check_name = ?').all(name) as { farm_id: number }[];
     for (const { farm_id } of users) this.touchFarm(farm_id, generation);
     return this.getHealthCheck(name) as HealthCheck;
   }
 
   /** Must run inside write(). */
   deleteHealthCheck(name: string): void {
-    this.db.prepare('DELETE FROM health_checks WHERE name = ?').run(name);
+    this.sql('DELETE FROM health_checks WHERE name = ?').run(name);
   }
 
   /** Must run inside write(). */
   linkHealthCheck(farmId: number, name: string, generation: number): void {
-    this.db.prepare('INSERT INTO farm_health_checks (farm_id, check_name) VALUES (?, ?)').run(farmId, name);
+    this.sql('INSERT INTO farm_health_checks (farm_id, check_name) VALUES (?, ?)').run(farmId, name);
     this.touchFarm(farmId, generation);
   }
 
   /** Must run inside write(). */
   unlinkHealthCheck(farmId: number, generation: number): void {
-    this.db.prepare('DELETE FROM farm_health_checks WHERE farm_id = ?').run(farmId);
+    this.sql('DELETE FROM farm_health_checks WHERE farm_id = ?').run(farmId);
     this.touchFarm(farmId, generation);
   }
 
   // ---- data-plane bookkeeping: not configuration, so no generation bump ----
 
   savedKernelSettings(): Map<string, string> {
-    const rows = this.db.prepare('SELECT name, value FROM saved_kernel_settings').all() as { name: string; value: string }[];
+    const rows = this.sql('SELECT name, value FROM saved_kernel_settings').all() as { name: string; value: string }[];
     return new Map(rows.map((r) => [r.name, r.value]));
   }
 
   /** Keeps the first value saved: that is the one from before nftfarm changed it. */
   saveKernelSetting(name: string, value: string): void {
-    this.db.prepare('INSERT OR IGNORE INTO saved_kernel_settings (name, value) VALUES (?, ?)').run(name, value);
+    this.sql('INSERT OR IGNORE INTO saved_kernel_settings (name, value) VALUES (?, ?)').run(name, value);
   }
 
   forgetKernelSetting(name: string): void {
-    this.db.prepare('DELETE FROM saved_kernel_settings WHERE name = ?').run(name);
+    this.sql('DELETE FROM saved_kernel_settings WHERE name = ?').run(name);
   }
 
   knownNeighbors(): { interface: string; ip: string; mac: string }[] {
-    return this.db.prepare('SELECT interface, ip, mac FROM known_neighbors').all() as { interface: string; ip: string; mac: string }[];
+    return this.sql('SELECT interface, ip, mac FROM known_neighbors').all() as { interface: string; ip: string; mac: string }[];
   }
 
   rememberNeighbor(iface: string, ip: string, mac: string): void {

@@ -4,9 +4,8 @@
  */
 import type { FastifyInstance } from 'fastify';
 import { keysMatch } from '../api-key.js';
-import { backendView } from '../present.js';
+import { counterDescriptor } from '../present.js';
 import { noCounters } from '../../observe/farm-counters.js';
-import { registerFarmMetrics, type FarmSample } from '../../metrics/farm-metrics.js';
 import type { Metrics } from '../../metrics/metrics.js';
 
 export type MetricsAccess = 'open' | 'key' | 'off';
@@ -14,32 +13,16 @@ export type MetricsAccess = 'open' | 'key' | 'off';
 export async function metricsRoute(app: FastifyInstance, options: { metrics: Metrics; access: MetricsAccess }): Promise<void> {
   const { store, dataplane } = app.deps;
   const counters = app.deps.counters ?? noCounters;
-  const farmMetrics = registerFarmMetrics(options.metrics.registry, {
-    async farms() {
-      const all = store.snapshot().farms;
-      const read = await counters.readMany(all.filter((f) => f.farm.running), { sessions: true });
-      return all.map(({ farm, backends }): FarmSample => {
-        const runtime = dataplane.farm(farm.id);
-        return {
-          farm: farm.name,
-          counters: read.get(farm.id) ?? null,
-          backends: backends.map((b) => ({ id: b.id, uid: b.uid, ip: b.ip, up: backendView(b, farm, runtime).status === 'up' })),
-        };
-      });
-    },
-    generations() {
-      const system = dataplane.system();
-      return { desired: system.storeGeneration, applied: system.appliedGeneration };
-    },
-  });
-
   app.get('/metrics', { schema: { hide: true } }, async (request, reply) => {
     if (options.access === 'key') {
       const given = request.headers['zapi_key'] ?? request.headers['api_key'];
       if (typeof given !== 'string' || !keysMatch(given, app.deps.apiKey)) return reply.code(401).send({ message: 'Authorization required' });
     }
-    await farmMetrics.refresh();
+    // Farm and backend series come from the observer's worker thread, written there from one
+    // counter sample; the registry holds the process's own series (passes, API, health checks).
+    const running = store.snapshot().farms.filter((f) => f.farm.running);
+    const farms = await counters.metricsText(running.map(({ farm, backends }) => counterDescriptor(farm, backends, dataplane.farm(farm.id))));
     reply.type(options.metrics.registry.contentType);
-    return options.metrics.registry.metrics();
+    return `${await options.metrics.registry.metrics()}${farms}`;
   });
 }

@@ -2,6 +2,7 @@ import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { Farm } from '../../model/farm.js';
 import { noCounters, type BackendCounters, type FarmCounters } from '../../observe/farm-counters.js';
 import { zapiRoute } from '../zapi.js';
+import { counterDescriptor } from '../present.js';
 import { describeFarm, farmInPath, farmPathParams, farmSummary, sessionViews } from './farms.js';
 
 type FarmRequest = FastifyRequest<{ Params: { farmname: string } }>;
@@ -45,7 +46,7 @@ export async function statsRoutes(app: FastifyInstance): Promise<void> {
     handler: async () => {
       // One store read for every farm and its backends, then the kernel's counters of the running ones.
       const all = store.snapshot().farms;
-      const read = await counters.readMany(all.filter((f) => f.farm.running));
+      const read = await counters.readMany(all.filter((f) => f.farm.running).map(({ farm, backends }) => counterDescriptor(farm, backends, app.deps.dataplane.farm(farm.id))));
       const farms = all.map(({ farm, backends }) => {
         const c: FarmCounters | null = read.get(farm.id) ?? null;
         return {
@@ -62,8 +63,8 @@ export async function statsRoutes(app: FastifyInstance): Promise<void> {
 
   const farmOf = (req: FarmRequest) => farmInPath(app, req);
   const farmStats = async (_req: FarmRequest, _reply: unknown, farm: Farm) => {
-    const { backends, stored } = describeFarm(app, farm);
-    const c = farm.running ? await counters.read({ farm, backends: stored }) : null;
+    const { backends, stored, runtime } = describeFarm(app, farm);
+    const c = farm.running ? await counters.read(counterDescriptor(farm, stored, runtime)) : null;
     const uidOf = new Map(stored.map((b) => [b.id, b.uid]));
     // The same sessions, in the same shape, as GET /farms/{f}.
     const sessions = await sessionViews(app, farm, stored);

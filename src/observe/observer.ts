@@ -1,0 +1,60 @@
+/**
+ * The statistics' and metrics' access to the kernel's counters: a worker thread
+ * (observer-worker.ts) reads and computes, the API's event loop only sends farm
+ * descriptions and receives results (the worker's netlink reads share one socket, in turn).
+ */
+import { Worker } from 'node:worker_threads';
+import type { Logger } from 'pino';
+import type { CounterReader, FarmCounters, FarmDescriptor } from './farm-counters.js';
+import type { ObserverReply, ObserverRequest } from './observer-worker.js';
+
+type Pending = { resolve: (v: unknown) => void; reject: (e: Error) => void };
+/** A request without its sequence number (distributed over the union's members). */
+type Request = ObserverRequest extends infer R ? (R extends ObserverRequest ? Omit<R, 'seq'> : never) : never;
+
+export function openObserver(log?: Logger): CounterReader {
+  let worker: Worker | null = null;
+  let seq = 0;
+  const pending = new Map<number, Pending>();
+  const start = (): Worker => {
+    if (worker) return worker;
+    const w = new Worker(new URL('./observer-worker.js', import.meta.url));
+    w.unref();
+    w.on('message', (reply: ObserverReply) => {
+      const p = pending.get(reply.seq);
+      if (!p) return;
+      pending.delete(reply.seq);
+      if (reply.ok) p.resolve(reply.value);
+      else p.reject(new Error(reply.error));
+    });
+    w.on('error', (err) => {
+      log?.error({ err }, 'the observer worker failed; it is started again on the next read');
+      for (const p of pending.values()) p.reject(err);
+      pending.clear();
+      worker = null;
+    });
+    worker = w;
+    return w;
+  };
+  const ask = <T>(request: Request): Promise<T> =>
+    new Promise<T>((resolve, reject) => {
+      const s = ++seq;
+      pending.set(s, { resolve: resolve as (v: unknown) => void, reject });
+      start().postMessage({ ...request, seq: s });
+    });
+  return {
+    async read(farm) {
+      return (await this.readMany([farm])).get(farm.id) ?? null;
+    },
+    async readMany(farms) {
+      const pairs = await ask<[number, FarmCounters | null][]>({ kind: 'counters', farms: [...farms] });
+      return new Map(pairs);
+    },
+    metricsText: (farms: readonly FarmDescriptor[]) => ask<string>({ kind: 'metrics', farms: [...farms] }),
+    connections: () => ask<Map<number, number>>({ kind: 'connections' }),
+    close() {
+      void worker?.terminate();
+      worker = null;
+    },
+  };
+}

@@ -3,8 +3,10 @@
 #     -v nftfarm-data:/var/lib/nftfarm nftfarm
 # The API key is generated on first start in /var/lib/nftfarm/api-key (or set NFTFARM_API_KEY).
 
-FROM node:20-bookworm-slim AS build
-# better-sqlite3 and netlink are native modules: compiled here when no prebuilt binary fits.
+FROM node:24-bookworm-slim AS build
+# better-sqlite3 and netlink are native modules that ship prebuilt binaries; npm still runs
+# node-gyp for better-sqlite3 (it builds nothing when a prebuilt one fits): python3 and make,
+# and g++ for a platform without one.
 RUN apt-get update \
  && apt-get install -y --no-install-recommends python3 make g++ \
  && rm -rf /var/lib/apt/lists/*
@@ -16,7 +18,7 @@ COPY migrations ./migrations
 # npm ci compiles the TypeScript (prepare); the dev dependencies go afterwards.
 RUN npm ci --no-audit --no-fund && npm prune --omit=dev
 
-FROM node:20-bookworm-slim
+FROM node:24-bookworm-slim
 RUN apt-get update \
  && apt-get install -y --no-install-recommends nftables iproute2 conntrack iputils-ping \
  && rm -rf /var/lib/apt/lists/*

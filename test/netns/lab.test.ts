@@ -22,6 +22,8 @@ import { stateFile } from '../../src/lab/cleanup.js';
 
 // One prefix per test file: tap runs files in parallel. The crash tests use their own.
 const PREFIX = 'nflab';
+/** The prefix a lab asked for as `prefix` really has: createLab appends NFTFARM_LAB_TAG. */
+const tagged = (prefix: string): string => `${prefix}${process.env.NFTFARM_LAB_TAG ?? ''}`;
 
 /** Alive as the kernel sees it; a zombie has already exited. */
 function pidAlive(pid: number): boolean {
@@ -34,7 +36,7 @@ function pidAlive(pid: number): boolean {
 }
 
 async function labNamespaces(prefix: string): Promise<string[]> {
-  return (await listNamespaces()).filter((ns) => ns.startsWith(`${prefix}-`));
+  return (await listNamespaces()).filter((ns) => ns.startsWith(`${tagged(prefix)}-`));
 }
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
@@ -53,7 +55,7 @@ t.test('lab', async (t) => {
   t.test('topology: one switch, one eth0 per host, fixed addresses, no way out', async (t) => {
     t.same(
       (await labNamespaces(PREFIX)).sort(),
-      ['nflab-b1', 'nflab-b2', 'nflab-client', 'nflab-lb', 'nflab-sw'],
+      ['b1', 'b2', 'client', 'lb', 'sw'].map((h) => `${tagged(PREFIX)}-${h}`),
     );
     t.same(lab.hosts.map((h) => [h.name, h.ip, h.mac]), [
       ['client', '10.250.0.10', '02:00:0a:fa:00:0a'],
@@ -99,7 +101,7 @@ t.test('lab', async (t) => {
 
   t.test('refuses a second live lab with the same prefix', async (t) => {
     await t.rejects(createLab({ prefix: PREFIX }), /live in this process/);
-    t.ok(existsSync(stateFile(PREFIX)), 'the live lab keeps its state file');
+    t.ok(existsSync(stateFile(tagged(PREFIX))), 'the live lab keeps its state file');
   });
 
   t.test('refuses a namespace that is not the lab\'s', async (t) => {
@@ -209,7 +211,7 @@ t.test('lab', async (t) => {
     await lab.destroy(); // idempotent
     t.same(await labNamespaces(PREFIX), []);
     t.same(pids.filter(pidAlive), [], 'no started PID is alive');
-    t.notOk(existsSync(stateFile(PREFIX)), 'state file removed');
+    t.notOk(existsSync(stateFile(tagged(PREFIX))), 'state file removed');
     t.throws(() => lab.spawn(lab.client.ns, ['true']), /destroyed/);
   });
 });
@@ -263,7 +265,7 @@ t.test('a lab whose test throws is still cleaned up', async (t) => {
   t.match(stderr, /test failed on purpose/);
   t.same(await labNamespaces(prefix), [], 'namespaces deleted by the exit hook');
   t.same(pids.filter(pidAlive), [], 'its processes are gone');
-  t.notOk(existsSync(stateFile(prefix)));
+  t.notOk(existsSync(stateFile(tagged(prefix))));
 });
 
 t.test('a lab whose process gets SIGTERM is cleaned up, and the process still dies of it', async (t) => {
@@ -276,7 +278,7 @@ t.test('a lab whose process gets SIGTERM is cleaned up, and the process still di
   t.equal(signal, 'SIGTERM');
   t.same(await labNamespaces(prefix), []);
   t.same(pids.filter(pidAlive), []);
-  t.notOk(existsSync(stateFile(prefix)));
+  t.notOk(existsSync(stateFile(tagged(prefix))));
 });
 
 t.test('after a SIGKILL, the next run cleans up: servers exit, destroyStaleLabs does the rest', async (t) => {
@@ -290,17 +292,17 @@ t.test('after a SIGKILL, the next run cleans up: servers exit, destroyStaleLabs 
   process.kill(c.pid, 'SIGKILL');
   await c.exit;
   t.equal((await labNamespaces(prefix)).length, 5, 'nothing could clean up');
-  t.ok(existsSync(stateFile(prefix)), 'the state file is left for the next run');
+  t.ok(existsSync(stateFile(tagged(prefix))), 'the state file is left for the next run');
   // The backend servers treat EOF on stdin (their parent is gone) as the end.
   t.ok(await waitUntil(() => pids.filter(pidAlive).length === 1, 3000), 'orphaned servers exited');
   t.ok(pidAlive(sleepPid), 'the sleep is still running');
 
-  const removed = await destroyStaleLabs(prefix);
+  const removed = await destroyStaleLabs(tagged(prefix));
   t.same(removed.pids, [sleepPid], 'killed exactly the recorded process still running');
   t.ok(await waitUntil(() => !pidAlive(sleepPid), 2000), 'the sleep is gone');
-  t.same(removed.namespaces.sort(), ['nflabk-b1', 'nflabk-b2', 'nflabk-client', 'nflabk-lb', 'nflabk-sw']);
+  t.same(removed.namespaces.sort(), ['b1', 'b2', 'client', 'lb', 'sw'].map((h) => `${tagged(prefix)}-${h}`));
   t.same(await labNamespaces(prefix), []);
-  t.notOk(existsSync(stateFile(prefix)));
+  t.notOk(existsSync(stateFile(tagged(prefix))));
 
   t.equal((await labNamespaces('nflabo')).length, 4, 'a lab with another prefix is untouched');
   await other.startHttpBackends(80);
@@ -343,5 +345,5 @@ t.test('a tap test file that times out still cleans up its lab (tap kills it wit
   const pids = JSON.parse(pidsLine?.[1] ?? '[]') as number[];
   t.same(await labNamespaces(prefix), [], 'namespaces deleted');
   t.same(pids.filter(pidAlive), [], 'processes gone');
-  t.notOk(existsSync(stateFile(prefix)));
+  t.notOk(existsSync(stateFile(tagged(prefix))));
 });

@@ -1,26 +1,63 @@
 #!/usr/bin/env node
 /**
  * Runs inside the load balancer's namespace (next to nftfarm):
- *   node change-latency.mjs URL KEY FARM COUNT
- * COUNT times: PUT one backend's weight (alternating), take the time the API answer is in,
- * then the time the kernel announces the next committed nftables generation (NFT_MSG_NEWGEN
- * on the NFNLGRP_NFTABLES multicast group): the change is live. Prints the delays in ms as
- * JSON. nftfarm is the only writer in this namespace while it runs.
+ *   node change-latency.mjs URL KEY FARM SLOT COUNT [BACKGROUND_FARMS]
+ * COUNT times: PUT the weight of backend 0 of FARM (alternating 2 and 3), and take the time
+ * from just before the request is sent to the moment the kernel commits the change: the
+ * first element notification (NFT_MSG_NEWSETELEM / DELSETELEM on the NFNLGRP_NFTABLES group)
+ * for a bucket of the farm's selection region, whose keys are 0x80000000 + SLOT x 4096 + i.
+ * What an operator waits for: request to kernel. With BACKGROUND_FARMS (a number n), another
+ * loop writes 100 PUTs/s to farms f1..fn meanwhile (their regions do not count). Prints the
+ * delays in ms as JSON.
  */
+import os from 'node:os';
 import { createNetlink } from 'netlink';
 
-const [url, key, farm, countText] = process.argv.slice(2);
+const [url, key, farm, slotText, countText, backgroundText] = process.argv.slice(2);
 const count = Number(countText);
+const background = Number(backgroundText ?? 0);
+const base = 0x80000000 + Number(slotText) * 4096;
 const NETLINK_NETFILTER = 12;
 const NFNLGRP_NFTABLES = 7;
-const NEWGEN = (10 << 8) | 15;
+const NEWSETELEM = (10 << 8) | 12;
+const DELSETELEM = (10 << 8) | 14;
+const le = os.endianness() === 'LE';
 
-const socket = createNetlink(NETLINK_NETFILTER, { ref: true, recvBufferSize: 16 << 20, sendBufferSize: 65536 });
+function attributes(data) {
+  const out = [];
+  let at = 0;
+  while (at + 4 <= data.length) {
+    const length = data.readUInt16LE(at);
+    if (length < 4) break;
+    out.push({ type: data.readUInt16LE(at + 2) & 0x3fff, value: data.subarray(at + 4, at + length) });
+    at += (length + 3) & ~3;
+  }
+  return out;
+}
+
+/** True when the notification writes a bucket of the farm's region in the selection map. */
+function touchesRegion(message) {
+  const data = Buffer.from(message.data.buffer, message.data.byteOffset, message.data.byteLength).subarray(4);
+  const attrs = attributes(data);
+  const set = attrs.find((a) => a.type === 2)?.value;
+  if (!set || set.toString('utf8', 0, set.indexOf(0)) !== 'selection') return false;
+  const list = attrs.find((a) => a.type === 3)?.value;
+  for (const element of list ? attributes(list) : []) {
+    const keyAttr = attributes(element.value).find((a) => a.type === 1)?.value;
+    const value = keyAttr && attributes(keyAttr).find((a) => a.type === 1)?.value;
+    if (!value || value.length < 4) continue;
+    const k = le ? value.readUInt32LE(0) : value.readUInt32BE(0);
+    if (k >= base && k < base + 4096) return true;
+  }
+  return false;
+}
+
+const socket = createNetlink(NETLINK_NETFILTER, { ref: true, recvBufferSize: 32 << 20, sendBufferSize: 65536 });
 socket.addMembership(NFNLGRP_NFTABLES);
 let waiter = null;
 socket.on('message', (msgs) => {
   const at = performance.now();
-  if (msgs.some((m) => m.type === NEWGEN) && waiter) {
+  if (waiter && msgs.some((m) => (m.type === NEWSETELEM || m.type === DELSETELEM) && touchesRegion(m))) {
     const w = waiter;
     waiter = null;
     w(at);
@@ -28,27 +65,47 @@ socket.on('message', (msgs) => {
 });
 socket.on('error', () => {});
 
+const headers = { ZAPI_KEY: key, 'content-type': 'application/json' };
+const put = (name, weight) =>
+  fetch(`${url}/zapi/v4.0/zapi.cgi/farms/${name}/backends/0`, { method: 'PUT', headers, body: JSON.stringify({ weight }) }).then(async (r) => {
+    await r.text();
+    if (r.status !== 200) throw new Error(`PUT ${name} answered ${r.status}`);
+  });
+
+let stopBackground = false;
+const backgroundDone = (async () => {
+  if (background < 1) return 0;
+  let n = 0;
+  const started = performance.now();
+  while (!stopBackground) {
+    // 100 PUTs per second, on a schedule (a slow answer does not lower the rate).
+    const due = started + n * 10;
+    const wait = due - performance.now();
+    if (wait > 0) await new Promise((r) => setTimeout(r, wait));
+    void put(`f${1 + (n % background)}`, 2 + (n % 2)).catch(() => {});
+    n++;
+  }
+  return n;
+})();
+
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 const delays = [];
+// A known start, so every timed PUT is a real change (the random workload may hold a 2 already).
+await put(farm, 5);
+await sleep(background > 0 ? 500 : 200);
 for (let i = 0; i < count; i++) {
-  let committed = null;
   const seen = new Promise((resolve) => (waiter = resolve));
-  const res = await fetch(`${url}/zapi/v4.0/zapi.cgi/farms/${farm}/backends/0`, {
-    method: 'PUT',
-    headers: { ZAPI_KEY: key, 'content-type': 'application/json' },
-    body: JSON.stringify({ weight: (i % 2) + 2 }),
-  });
-  await res.text();
-  const answered = performance.now();
-  if (res.status !== 200) throw new Error(`PUT answered ${res.status}`);
+  const sent = performance.now();
+  await put(farm, (i % 2) + 2);
   let timer;
   const timeout = new Promise((resolve) => (timer = setTimeout(() => resolve(null), 60_000)));
-  committed = await Promise.race([seen, timeout]);
+  const committed = await Promise.race([seen, timeout]);
   clearTimeout(timer);
   if (committed === null) throw new Error('no commit within 60 s');
-  // A commit that began before the answer still counts from the answer: never negative.
-  delays.push(Math.max(0, committed - answered));
+  delays.push(committed - sent);
   await sleep(100);
 }
+stopBackground = true;
+await backgroundDone;
 socket.close();
 console.log(JSON.stringify(delays));

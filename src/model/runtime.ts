@@ -32,6 +32,8 @@ export interface SystemRuntime {
   lastError: string | null;
   consecutiveFailures: number;
   passes: number;
+  /** The last pass that had something to do: full or incremental, its result, its duration. */
+  lastPass: { kind: 'full' | 'incremental'; result: string; ms: number } | null;
 }
 
 /** A persistence session in the kernel: client key -> backend. */
@@ -55,7 +57,7 @@ export interface DataplaneView {
 
 /** The system status before any reconcile pass. */
 export function initialSystemRuntime(mode: SystemRuntime['mode']): SystemRuntime {
-  return { mode, storeGeneration: 0, appliedGeneration: null, lastPassAt: null, lastError: null, consecutiveFailures: 0, passes: 0 };
+  return { mode, storeGeneration: 0, appliedGeneration: null, lastPassAt: null, lastError: null, consecutiveFailures: 0, passes: 0, lastPass: null };
 }
 
 /** The view when no reconciler runs (API-only tests, the OpenAPI writer): nothing is known. */

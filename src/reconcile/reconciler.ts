@@ -324,7 +324,12 @@ export class Reconciler implements DataplaneView {
     const kind: PassKind = this.fullNeeded ? 'full' : 'incremental';
     const started = performance.now();
     // A pass that found nothing to do (a neighbour event about no backend) is not reported.
-    const report = (result: PassResult) => result !== 'idle' && this.onPass?.({ kind, result, seconds: (performance.now() - started) / 1000 });
+    const report = (result: PassResult) => {
+      if (result === 'idle') return;
+      const seconds = (performance.now() - started) / 1000;
+      this.status.lastPass = { kind, result, ms: Math.round(seconds * 10_000) / 10 };
+      this.onPass?.({ kind, result, seconds });
+    };
     const carried = new Set<number>();
     try {
       report(kind === 'full' ? await this.fullPass(carried) : await this.incrementalPass(carried));

@@ -1,4 +1,4 @@
-import type { FastifyInstance } from 'fastify';
+import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { zapiRoute } from '../zapi.js';
 import { describeFarm } from './farms.js';
 import { dataplaneView } from '../present.js';
@@ -6,12 +6,19 @@ import { dataplaneView } from '../present.js';
 /** nftfarm's own route: what the reconciler did last, and each farm's data-plane state. */
 export async function systemRoutes(app: FastifyInstance): Promise<void> {
   const { store, dataplane } = app.deps;
-  zapiRoute(app, {
+  zapiRoute<FastifyRequest<{ Querystring: { farms?: 'true' | 'false' } }>>(app, {
     method: 'GET',
     url: '/system/status',
     summary: 'Reconciler and data-plane status',
     tags: ['system'],
     description: () => 'System status',
+    querystring: {
+      type: 'object',
+      additionalProperties: false,
+      properties: {
+        farms: { type: 'string', enum: ['true', 'false'], description: "'false' leaves out the list of farms (a cheap poll with thousands of farms)." },
+      },
+    },
     response: {
       200: {
         type: 'object',
@@ -29,6 +36,13 @@ export async function systemRoutes(app: FastifyInstance): Promise<void> {
               last_error: { type: 'string', nullable: true },
               consecutive_failures: { type: 'integer' },
               passes: { type: 'integer' },
+              last_pass: {
+                type: 'object',
+                nullable: true,
+                description: 'The last reconcile pass that had something to do: full or incremental, its result and duration.',
+                required: ['kind', 'result', 'ms'],
+                properties: { kind: { type: 'string', enum: ['full', 'incremental'] }, result: { type: 'string' }, ms: { type: 'number' } },
+              },
               farms: {
                 type: 'array',
                 items: {
@@ -42,8 +56,9 @@ export async function systemRoutes(app: FastifyInstance): Promise<void> {
         },
       },
     },
-    handler: async () => {
+    handler: async (req) => {
       const system = dataplane.system();
+      const withFarms = req.query.farms !== 'false';
       return {
         description: 'System status',
         params: {
@@ -54,7 +69,8 @@ export async function systemRoutes(app: FastifyInstance): Promise<void> {
           last_error: system.lastError,
           consecutive_failures: system.consecutiveFailures,
           passes: system.passes,
-          farms: store.snapshot().farms.map(({ farm, backends }) => {
+          last_pass: system.lastPass,
+          farms: !withFarms ? [] : store.snapshot().farms.map(({ farm, backends }) => {
             const { status, runtime } = describeFarm(app, farm, backends);
             return {
               farmname: farm.name,

@@ -18,6 +18,9 @@ import { HealthMonitor } from './health/monitor.js';
 import { kernelCounterReader, noCounters } from './observe/farm-counters.js';
 import { createMetrics } from './metrics/metrics.js';
 import { VERSION } from './version.js';
+import { BgpSpeaker } from './cluster/bgp-speaker.js';
+import { birdFiles } from './cluster/bird-process.js';
+import { writeServeFile } from './config-doc/cli.js';
 
 export async function serve(config: Config): Promise<number> {
   const log = pino({ level: config.logLevel, base: { pid: process.pid } });
@@ -60,7 +63,21 @@ export async function serve(config: Config): Promise<number> {
     dryRun: config.dryRun,
     conntrack,
     health,
-    onPass: (pass) => metrics.reconcilePass(pass.kind, pass.result, pass.seconds),
+    onPass: (pass) => {
+      metrics.reconcilePass(pass.kind, pass.result, pass.seconds);
+      // After every pass the speaker re-derives which VIPs can be served (issue 12).
+      bgp.refresh();
+    },
+  });
+  // BGP announcement of the VIPs through a supervised BIRD (when enabled in the store).
+  const bgp = new BgpSpeaker({
+    store,
+    dataplane: reconciler,
+    interfaces: () => net.listInterfaces(),
+    files: birdFiles(config.dbPath),
+    log: log.child({ component: 'bgp' }),
+    dryRun: config.dryRun,
+    birdBinary: process.env.NFTFARM_BIRD,
   });
   // Reads only (netlink dumps of counters and flow maps): the reconciler stays the only writer.
   const counters = config.dryRun ? noCounters : kernelCounterReader(undefined, undefined, conntrack);
@@ -69,6 +86,7 @@ export async function serve(config: Config): Promise<number> {
     apiKey: apiKey.key,
     host: netlinkHostView(net),
     dataplane: reconciler,
+    bgp,
     counters,
     metrics,
     metricsAccess: config.metrics,
@@ -90,17 +108,29 @@ export async function serve(config: Config): Promise<number> {
     health.stop();
     await converged;
     await reconciler.stop();
+    await bgp.close();
     net.close();
     store.close();
     return 1;
   }
   log.info({ version: VERSION, db: config.dbPath, dryRun: config.dryRun }, 'nftfarm is serving');
+  // `nftfarm config export/apply` go through this daemon while it runs.
+  const removeServeFile = writeServeFile(config.dbPath, `${config.listenHost}:${config.listenPort}`);
 
   const signal = await new Promise<NodeJS.Signals>((resolve) => {
     process.once('SIGTERM', () => resolve('SIGTERM'));
     process.once('SIGINT', () => resolve('SIGINT'));
   });
   log.info({ signal }, 'shutting down');
+  removeServeFile();
+  // With BGP: withdraw first, then keep serving (the kernel forwards, pinned flows go on) for
+  // the drain period while the routers move the flows to the other nodes; then stop.
+  const { enabled, drainTime } = store.bgpSettings();
+  if (enabled) {
+    await bgp.withdrawAll();
+    log.info({ drainSeconds: drainTime }, 'VIPs withdrawn (BGP): draining before stopping');
+    await new Promise((resolve) => setTimeout(resolve, drainTime * 1000));
+  }
   await app.close();
   unsubscribe();
   health.stop();
@@ -108,6 +138,8 @@ export async function serve(config: Config): Promise<number> {
   // The kernel rules stay: traffic keeps flowing while nftfarm restarts. With no farm left,
   // the reconciler has already removed everything it made.
   await reconciler.stop();
+  // BIRD exits with nftfarm (its sessions close with a Cease; the VIPs are withdrawn already).
+  await bgp.close();
   counters.close();
   net.close();
   store.close();

@@ -104,11 +104,14 @@ export const usesConntrack = (nattype: NatType): boolean => nattype === 'nat' ||
 /** Renders the farms' lifecycle and priorities into what the kernel must do. */
 export function desiredState(snapshot: Snapshot, facts: HostFacts): DesiredState {
   const localAddresses = new Set(facts.interfaces.flatMap((i) => i.addresses.map((a) => a.address)));
-  const farms = snapshot.farms.map(({ farm, backends, healthCheck }) => desiredFarm(farm, backends, healthCheck, facts, localAddresses));
+  // Issue 12: with BGP on (snapshot.routedVips), BIRD announces the VIPs (src/cluster): no
+  // proxy ARP for them, and a VIP outside the connected networks takes its backends' interface.
+  const routedVips = snapshot.routedVips === true;
+  const farms = snapshot.farms.map(({ farm, backends, healthCheck }) => desiredFarm(farm, backends, healthCheck, facts, localAddresses, routedVips));
   refuseOverlappingReplies(farms);
   const announcements = new Map<string, Announcement>();
   for (const f of farms) {
-    if (f.problem === null && f.running && f.iface && !f.vipIsLocal && !announcements.has(f.vip)) {
+    if (!routedVips && f.problem === null && f.running && f.iface && !f.vipIsLocal && !announcements.has(f.vip)) {
       announcements.set(f.vip, { vip: f.vip, iface: f.iface });
     }
   }
@@ -162,13 +165,19 @@ export function replyClaims(f: DesiredFarm): { ip: string; protocol: Protocol; l
   );
 }
 
-function desiredFarm(farm: Farm, backends: Backend[], check: HealthCheck | null, facts: HostFacts, localAddresses: Set<string>): DesiredFarm {
-  const match = findConnectedInterface(facts.interfaces, farm.vip);
+function desiredFarm(farm: Farm, backends: Backend[], check: HealthCheck | null, facts: HostFacts, localAddresses: Set<string>, routedVips: boolean): DesiredFarm {
+  // Routed VIPs (BGP): the router sends VIP traffic to this node's address; the interface that
+  // leads to the (first connected) backend carries the farm.
+  const match =
+    findConnectedInterface(facts.interfaces, farm.vip) ??
+    (routedVips ? (backends.map((b) => findConnectedInterface(facts.interfaces, b.ip)).find((m) => m !== null) ?? null) : null);
   const iface = match ? { name: match.iface.name, index: match.iface.index, mac: match.iface.mac } : null;
   const spec = parseVport(farm.vport);
   let problem: string | null = null;
   if (!iface) {
-    problem = `no up interface has a network holding the VIP ${farm.vip}; the farm has no rules until one does`;
+    problem = routedVips
+      ? `the VIP ${farm.vip} is in no connected network and no backend is on one yet: with BGP, the farm takes the interface that leads to its backends`
+      : `no up interface has a network holding the VIP ${farm.vip}; the farm has no rules until one does`;
   } else if (!spec) {
     problem = `the virtual port '${farm.vport}' is not valid`;
   } else if (backends.some((b) => statelessBackendPortProblem(farm, b) !== null)) {

@@ -2,6 +2,7 @@ import type { FastifyInstance } from 'fastify';
 import { zapiRoute } from '../zapi.js';
 import { describeFarm } from './farms.js';
 import { dataplaneView } from '../present.js';
+import { configDigest } from '../../config-doc/document.js';
 
 /** nftfarm's own route: what the reconciler did last, and each farm's data-plane state. */
 export async function systemRoutes(app: FastifyInstance): Promise<void> {
@@ -20,7 +21,7 @@ export async function systemRoutes(app: FastifyInstance): Promise<void> {
           description: { type: 'string' },
           params: {
             type: 'object',
-            required: ['mode', 'store_generation', 'applied_generation', 'last_pass_at', 'last_error', 'consecutive_failures', 'passes', 'farms'],
+            required: ['mode', 'store_generation', 'applied_generation', 'last_pass_at', 'last_error', 'consecutive_failures', 'passes', 'config_digest', 'farms'],
             properties: {
               mode: { type: 'string', enum: ['kernel', 'dry-run', 'off'] },
               store_generation: { type: 'integer' },
@@ -29,6 +30,10 @@ export async function systemRoutes(app: FastifyInstance): Promise<void> {
               last_error: { type: 'string', nullable: true },
               consecutive_failures: { type: 'integer' },
               passes: { type: 'integer' },
+              config_digest: {
+                type: 'string',
+                description: 'SHA-256 of the document GET /system/config answers: equal on two nodes exactly when their configurations are (the router id aside).',
+              },
               farms: {
                 type: 'array',
                 items: {
@@ -54,6 +59,7 @@ export async function systemRoutes(app: FastifyInstance): Promise<void> {
           last_error: system.lastError,
           consecutive_failures: system.consecutiveFailures,
           passes: system.passes,
+          config_digest: configDigest(store),
           farms: store.snapshot().farms.map(({ farm, backends }) => {
             const { status, runtime } = describeFarm(app, farm, backends);
             return {

@@ -65,6 +65,8 @@ export function renderBirdConfig({ settings, routerId, vips }: BirdConfigInput):
       // Keepalives every third of the hold time (RFC 4271's advice), at least every second.
       `  keepalive time ${s.holdTime === 0 ? 0 : Math.max(1, Math.floor(s.holdTime / 3))};`,
       // Come back quickly after a failure: a restarted node or router must not wait minutes.
+      // BIRD's default waits 5 s before the first connection: a (re)started node rejoins late.
+      '  start delay time 1;',
       '  connect retry time 2;',
       '  error wait time 1, 10;',
       `  graceful restart ${s.gracefulRestart ? 'on' : 'off'};`,

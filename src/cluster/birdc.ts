@@ -98,5 +98,6 @@ export function parseRoutePrefixes(lines: readonly ReplyLine[]): string[] {
     const first = l.text.trim().split(/\s+/)[0] ?? '';
     if (/^\d+\.\d+\.\d+\.\d+\/\d+$/.test(first)) out.push(first);
   }
-  return out;
+  const key = (p: string) => p.split(/[./]/).slice(0, 4).reduce((n, o) => n * 256 + Number(o), 0);
+  return out.sort((a, b) => key(a) - key(b));
 }

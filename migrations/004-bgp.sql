@@ -3,6 +3,9 @@
 CREATE TABLE bgp_settings (
   id               INTEGER PRIMARY KEY CHECK (id = 1),
   enabled          INTEGER NOT NULL DEFAULT 0 CHECK (enabled IN (0, 1)),
+  -- 'bird': nftfarm runs BIRD; 'external': the operator's own daemon learns the VIPs from
+  -- the kernel table nftfarm keeps (both: the VIPs announced are routes in table 222).
+  speaker          TEXT NOT NULL DEFAULT 'bird' CHECK (speaker IN ('bird', 'external')),
   asn              INTEGER CHECK (asn BETWEEN 1 AND 4294967294),
   router_id        TEXT,
   hold_time        INTEGER NOT NULL DEFAULT 90 CHECK (hold_time = 0 OR hold_time BETWEEN 3 AND 65535),

@@ -74,6 +74,7 @@ export async function serve(config: Config): Promise<number> {
     store,
     dataplane: reconciler,
     interfaces: () => net.listInterfaces(),
+    routes: net,
     files: birdFiles(config.dbPath),
     log: log.child({ component: 'bgp' }),
     dryRun: config.dryRun,

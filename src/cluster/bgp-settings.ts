@@ -9,8 +9,13 @@ export interface BgpNeighbor {
   asn: number;
 }
 
+export const SPEAKERS = ['bird', 'external'] as const;
+export type Speaker = (typeof SPEAKERS)[number];
+
 export interface BgpSettings {
   enabled: boolean;
+  /** 'bird': nftfarm runs BIRD; 'external': another daemon reads the VIP routes of table 222. */
+  speaker: Speaker;
   /** This node's AS; null until set (BGP cannot be enabled without it). */
   asn: number | null;
   /** Node-specific (not exported); null: the node's own address toward its first neighbour. */
@@ -30,6 +35,7 @@ export interface BgpSettings {
 
 export const DEFAULT_BGP: BgpSettings = {
   enabled: false,
+  speaker: 'bird',
   asn: null,
   routerId: null,
   holdTime: 90,
@@ -43,6 +49,7 @@ export const DEFAULT_BGP: BgpSettings = {
 /** The JSON form, in the order GET shows it. `router_id` only where node-specific fields belong. */
 export interface BgpJson {
   enabled: boolean;
+  speaker: Speaker;
   asn: number | null;
   router_id?: string | null;
   hold_time: number;
@@ -56,6 +63,7 @@ export interface BgpJson {
 export function bgpToJson(s: BgpSettings, withRouterId: boolean): BgpJson {
   return {
     enabled: s.enabled,
+    speaker: s.speaker,
     asn: s.asn,
     ...(withRouterId ? { router_id: s.routerId } : {}),
     hold_time: s.holdTime,
@@ -79,7 +87,7 @@ export const MAX_NEIGHBORS = 16;
 export const MAX_COMMUNITIES = 32;
 
 /** Every field a PUT may carry; `router_id` only on /system/bgp (the document leaves it out). */
-export const BGP_FIELDS = ['enabled', 'asn', 'router_id', 'hold_time', 'neighbors', 'drain_time', 'med', 'communities', 'graceful_restart'] as const;
+export const BGP_FIELDS = ['enabled', 'speaker', 'asn', 'router_id', 'hold_time', 'neighbors', 'drain_time', 'med', 'communities', 'graceful_restart'] as const;
 export const DOCUMENT_BGP_FIELDS = BGP_FIELDS.filter((f) => f !== 'router_id');
 
 const STRICT_IPV4 = /^(?:(?:25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9])\.){3}(?:25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9])$/;
@@ -125,6 +133,10 @@ export function mergeBgp(
     const v = booleanOf(given.enabled);
     if (v === undefined) problems.push(`The parameter '${at('enabled')}' expects true or false.`);
     else next.enabled = v;
+  }
+  if (has('speaker')) {
+    if (given.speaker === 'bird' || given.speaker === 'external') next.speaker = given.speaker;
+    else problems.push(`The parameter '${at('speaker')}' expects one of the following values: 'bird', 'external'`);
   }
   if (has('asn')) {
     const v = given.asn === null ? null : integerIn(given.asn, ASN_MIN, ASN_MAX);
@@ -172,7 +184,7 @@ export function mergeBgp(
     problems.push(...parsed.problems);
     if (parsed.problems.length === 0) next.neighbors = parsed.neighbors;
   }
-  if (problems.length === 0 && next.enabled) {
+  if (problems.length === 0 && next.enabled && next.speaker === 'bird') {
     if (next.asn === null) problems.push(`BGP cannot be enabled without '${at('asn')}' (this node's AS number).`);
     if (next.neighbors.length === 0) problems.push(`BGP cannot be enabled without '${at('neighbors')}' (at least one router to announce the VIPs to).`);
   }

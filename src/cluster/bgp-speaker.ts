@@ -1,15 +1,17 @@
 /**
  * Keeps BIRD announcing exactly the VIPs this node can serve. After every reconcile pass (and
- * after a BGP settings change, which wakes one), it works out the VIPs (vips.ts), renders
- * BIRD's configuration (bird-config.ts) and, when the text changed, writes it and has BIRD
- * re-read it through the control socket; BIRD is started when BGP is enabled and stopped when
- * it is disabled. On SIGTERM, withdrawAll() empties the announcement before anything stops.
+ * after a BGP settings change, which wakes one), it works out the VIPs (vips.ts), keeps them as
+ * routes in kernel table 222 (for a routing daemon of the operator's own: speaker 'external'),
+ * renders BIRD's configuration (bird-config.ts) and, when the text changed, writes it and has
+ * BIRD re-read it through the control socket; BIRD is started when BGP is enabled (speaker
+ * 'bird') and stopped when it is disabled. On SIGTERM, withdrawAll() empties the announcement
+ * before anything stops.
  */
 import fs from 'node:fs';
 import type { Logger } from 'pino';
 import type { Store } from '../store/store.js';
 import type { DataplaneView } from '../model/runtime.js';
-import type { HostInterface } from '../dataplane/netlink/host-network.js';
+import type { HostInterface, HostNetwork } from '../dataplane/netlink/host-network.js';
 import { findConnectedInterface } from '../dataplane/netlink/ipv4.js';
 import { bgpToJson, type BgpJson, type BgpSettings } from './bgp-settings.js';
 import { neighborProtocol, renderBirdConfig, STATIC_PROTOCOL } from './bird-config.js';
@@ -21,6 +23,8 @@ export interface BgpSpeakerOptions {
   store: Store;
   dataplane: Pick<DataplaneView, 'farm'>;
   interfaces: () => Promise<HostInterface[]>;
+  /** Keeps the VIP routes of table 222; absent (tests, dry run): not kept. */
+  routes?: Pick<HostNetwork, 'listOwnedRoutes' | 'addVipRoute' | 'deleteVipRoute'>;
   files: BirdFiles;
   log: Logger;
   /** Render and log only; never start BIRD (nftfarm --dry-run). */
@@ -37,9 +41,15 @@ export interface NeighborStatus {
   since: string | null;
 }
 
+/**
+ * The kernel routing table where the VIPs announced now are kept (`VIP/32 dev lo proto 222`):
+ * no rule points at it, so it changes no forwarding; another daemon can learn it.
+ */
+export const VIP_ROUTE_TABLE = 222;
+
 export interface BgpStatus extends BgpJson {
   status: {
-    speaker: 'bird' | 'off' | 'dry-run';
+    speaker: 'bird' | 'external' | 'off' | 'dry-run';
     running: boolean;
     router_id_in_effect: string | null;
     neighbors: NeighborStatus[];
@@ -134,16 +144,18 @@ export class BgpSpeaker {
 
   private async sync(): Promise<void> {
     const settings = this.opts.store.bgpSettings();
-    if (!settings.enabled) {
-      this.wanted = [];
+    const vips = !settings.enabled || this.withdrawn ? [] : vipsToAnnounce(this.opts.store.snapshot(), this.opts.dataplane);
+    await this.syncKernelTable(vips);
+    if (!settings.enabled || settings.speaker !== 'bird') {
+      if (settings.enabled && vips.join() !== this.wanted.join()) this.logChange(vips);
+      this.wanted = vips;
       this.written = null;
       if (this.bird.running()) {
-        this.log.info('BGP disabled: stopping bird (its sessions close, the routers withdraw the VIPs)');
+        this.log.info('BGP disabled or external: stopping bird (its sessions close, the routers withdraw the VIPs)');
         await this.bird.stop();
       }
       return;
     }
-    const vips = this.withdrawn ? [] : vipsToAnnounce(this.opts.store.snapshot(), this.opts.dataplane);
     const routerId = settings.routerId ?? (await this.ownAddress(settings));
     if (routerId === null) {
       throw new Error(`no router id: none is set and no interface of this node is in a network of the neighbour ${settings.neighbors[0]?.address}`);
@@ -166,6 +178,15 @@ export class BgpSpeaker {
     this.wanted = vips;
   }
 
+  /** Table 222 holds exactly the VIPs announced now. */
+  private async syncKernelTable(vips: string[]): Promise<void> {
+    const routes = this.opts.routes;
+    if (!routes || this.opts.dryRun) return;
+    const present = new Set((await routes.listOwnedRoutes(VIP_ROUTE_TABLE)).filter((r) => r.prefixLength === 32).map((r) => r.ip));
+    for (const vip of vips) if (!present.has(vip)) await routes.addVipRoute(vip, VIP_ROUTE_TABLE);
+    for (const vip of present) if (!vips.includes(vip)) await routes.deleteVipRoute(vip, VIP_ROUTE_TABLE);
+  }
+
   private logChange(vips: string[]): void {
     const before = new Set(this.wanted);
     const after = new Set(vips);
@@ -186,10 +207,11 @@ export class BgpSpeaker {
   /** The settings with the live state (GET /system/bgp). */
   async status(): Promise<BgpStatus> {
     const settings = this.opts.store.bgpSettings();
-    const speaker = !settings.enabled ? 'off' : this.opts.dryRun ? 'dry-run' : 'bird';
+    const speaker = !settings.enabled ? 'off' : this.opts.dryRun ? 'dry-run' : settings.speaker;
     let neighbors: NeighborStatus[] = settings.neighbors.map((n) => ({ ...n, state: 'unknown', info: '', since: null }));
     let announced: string[] = [];
     let lastError = this.lastError;
+    if (speaker === 'external') announced = this.wanted.map((v) => `${v}/32`);
     if (speaker === 'bird' && this.bird.running()) {
       try {
         const protocols = parseProtocols(await this.bird.command('show protocols'));

@@ -62,6 +62,7 @@ export function documentBgp(doc: ConfigDocument, current: BgpSettings): BgpSetti
   const b = doc.bgp;
   return {
     enabled: b.enabled,
+    speaker: b.speaker,
     asn: b.asn,
     routerId: current.routerId,
     holdTime: b.hold_time,

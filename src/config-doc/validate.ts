@@ -72,6 +72,7 @@ export function parseDocument(input: unknown): Parsed {
   if (problems.length > 0 || !bgp.settings) return { doc: null, problems };
   const { router_id: _ignored, ...bgpJson } = {
     enabled: bgp.settings.enabled,
+    speaker: bgp.settings.speaker,
     asn: bgp.settings.asn,
     router_id: null,
     hold_time: bgp.settings.holdTime,

@@ -395,6 +395,7 @@ export class Store {
   bgpSettings(): BgpSettings {
     const r = this.db.prepare('SELECT * FROM bgp_settings WHERE id = 1').get() as {
       enabled: number;
+      speaker: BgpSettings['speaker'];
       asn: number | null;
       router_id: string | null;
       hold_time: number;
@@ -406,6 +407,7 @@ export class Store {
     const neighbors = this.db.prepare('SELECT address, asn FROM bgp_neighbors').all() as { address: string; asn: number }[];
     return {
       enabled: r.enabled === 1,
+      speaker: r.speaker,
       asn: r.asn,
       routerId: r.router_id,
       holdTime: r.hold_time,
@@ -425,10 +427,10 @@ export class Store {
     const before = this.bgpSettings();
     this.db
       .prepare(
-        `UPDATE bgp_settings SET enabled = ?, asn = ?, router_id = ?, hold_time = ?, drain_time = ?, med = ?, communities = ?, graceful_restart = ?
+        `UPDATE bgp_settings SET enabled = ?, speaker = ?, asn = ?, router_id = ?, hold_time = ?, drain_time = ?, med = ?, communities = ?, graceful_restart = ?
          WHERE id = 1`,
       )
-      .run(s.enabled ? 1 : 0, s.asn, s.routerId, s.holdTime, s.drainTime, s.med, s.communities.join(' '), s.gracefulRestart ? 1 : 0);
+      .run(s.enabled ? 1 : 0, s.speaker, s.asn, s.routerId, s.holdTime, s.drainTime, s.med, s.communities.join(' '), s.gracefulRestart ? 1 : 0);
     this.db.prepare('DELETE FROM bgp_neighbors').run();
     const add = this.db.prepare('INSERT INTO bgp_neighbors (address, asn) VALUES (?, ?)');
     for (const n of s.neighbors) add.run(n.address, n.asn);

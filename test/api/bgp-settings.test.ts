@@ -11,7 +11,7 @@ t.test('GET /system/bgp answers the defaults: off, graceful restart off, no neig
   t.equal(res.status, 200);
   t.match(res.body, {
     description: 'BGP settings',
-    params: { enabled: false, asn: null, router_id: null, hold_time: 90, neighbors: [], drain_time: 5, med: null, communities: [], graceful_restart: false, status: { speaker: 'off', running: false } },
+    params: { enabled: false, speaker: 'bird', asn: null, router_id: null, hold_time: 90, neighbors: [], drain_time: 5, med: null, communities: [], graceful_restart: false, status: { speaker: 'off', running: false } },
   });
 });
 
@@ -32,6 +32,7 @@ t.test('PUT /system/bgp stores the settings; fields left out keep their value', 
 // Each bad value, with a word the message must contain (the field's name).
 const BAD: [string, Record<string, unknown>, RegExp][] = [
   ['enabled not a boolean', { enabled: 'yes' }, /'enabled' expects true or false/],
+  ['speaker unknown', { speaker: 'frr' }, /'speaker' expects one of the following values: 'bird', 'external'/],
   ['asn 0', { asn: 0 }, /'asn' has to be an AS number between '1' and '4294967294'/],
   ['asn too big', { asn: 4294967295 }, /'asn' has to be an AS number/],
   ['asn not a number', { asn: 'AS65000' }, /'asn'/],
@@ -77,6 +78,14 @@ t.test('PUT /system/bgp refuses each bad field with a 400 naming it, and stores 
   const good = await call(app, 'PUT', '/system/bgp', { ...GOOD, asn: 'x' });
   t.equal(good.status, 400, 'one bad field refuses the good ones too');
   t.equal(store.bgpSettings().enabled, false);
+});
+
+t.test('speaker external: no ASN or neighbour needed (the operator\'s daemon announces)', async (t) => {
+  const { app, store } = await buildTestApp(t);
+  const res = await call(app, 'PUT', '/system/bgp', { enabled: true, speaker: 'external' });
+  t.equal(res.status, 200, JSON.stringify(res.body));
+  t.match(store.bgpSettings(), { enabled: true, speaker: 'external', asn: null, neighbors: [] });
+  t.equal((await call(app, 'PUT', '/system/bgp', { speaker: 'bird' })).status, 400, 'back to bird: the ASN and neighbours are needed again');
 });
 
 t.test('with BGP on, a VIP outside the connected networks is accepted (the router reaches it through the node)', async (t) => {

@@ -19,7 +19,9 @@
  */
 import t from 'tap';
 import { createRoutedLab, NODE_ASN, ROUTER_ASN, ROUTER_IP, type RoutedLab } from '../../src/lab/routed.js';
-import { startLabDaemon, type LabDaemon } from '../../src/lab/daemon.js';
+import path from 'node:path';
+import { API_KEY, startLabDaemon, type LabDaemon } from '../../src/lab/daemon.js';
+import { PACKAGE_ROOT } from '../../src/lab/lab.js';
 
 const VIP = '10.252.0.100';
 const VIP_API = '10.252.0.101';
@@ -99,6 +101,9 @@ t.test('two nodes announce the VIPs, the router merges the paths, both carry tra
   const bgp = (await ok(n1, 'GET', '/system/bgp')).params;
   t.match(bgp.status, { speaker: 'bird', running: true, router_id_in_effect: n1ip, neighbors: [{ address: ROUTER_IP, state: 'Established' }] });
   t.same(bgp.status.announced, [`${VIP}/32`, `${VIP_API}/32`], 'GET /system/bgp lists the announced prefixes');
+  const table = await lab.exec(lab.nodes[0]!.ns, ['ip', '-4', 'route', 'show', 'table', '222']);
+  t.match(table.stdout, new RegExp(`${VIP} dev lo proto 222`), 'and kernel table 222 holds them (for an operator\'s own daemon)');
+  t.equal((await lab.exec(lab.nodes[0]!.ns, ['ip', 'neigh', 'show', 'proxy'])).stdout.trim(), '', 'no proxy ARP for the VIPs');
   t.equal((await n1.api('GET', '/farms/web')).body.params.dataplane.interface, 'eth0', 'the VIP is in no connected network: the backends\' interface carries it');
 
   const before = await Promise.all([webCounters(n1), webCounters(n2)]);
@@ -181,12 +186,20 @@ t.test('a farm whose backends are all down is withdrawn by both nodes, and comes
   for (const b of backends) await lab.setHealthStatus(b, 200);
 });
 
-t.test('GET /system/config from node 1 PUT onto a third, empty node gives the same digest', async (t) => {
-  const n3 = await startLabDaemon(t, lab.asLab(lab.nodes[2]!));
+t.test('GET /system/config from node 1 PUT onto a third, empty node (examples/sync-nodes.sh) gives the same digest', async (t) => {
+  // Listening on its address too, so the script can reach it from node 1.
+  const n3 = await startLabDaemon(t, lab.asLab(lab.nodes[2]!), { NFTFARM_LISTEN: '0.0.0.0:4444' });
   const doc = await ok(daemons[0]!, 'GET', '/system/config');
-  t.not(await digest(n3), doc.digest);
-  const applied = await ok(n3, 'PUT', '/system/config', doc);
-  t.equal(applied.params.digest, doc.digest);
+  t.not(await digest(n3), doc.digest, 'node 3 starts empty');
+  const sync = (...args: string[]) =>
+    lab.exec(lab.nodes[0]!.ns, ['env', `ZAPI_KEY=${API_KEY}`, 'bash', path.join(PACKAGE_ROOT, 'examples', 'sync-nodes.sh'), ...args, 'http://127.0.0.1:4444', `http://${lab.nodes[2]!.ip}:4444`]);
+  const dry = await sync('--dry-run');
+  t.equal(dry.code, 0, dry.stderr);
+  t.match(dry.stdout, /Dry run: \d+ changes would be made/);
+  t.not(await digest(n3), doc.digest, 'a dry run changes nothing');
+  const r = await sync();
+  t.equal(r.code, 0, `sync-nodes.sh: ${r.stdout} ${r.stderr}`);
+  t.match(r.stdout, /\(in line\)/);
   t.equal(await digest(n3), await digest(daemons[0]!), 'node 3 = node 1');
   t.equal(await digest(n3), await digest(daemons[1]!), 'node 3 = node 2');
   const again = await ok(n3, 'PUT', '/system/config', doc);

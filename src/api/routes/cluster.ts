@@ -33,6 +33,11 @@ const neighbor = {
 
 const bgpFields = {
   enabled: { ...bool, description: 'Announce the VIPs by BGP through BIRD (and stop answering ARP for them).' },
+  speaker: {
+    type: 'string',
+    enum: ['bird', 'external'],
+    description: "'bird' (default): nftfarm runs BIRD and peers with the neighbours. 'external': no BIRD; your own BGP daemon learns the VIPs to announce from kernel routing table 222 (kept in both modes).",
+  },
   asn: { anyOf: [...asn.anyOf, { type: 'null' }], description: "This node's AS number (1-4294967294); required to enable." },
   hold_time: {
     anyOf: [{ type: 'integer', minimum: 0, maximum: 65535 }, { type: 'string', pattern: '^[0-9]{1,5}$' }],
@@ -57,9 +62,10 @@ const bgpInputSchema = {
 
 const bgpView = {
   type: 'object',
-  required: ['enabled', 'asn', 'router_id', 'hold_time', 'neighbors', 'drain_time', 'med', 'communities', 'graceful_restart', 'status'],
+  required: ['enabled', 'speaker', 'asn', 'router_id', 'hold_time', 'neighbors', 'drain_time', 'med', 'communities', 'graceful_restart', 'status'],
   properties: {
     enabled: { type: 'boolean' },
+    speaker: { type: 'string', enum: ['bird', 'external'] },
     asn: { type: 'integer', nullable: true },
     router_id: { type: 'string', nullable: true },
     hold_time: { type: 'integer' },
@@ -72,7 +78,7 @@ const bgpView = {
       type: 'object',
       required: ['speaker', 'running', 'router_id_in_effect', 'neighbors', 'announced', 'wanted', 'withdrawn_for_shutdown', 'last_error'],
       properties: {
-        speaker: { type: 'string', enum: ['bird', 'off', 'dry-run'] },
+        speaker: { type: 'string', enum: ['bird', 'external', 'off', 'dry-run'] },
         running: { type: 'boolean', description: 'BIRD runs as a child of nftfarm.' },
         router_id_in_effect: { type: 'string', nullable: true },
         neighbors: {

@@ -42,6 +42,7 @@ export class BirdProcess {
   private stopping = false;
   private restartTimer: NodeJS.Timeout | null = null;
   private failures = 0;
+  private starting: Promise<void> | null = null;
   private readonly log: Logger;
 
   constructor(private readonly opts: BirdProcessOptions) {
@@ -56,9 +57,19 @@ export class BirdProcess {
     return this.running() ? (this.child?.pid ?? null) : null;
   }
 
-  /** Starts BIRD on the configuration file already written; resolves once its socket answers. */
-  async start(): Promise<void> {
-    if (this.running()) return;
+  /**
+   * Starts BIRD on the configuration file already written; resolves once its socket answers.
+   * Concurrent calls (the restart timer and a sync) share one start.
+   */
+  start(): Promise<void> {
+    if (this.running()) return Promise.resolve();
+    this.starting ??= this.spawnBird().finally(() => {
+      this.starting = null;
+    });
+    return this.starting;
+  }
+
+  private async spawnBird(): Promise<void> {
     this.stopping = false;
     const { files } = this.opts;
     fs.mkdirSync(files.dir, { recursive: true, mode: 0o750 });

@@ -114,6 +114,21 @@ t.test('two nodes announce the VIPs, the router merges the paths, both carry tra
   const moved = after.map((a, i) => a.new_flows - before[i]!.new_flows);
   t.ok(moved[0]! > 5 && moved[1]! > 5, `both nodes carry new flows (node 1: ${moved[0]}, node 2: ${moved[1]})`);
   t.equal(moved[0]! + moved[1]!, 60, 'each connection crossed exactly one node');
+
+  // nftfarm supervises its BIRD: one that dies is restarted, and the node announces again.
+  const pidFile = `${n2.dir}/bird/bird.pid`;
+  const birdPid = (await lab.exec(lab.nodes[1]!.ns, ['cat', pidFile])).stdout.trim();
+  await lab.execOk(lab.nodes[1]!.ns, ['kill', '-KILL', birdPid]);
+  t.ok(
+    await until(async () => {
+      const now = (await lab.exec(lab.nodes[1]!.ns, ['cat', pidFile])).stdout.trim();
+      const bgp2 = (await ok(n2, 'GET', '/system/bgp')).params.status;
+      return now !== birdPid && bgp2.running && bgp2.neighbors[0].state === 'Established';
+    }, 15_000),
+    'a killed BIRD is restarted and its session established again',
+  );
+  t.match(n2.logs(), /bird exited unexpectedly: restarting it/);
+  t.ok(await until(hasPaths(VIP, [n1ip, n2ip]), 10_000), 'and the router has both paths again');
 });
 
 t.test('node 1 killed and back: 0 of 40 long-lived connections break, nor those opened meanwhile', async (t) => {

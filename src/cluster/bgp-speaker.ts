@@ -73,6 +73,8 @@ export class BgpSpeaker {
   private withdrawn = false;
   private lastError: string | null = null;
   private closed = false;
+  /** The VIP list table 222 was last made to hold (null: not yet). */
+  private tableSynced: string | null = null;
 
   constructor(private readonly opts: BgpSpeakerOptions) {
     this.log = opts.log;
@@ -178,13 +180,17 @@ export class BgpSpeaker {
     this.wanted = vips;
   }
 
-  /** Table 222 holds exactly the VIPs announced now. */
+  /**
+   * Table 222 holds exactly the VIPs announced now. Listed only when the set changed (or at
+   * start): a route dump costs what the node's whole routing table holds.
+   */
   private async syncKernelTable(vips: string[]): Promise<void> {
     const routes = this.opts.routes;
-    if (!routes || this.opts.dryRun) return;
+    if (!routes || this.opts.dryRun || this.tableSynced === vips.join()) return;
     const present = new Set((await routes.listOwnedRoutes(VIP_ROUTE_TABLE)).filter((r) => r.prefixLength === 32).map((r) => r.ip));
     for (const vip of vips) if (!present.has(vip)) await routes.addVipRoute(vip, VIP_ROUTE_TABLE);
     for (const vip of present) if (!vips.includes(vip)) await routes.deleteVipRoute(vip, VIP_ROUTE_TABLE);
+    this.tableSynced = vips.join();
   }
 
   private logChange(vips: string[]): void {

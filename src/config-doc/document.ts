@@ -123,6 +123,14 @@ export function documentDigest(doc: ConfigDocument): string {
   return `sha256:${createHash('sha256').update(documentText(doc)).digest('hex')}`;
 }
 
+const digests = new WeakMap<Store, { generation: number; digest: string }>();
+
+/** The digest of the store's document; recomputed only after a write (every write bumps the generation). */
 export function configDigest(store: Store): string {
-  return documentDigest(exportDocument(store));
+  const generation = store.generation();
+  const cached = digests.get(store);
+  if (cached?.generation === generation) return cached.digest;
+  const digest = documentDigest(exportDocument(store));
+  digests.set(store, { generation, digest });
+  return digest;
 }

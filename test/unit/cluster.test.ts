@@ -62,3 +62,26 @@ t.test("BIRD's replies: protocols and route prefixes", async (t) => {
     ['10.252.0.100/32', '10.252.0.101/32'],
   );
 });
+
+t.test('desired state with BGP (snapshot.routedVips): no proxy ARP, and a routed VIP takes its backends\' interface', async (t) => {
+  const { desiredState } = await import('../../src/reconcile/desired.js');
+  const interfaces = [
+    { name: 'lo', index: 1, mac: '00:00:00:00:00:00', up: true, addresses: [{ address: '127.0.0.1', prefixLength: 8 }] },
+    { name: 'eth0', index: 2, mac: '02:00:0a:fa:00:02', up: true, addresses: [{ address: '10.250.0.2', prefixLength: 24 }] },
+  ];
+  const facts = { interfaces, macOf: () => '02:00:0a:fa:00:15' };
+  const farms = [
+    { farm: farm(1, '10.252.0.100'), backends: [{ ...backend(1), ip: '10.250.0.21' }], healthCheck: null },
+    { farm: farm(2, '10.250.0.100'), backends: [{ ...backend(2), ip: '10.250.0.22' }], healthCheck: null },
+    { farm: farm(3, '10.252.0.101'), backends: [], healthCheck: null },
+  ];
+  const routed = desiredState({ generation: 1, farms, routedVips: true }, facts);
+  t.same(routed.announcements, [], 'BIRD announces: no proxy ARP entry');
+  t.equal(routed.farms[0]!.iface?.name, 'eth0', 'a VIP in no connected network takes the backends\' interface');
+  t.equal(routed.farms[0]!.problem, null);
+  t.equal(routed.farms[1]!.iface?.name, 'eth0', 'a connected VIP keeps its own interface');
+  t.match(routed.farms[2]!.problem, /no backend is on one yet/);
+  const plain = desiredState({ generation: 1, farms }, facts);
+  t.same(plain.announcements.map((a) => a.vip), ['10.250.0.100'], 'without BGP: proxy ARP for the connected VIP');
+  t.match(plain.farms[0]!.problem, /no up interface has a network holding the VIP/);
+});

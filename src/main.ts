@@ -67,6 +67,8 @@ The API key: NFTFARM_API_KEY, else the file 'api-key' beside the database, creat
 random key on first start. Send it in the ZAPI_KEY (or API_KEY) header.
 Unauthenticated routes: GET /healthz, GET /openapi.json, /docs (Swagger UI).
 SIGTERM or SIGINT stop it gracefully; the kernel rules stay in place so traffic keeps flowing.
+With BGP enabled (PUT /system/bgp), it first withdraws its VIPs, keeps running for the
+drain_time of the BGP settings (default 5 s), then stops; its BIRD exits with it.
 `;
 
 const RULES_HELP = `Usage: nftfarm rules [--db PATH]

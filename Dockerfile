@@ -20,7 +20,7 @@ RUN npm ci --no-audit --no-fund && npm prune --omit=dev
 
 FROM node:24-bookworm-slim
 RUN apt-get update \
- && apt-get install -y --no-install-recommends nftables iproute2 conntrack iputils-ping \
+ && apt-get install -y --no-install-recommends nftables iproute2 conntrack iputils-ping bird2 \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /opt/nftfarm
 COPY --from=build /opt/nftfarm/package.json ./

@@ -69,12 +69,13 @@ fi
 if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null 2>&1; then
   export DEBIAN_FRONTEND=noninteractive
   # nftables, iproute2: the data plane; conntrack: connection counts and flushes of the nat
-  # and dnat modes; iputils-ping: check_ping. The rest: the tests' traffic and captures, and
-  # node-gyp (python3, make, g++), which npm runs for better-sqlite3 (it compiles nothing where
-  # the package has a prebuilt binary).
+  # and dnat modes; iputils-ping: check_ping; bird2: BGP announcement of the VIPs (nftfarm runs
+  # its own bird with its own files, never the system service, which it does not need). The
+  # rest: the tests' traffic and captures, and node-gyp (python3, make, g++), which npm runs
+  # for better-sqlite3 (it compiles nothing where the package has a prebuilt binary).
   apt-get update -qq
   apt-get install -y -qq --no-install-recommends \
-    nftables iproute2 conntrack iputils-ping tcpdump curl arping procps util-linux ca-certificates \
+    nftables iproute2 conntrack iputils-ping bird2 tcpdump curl arping procps util-linux ca-certificates \
     python3 python3-prometheus-client iperf3 make g++ >/dev/null
 else
   echo "not root (or no apt-get): skipping system packages (nftables, iproute2, conntrack, iputils-ping, tcpdump, curl)" >&2

@@ -16,6 +16,7 @@ import { healthCheckRoutes } from './api/routes/health-checks.js';
 import { statsRoutes } from './api/routes/stats.js';
 import { systemRoutes } from './api/routes/system.js';
 import { backendSetupRoutes } from './api/routes/backend-setup.js';
+import { clusterRoutes, type BgpStatusSource } from './api/routes/cluster.js';
 
 export interface AppDeps {
   store: Store;
@@ -28,6 +29,8 @@ export interface AppDeps {
   metrics?: Metrics;
   /** GET /metrics: 'open' (default), 'key' (needs the ZAPI key) or 'off'. */
   metricsAccess?: MetricsAccess;
+  /** The BGP speaker's live state for GET /system/bgp; without it the settings alone. */
+  bgp?: BgpStatusSource;
   /** The process logger (pino); without it the app logs nothing (tests). */
   loggerInstance?: FastifyBaseLogger;
 }
@@ -105,6 +108,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
       await zapi.register(statsRoutes);
       await zapi.register(systemRoutes);
       await zapi.register(backendSetupRoutes);
+      await zapi.register(clusterRoutes, { bgp: deps.bgp });
     },
     { prefix: ZAPI_PREFIX },
   );

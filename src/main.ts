@@ -7,6 +7,8 @@ const MAIN_HELP = `nftfarm ${VERSION}: an L4 load balancer (ZEVENET ZAPI v4.0 L4
 Usage:
   nftfarm serve [--listen HOST:PORT] [--db PATH] [--dry-run]   run the appliance
   nftfarm rules [--db PATH]                                    print the ruleset nftfarm would apply now
+  nftfarm config export [--db PATH]                            print the whole configuration as one JSON document
+  nftfarm config apply FILE [--db PATH] [--dry-run]            make the configuration equal a document
   nftfarm --help | nftfarm <command> --help
   nftfarm --version
 
@@ -17,6 +19,36 @@ Environment:
                      the file 'api-key' beside the database (mode 0600)
   NFTFARM_DRY_RUN    true: render and log rulesets, never apply them (no root needed)
   NFTFARM_LOG_LEVEL  fatal, error, warn, info (default), debug, trace or silent
+  NFTFARM_BIRD       the BIRD 2 binary run when BGP is enabled (default 'bird' from PATH)
+`;
+
+const CONFIG_HELP = `Usage: nftfarm config export [--db PATH]
+       nftfarm config apply FILE [--db PATH] [--dry-run]
+
+The declarative configuration: every farm, backend, health check and link, and the BGP
+settings apart from this node's router id, as one JSON document without local ids, in a
+stable order (the same configuration gives the same bytes; GET /system/status shows its
+SHA-256 as config_digest). Keep several nodes identical by exporting from one and applying
+to the others (examples/sync-nodes.sh).
+
+  export        prints the document on stdout.
+  apply FILE    validates the whole document (FILE, or - for stdin) and, when all of it is
+                valid, changes the configuration in one transaction so that it equals the
+                document: farms, checks and backends (matched by address and port) are
+                created, changed or deleted; unchanged backends keep their flows. Applying the
+                same document again changes nothing. Prints the plan it carried out.
+  --dry-run     apply: print the plan (create, change, delete) and change nothing.
+
+Where it works: when an nftfarm daemon serves the database (its file nftfarm.serve.json
+beside the database names a live process), through that daemon's API (GET and PUT
+/system/config, with NFTFARM_API_KEY or the key file beside the database), so the change is
+applied to the kernel at once. When no daemon runs, on the database directly (the next
+'nftfarm serve' applies it); apply then still checks the VIPs and backends against this
+host's networks.
+
+Options:
+  --db PATH    the SQLite database file   NFTFARM_DB (default ${DEFAULT_DB})
+  -h, --help   this text
 `;
 
 const SERVE_HELP = `Usage: nftfarm serve [--listen HOST:PORT] [--db PATH] [--dry-run]
@@ -35,6 +67,8 @@ The API key: NFTFARM_API_KEY, else the file 'api-key' beside the database, creat
 random key on first start. Send it in the ZAPI_KEY (or API_KEY) header.
 Unauthenticated routes: GET /healthz, GET /openapi.json, /docs (Swagger UI).
 SIGTERM or SIGINT stop it gracefully; the kernel rules stay in place so traffic keeps flowing.
+With BGP enabled (PUT /system/bgp), it first withdraws its VIPs, keeps running for the
+drain_time of the BGP settings (default 5 s), then stops; its BIRD exits with it.
 `;
 
 const RULES_HELP = `Usage: nftfarm rules [--db PATH]
@@ -109,6 +143,27 @@ async function main(argv: string[]): Promise<number> {
       const config = loadConfig(args, process.env, process.cwd());
       const { printRules } = await import('./rules-command.js');
       return await printRules(config);
+    }
+    if (command === 'config') {
+      const [sub, ...more] = rest;
+      if (sub === undefined || sub === '-h' || sub === '--help') {
+        process.stdout.write(CONFIG_HELP);
+        return sub === undefined ? 2 : 0;
+      }
+      const file = sub === 'apply' && more[0] !== undefined && !more[0].startsWith('--') ? more.shift() : undefined;
+      const args = parseArgs(more, sub === 'apply' ? ['--db', '--dry-run'] : ['--db']);
+      if (args.help) {
+        process.stdout.write(CONFIG_HELP);
+        return 0;
+      }
+      const config = loadConfig({ db: args.db }, process.env, process.cwd());
+      const cli = await import('./config-doc/cli.js');
+      if (sub === 'export') return await cli.exportCommand(config);
+      if (sub === 'apply') {
+        if (file === undefined) throw new UsageError('config apply needs a FILE (or - for stdin)');
+        return await cli.applyCommand(config, file, args.dryRun === true);
+      }
+      throw new UsageError(`unknown config command '${sub}' (export or apply)`);
     }
     throw new UsageError(`unknown command '${command}'`);
   } catch (err) {

@@ -20,6 +20,9 @@ import { noCounters } from './observe/farm-counters.js';
 import { openObserver } from './observe/observer.js';
 import { createMetrics } from './metrics/metrics.js';
 import { VERSION } from './version.js';
+import { BgpSpeaker } from './cluster/bgp-speaker.js';
+import { birdFiles } from './cluster/bird-process.js';
+import { writeServeFile } from './config-doc/cli.js';
 
 export async function serve(config: Config): Promise<number> {
   const log = pino({ level: config.logLevel, base: { pid: process.pid } });
@@ -68,7 +71,22 @@ export async function serve(config: Config): Promise<number> {
     conntrack,
     health,
     onPass: (pass) => metrics.reconcilePass(pass.kind, pass.result, pass.seconds),
+    // The BGP speaker follows the VIPs this node can serve (issue 12).
+    onServableVipsChanged: () => bgp.refresh(),
   });
+  // BGP announcement of the VIPs through a supervised BIRD (when enabled in the store).
+  const bgp = new BgpSpeaker({
+    store,
+    vips: () => reconciler.servableVips(),
+    interfaces: () => net.listInterfaces(),
+    routes: net,
+    files: birdFiles(config.dbPath),
+    log: log.child({ component: 'bgp' }),
+    dryRun: config.dryRun,
+    birdBinary: process.env.NFTFARM_BIRD,
+  });
+  // BGP settings are in the store: any write may have changed them (a sync costs what the VIPs do).
+  store.onChange(() => bgp.refresh());
   metrics.watchGenerations(() => {
     const system = reconciler.system();
     return { desired: system.storeGeneration, applied: system.appliedGeneration };
@@ -78,6 +96,7 @@ export async function serve(config: Config): Promise<number> {
     apiKey: apiKey.key,
     host: netlinkHostView(net),
     dataplane: reconciler,
+    bgp,
     counters,
     metrics,
     metricsAccess: config.metrics,
@@ -98,17 +117,29 @@ export async function serve(config: Config): Promise<number> {
     await converged;
     await reconciler.stop();
     kernel.close();
+    await bgp.close();
     net.close();
     store.close();
     return 1;
   }
   log.info({ version: VERSION, db: config.dbPath, dryRun: config.dryRun }, 'nftfarm is serving');
+  // `nftfarm config export/apply` go through this daemon while it runs.
+  const removeServeFile = writeServeFile(config.dbPath, `${config.listenHost}:${config.listenPort}`);
 
   const signal = await new Promise<NodeJS.Signals>((resolve) => {
     process.once('SIGTERM', () => resolve('SIGTERM'));
     process.once('SIGINT', () => resolve('SIGINT'));
   });
   log.info({ signal }, 'shutting down');
+  removeServeFile();
+  // With BGP: withdraw first, then keep serving (the kernel forwards, pinned flows go on) for
+  // the drain period while the routers move the flows to the other nodes; then stop.
+  const { enabled, drainTime } = store.bgpSettings();
+  if (enabled) {
+    await bgp.withdrawAll();
+    log.info({ drainSeconds: drainTime }, 'VIPs withdrawn (BGP): draining before stopping');
+    await new Promise((resolve) => setTimeout(resolve, drainTime * 1000));
+  }
   await app.close();
   health.stop();
   await converged;
@@ -116,6 +147,8 @@ export async function serve(config: Config): Promise<number> {
   // the reconciler has already removed everything it made.
   await reconciler.stop();
   kernel.close();
+  // BIRD exits with nftfarm (its sessions close with a Cease; the VIPs are withdrawn already).
+  await bgp.close();
   counters.close();
   net.close();
   store.close();

@@ -26,6 +26,7 @@ export const openapiOptions: SwaggerOptions = {
       { name: 'farmguardian', description: 'Health checks' },
       { name: 'stats', description: 'Statistics' },
       { name: 'system', description: 'The appliance itself' },
+      { name: 'cluster', description: "nftfarm's own routes for several nodes behind ECMP: BGP announcement of the VIPs, the declarative configuration" },
     ],
   },
   refResolver: {

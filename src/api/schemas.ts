@@ -16,6 +16,7 @@ export const zapiErrorSchema = {
     description: str,
     error: { type: 'string', enum: ['true'] },
     message: str,
+    problems: { type: 'array', items: str, description: "nftfarm's own routes (/system/bgp, /system/config): every problem found, one per item." },
     params: {
       type: 'array',
       items: {

@@ -12,10 +12,15 @@ export class ZapiError extends Error {
     readonly params?: unknown,
     /** Overrides the route's description (an unknown route has none). */
     readonly description?: string,
+    /** Every problem found, when a route reports them all at once (nftfarm's own routes). */
+    readonly problems?: string[],
   ) {
     super(message);
   }
 }
+
+/** A 400 naming every problem: `message` joins them, `problems` lists them. */
+export const badRequestAll = (problems: string[]): ZapiError => new ZapiError(400, problems.join(' '), undefined, undefined, problems);
 
 export const notFound = (message: string): ZapiError => new ZapiError(404, message);
 export const badRequest = (message: string): ZapiError => new ZapiError(400, message);
@@ -48,6 +53,11 @@ export interface ZapiRouteDef<Req extends FastifyRequest = FastifyRequest, Loade
    * loads (the farm...) is handed to the handler.
    */
   before?: (request: Req) => Loaded;
+  /**
+   * A JSON body checked by the handler itself (which reports every problem), not by ParamSpecs:
+   * the schema documents it in OpenAPI, and a schema failure is left for the handler to word.
+   */
+  jsonBody?: Record<string, unknown>;
   /** Response schemas by status code; the error envelope codes are added automatically. */
   response: Record<number, unknown>;
   errorCodes?: number[];
@@ -59,7 +69,7 @@ const ERROR_REF = { $ref: 'ZapiError#' };
 
 /** Registers a ZAPI route: body schema from its parameter specs, error envelopes for the refusals. */
 export function zapiRoute<Req extends FastifyRequest = FastifyRequest, Loaded = undefined>(app: FastifyInstance, def: ZapiRouteDef<Req, Loaded>): void {
-  const errorCodes = new Set([...(def.errorCodes ?? []), ...(def.body ? [400, 415] : []), ...(def.params ? [404] : [])]);
+  const errorCodes = new Set([...(def.errorCodes ?? []), ...(def.body || def.jsonBody ? [400, 415] : []), ...(def.params ? [404] : [])]);
   const response: Record<number, unknown> = { ...def.response, 401: { $ref: 'Unauthorized#' } };
   for (const code of errorCodes) response[code] = ERROR_REF;
   const config: ZapiRouteConfig = {
@@ -78,7 +88,7 @@ export function zapiRoute<Req extends FastifyRequest = FastifyRequest, Loaded = 
       tags: def.tags,
       ...(def.params ? { params: def.params } : {}),
       ...(def.querystring ? { querystring: def.querystring } : {}),
-      ...(def.body ? { body: bodySchema(def.body.specs, def.body.required) } : {}),
+      ...(def.body ? { body: bodySchema(def.body.specs, def.body.required) } : def.jsonBody ? { body: def.jsonBody } : {}),
       response,
     },
     handler: async (request: FastifyRequest, reply: FastifyReply) => {
@@ -86,7 +96,7 @@ export function zapiRoute<Req extends FastifyRequest = FastifyRequest, Loaded = 
       // ZEVENET's routes only match valid names and numeric ids: anything else is an unknown route.
       if (failure?.validationContext === 'params') throw requestNotFound();
       const loaded = def.before ? def.before(request as Req) : (undefined as Loaded);
-      if (failure) throw validationToZapi(request, failure);
+      if (failure && !(def.jsonBody && failure.validationContext === 'body')) throw validationToZapi(request, failure);
       return def.handler(request as Req, reply, loaded);
     },
   };
@@ -152,5 +162,6 @@ export function zapiErrorHandler(error: FastifyError, request: FastifyRequest, r
   }
   const body: Record<string, unknown> = { description: zapi.description ?? describe(request), error: 'true', message: zapi.message };
   if (zapi.params !== undefined) body.params = zapi.params;
+  if (zapi.problems !== undefined) body.problems = zapi.problems;
   return reply.code(zapi.statusCode).send(body);
 }

@@ -61,6 +61,8 @@ export interface DesiredFarm {
   iface: VipInterface | null;
   /** The VIP is already an address of this host: the kernel answers ARP, no proxy needed. */
   vipIsLocal: boolean;
+  /** nftfarm answers ARP for the VIP (proxy entry, guard rule): not when local, nor when BGP routes it here. */
+  proxied: boolean;
   /** Buckets of the farm's selection region (from the number of backends configured). */
   regionSize: number;
   backends: DesiredBackend[];
@@ -96,6 +98,11 @@ export interface HostFacts {
   connections?: ReadonlyMap<number, number>;
   /** What the health checks say about backend `uid`; null (or absent) while unknown or unchecked. */
   healthOf?(uid: number): BackendHealth | null;
+  /**
+   * BGP announces the VIPs (src/cluster): no proxy ARP for them, and a VIP outside the
+   * connected networks takes the interface that leads to its backends.
+   */
+  routedVips?: boolean;
 }
 
 /** A backend's health as its farm's check last decided it. */
@@ -117,7 +124,8 @@ export const isRendered = (f: DesiredFarm): boolean => f.running && f.problem ==
 /** The whole desired state at once (a full pass, `nftfarm rules`, the golden tests). */
 export function desiredState(snapshot: Snapshot, facts: HostFacts): DesiredState {
   const local = localAddressesOf(facts.interfaces);
-  const derived = snapshot.farms.map((config) => desiredFarm(config, facts, local));
+  const withRoutes = snapshot.routedVips ? { ...facts, routedVips: true } : facts;
+  const derived = snapshot.farms.map((config) => desiredFarm(config, withRoutes, local));
   const claims = new FarmClaims();
   for (const f of derived) claims.set(f);
   const farms = derived.map((f) => {
@@ -133,7 +141,7 @@ export const localAddressesOf = (interfaces: readonly HostInterface[]): Set<stri
 /** One VIP announcement per VIP of a rendered farm that needs one. */
 export function announcementsOf(farms: Iterable<DesiredFarm>): Announcement[] {
   const out = new Map<string, Announcement>();
-  for (const f of farms) if (isRendered(f) && f.iface && !f.vipIsLocal && !out.has(f.vip)) out.set(f.vip, { vip: f.vip, iface: f.iface });
+  for (const f of farms) if (isRendered(f) && f.iface && f.proxied && !out.has(f.vip)) out.set(f.vip, { vip: f.vip, iface: f.iface });
   return [...out.values()].sort((a, b) => (a.vip < b.vip ? -1 : 1));
 }
 
@@ -157,12 +165,18 @@ export function routedInterfacesOf(farms: Iterable<DesiredFarm>, interfaces: rea
  */
 export function desiredFarm(config: FarmConfig, facts: HostFacts, localAddresses: ReadonlySet<string>): DesiredFarm {
   const { farm, backends, healthCheck } = config;
-  const match = findConnectedInterface(facts.interfaces, farm.vip);
+  // Routed VIPs (BGP, src/cluster): the router sends VIP traffic to this node's address; the
+  // interface that leads to the (first connected) backend carries the farm.
+  const match =
+    findConnectedInterface(facts.interfaces, farm.vip) ??
+    (facts.routedVips ? (backends.map((b) => findConnectedInterface(facts.interfaces, b.ip)).find((m) => m !== null) ?? null) : null);
   const iface = match ? { name: match.iface.name, index: match.iface.index, mac: match.iface.mac } : null;
   const spec = parseVport(farm.vport);
   let problem: string | null = null;
   if (!iface) {
-    problem = `no up interface has a network holding the VIP ${farm.vip}; the farm has no rules until one does`;
+    problem = facts.routedVips
+      ? `the VIP ${farm.vip} is in no connected network and no backend is on one yet: with BGP, the farm takes the interface that leads to its backends`
+      : `no up interface has a network holding the VIP ${farm.vip}; the farm has no rules until one does`;
   } else if (!spec) {
     problem = `the virtual port '${farm.vport}' is not valid`;
   } else if (backends.some((b) => statelessBackendPortProblem(farm, b) !== null)) {
@@ -186,6 +200,7 @@ export function desiredFarm(config: FarmConfig, facts: HostFacts, localAddresses
     ttl: farm.ttl,
     iface,
     vipIsLocal: localAddresses.has(farm.vip),
+    proxied: !localAddresses.has(farm.vip) && !facts.routedVips,
     regionSize: regionSize(backends.length),
     // Only DSR and stateless_dnat send frames to backend MACs; the others let the kernel route.
     backends: assignRoles(

@@ -213,7 +213,7 @@ export function renderFarm(farm: DesiredFarm): FarmObjects {
 
 function guardElements(farm: DesiredFarm): Contribution[] {
   // Forwarding is on for proxy ARP: traffic to a VIP that no farm takes would loop.
-  return farm.iface && !farm.vipIsLocal ? [{ table: 'netdev', set: GUARDED_VIPS_SET, key: farm.vip, value: '' }] : [];
+  return farm.iface && farm.proxied ? [{ table: 'netdev', set: GUARDED_VIPS_SET, key: farm.vip, value: '' }] : [];
 }
 
 function renderNetdevFarm(farm: DesiredFarm): FarmObjects {

@@ -36,6 +36,7 @@ import {
   type VipInterface,
 } from './desired.js';
 import { FarmClaims } from './claims.js';
+import { farmServesVip, sortVips } from '../cluster/vips.js';
 import { dynamicMap, renderFarm, SESSION_KEYS, type FarmObjects } from './farm-render.js';
 import { AppliedState, planChanges } from './plan.js';
 import { ingressChainOf, ipBaseChains, tableSets, TABLE_NAMES, TABLES } from './tables.js';
@@ -91,6 +92,8 @@ export interface ReconcilerOptions {
   onPass?: (report: PassReport) => void;
   /** Where kernel settings are read and written (/proc/sys; a fake in unit tests). */
   sysctl?: Sysctl;
+  /** Called when the set of VIPs this node can serve changed (the BGP speaker). */
+  onServableVipsChanged?: () => void;
 }
 
 export class Reconciler implements DataplaneView {
@@ -127,6 +130,10 @@ export class Reconciler implements DataplaneView {
   private readonly vipUsers = new Map<string, { iface: VipInterface; farms: Set<number> }>();
   private readonly routedUsers = new Map<string, { iface: VipInterface; farms: Set<number> }>();
   private announcedKey = '';
+  /** VIPs with a farm that serves them as applied (BGP announces them), with those farms. */
+  private readonly servable = new Map<string, Set<number>>();
+  private readonly servesVip = new Map<number, string>();
+  private readonly onServableVipsChanged: (() => void) | undefined;
 
   private readonly dirty = new Set<number>();
   private fullNeeded = true;
@@ -157,6 +164,7 @@ export class Reconciler implements DataplaneView {
     this.backoffMs = options.backoffMs ?? 1000;
     this.maxBackoffMs = options.maxBackoffMs ?? 30_000;
     this.onPass = options.onPass;
+    this.onServableVipsChanged = options.onServableVipsChanged;
     this.announcer = new VipAnnouncer(this.net, this.store, this.log, options.sysctl);
     this.neighbors = new NeighborTable(this.net, this.store, this.log);
     this.status = initialSystemRuntime(this.dryRun ? 'dry-run' : 'kernel');
@@ -213,6 +221,39 @@ export class Reconciler implements DataplaneView {
     const f = this.desired.get(farmId);
     if (this.dryRun || !f || !isRendered(f) || f.persistence === '') return null;
     return { table: usesConntrack(f.nattype) ? 'ip' : 'netdev', map: farmSessionsMap(f.slot), layout: f.persistence };
+  }
+
+  /** The VIPs this node can serve as the kernel holds its farms now (src/cluster/vips.ts). */
+  servableVips(): string[] {
+    return sortVips(this.servable.keys());
+  }
+
+  /** After a commit: which VIPs the applied farms can serve. */
+  private updateServable(ids: Iterable<number>): void {
+    let changed = false;
+    for (const id of ids) {
+      const farm = this.desired.get(id);
+      const vip = farm && farmServesVip(farm) ? farm.vip : null;
+      const was = this.servesVip.get(id) ?? null;
+      if (was === vip) continue;
+      if (was !== null) {
+        const farms = this.servable.get(was)!;
+        farms.delete(id);
+        if (farms.size === 0) {
+          this.servable.delete(was);
+          changed = true;
+        }
+        this.servesVip.delete(id);
+      }
+      if (vip !== null) {
+        const farms = this.servable.get(vip) ?? new Set<number>();
+        if (farms.size === 0) changed = true;
+        farms.add(id);
+        this.servable.set(vip, farms);
+        this.servesVip.set(id, vip);
+      }
+    }
+    if (changed) this.onServableVipsChanged?.();
   }
 
   // ---- inputs ----
@@ -348,6 +389,7 @@ export class Reconciler implements DataplaneView {
       macOf: (ifindex, ip) => this.neighbors.lookup(ifindex, names.get(ifindex) ?? '', ip).mac,
       connections: this.connections,
       healthOf: (uid) => this.health?.healthOf(uid) ?? null,
+      routedVips: this.store.bgpSettings().enabled,
     };
   }
 
@@ -492,6 +534,7 @@ export class Reconciler implements DataplaneView {
       }
       await this.forgetConnections(changes.keys(), before);
     }
+    this.updateServable(changes.keys());
     const passMs = Math.round((performance.now() - started) * 10) / 10;
     this.logChanges(changes, before, plan.touched, passMs, kind, via);
     for (const id of changes.keys()) {
@@ -640,7 +683,7 @@ export class Reconciler implements DataplaneView {
     if (isRendered(now) && usesConntrack(now.nattype)) {
       for (const b of now.backends) if (now.algorithm === 'leastconn' || b.maxConns > 0) this.counted.set(b.uid, id);
     }
-    if (isRendered(now) && now.iface && !now.vipIsLocal) {
+    if (isRendered(now) && now.iface && now.proxied) {
       const entry = this.vipUsers.get(now.vip) ?? { iface: now.iface, farms: new Set<number>() };
       entry.farms.add(id);
       this.vipUsers.set(now.vip, entry);

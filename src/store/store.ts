@@ -1,6 +1,7 @@
 import type { Statement } from 'better-sqlite3';
 import type { Db } from './db.js';
 import { MAX_BACKEND_MARK, MAX_FARM_SLOT, type Backend, type Farm, type HealthCheck, type Maintenance } from '../model/farm.js';
+import { sortedNeighbors, type BgpSettings } from '../cluster/bgp-settings.js';
 
 /** A farm with everything the data plane needs, read in one consistent snapshot. */
 export interface FarmConfig {
@@ -12,6 +13,11 @@ export interface FarmConfig {
 export interface Snapshot {
   generation: number;
   farms: FarmConfig[];
+  /**
+   * BGP announces the VIPs (issue 12): no proxy ARP for them, and a VIP need not lie in a
+   * connected network (it takes the interface that leads to its backends).
+   */
+  routedVips?: boolean;
 }
 
 export type NewFarm = Omit<Farm, 'id' | 'profile' | 'generation' | 'slot'>;
@@ -225,7 +231,7 @@ export class Store {
           backends: backendsByFarm.get(farm.id) ?? [],
           healthCheck: checks.get(links.get(farm.id) ?? '') ?? null,
         }));
-        return { generation, farms };
+        return { generation, farms, routedVips: this.bgpSettings().enabled };
       })
       .deferred();
   }
@@ -482,5 +488,55 @@ export class Store {
          ON CONFLICT (interface, ip) DO UPDATE SET mac = excluded.mac, seen_at = excluded.seen_at`,
       )
       .run(iface, ip, mac, new Date().toISOString());
+  }
+
+  // ---- BGP (issue 12) ----
+
+  bgpSettings(): BgpSettings {
+    const r = this.sql('SELECT * FROM bgp_settings WHERE id = 1').get() as {
+      enabled: number;
+      speaker: BgpSettings['speaker'];
+      asn: number | null;
+      router_id: string | null;
+      hold_time: number;
+      drain_time: number;
+      med: number | null;
+      communities: string;
+      graceful_restart: number;
+    };
+    const neighbors = this.sql('SELECT address, asn FROM bgp_neighbors').all() as { address: string; asn: number }[];
+    return {
+      enabled: r.enabled === 1,
+      speaker: r.speaker,
+      asn: r.asn,
+      routerId: r.router_id,
+      holdTime: r.hold_time,
+      neighbors: sortedNeighbors(neighbors),
+      drainTime: r.drain_time,
+      med: r.med,
+      communities: r.communities === '' ? [] : r.communities.split(' '),
+      gracefulRestart: r.graceful_restart === 1,
+    };
+  }
+
+  /**
+   * Must run inside write(). Turning BGP on or off changes how every farm's VIP is placed
+   * (Snapshot.routedVips), so every farm is marked changed.
+   */
+  saveBgpSettings(s: BgpSettings, generation: number): void {
+    const before = this.bgpSettings();
+    this.db
+      .prepare(
+        `UPDATE bgp_settings SET enabled = ?, speaker = ?, asn = ?, router_id = ?, hold_time = ?, drain_time = ?, med = ?, communities = ?, graceful_restart = ?
+         WHERE id = 1`,
+      )
+      .run(s.enabled ? 1 : 0, s.speaker, s.asn, s.routerId, s.holdTime, s.drainTime, s.med, s.communities.join(' '), s.gracefulRestart ? 1 : 0);
+    this.db.prepare('DELETE FROM bgp_neighbors').run();
+    const add = this.db.prepare('INSERT INTO bgp_neighbors (address, asn) VALUES (?, ?)');
+    for (const n of s.neighbors) add.run(n.address, n.asn);
+    if (before.enabled !== s.enabled) {
+      this.sql('UPDATE farms SET generation = ?').run(generation);
+      for (const id of this.sql('SELECT id FROM farms').pluck().all() as number[]) this.touched.add(id);
+    }
   }
 }

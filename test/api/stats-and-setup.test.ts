@@ -1,6 +1,7 @@
 // Statistics (stored part plus zero counters), the DSR backend set-up scripts and /system/status.
 import t from 'tap';
 import { addBackend, buildTestApp, call, createFarm, zapiError } from '../helpers/api.js';
+import { configDigest } from '../../src/config-doc/document.js';
 
 t.test('GET /stats/farms lists every farm with zero counters', async (t) => {
   const { app } = await buildTestApp(t);
@@ -156,6 +157,8 @@ t.test('GET /system/status', async (t) => {
       last_error: null,
       consecutive_failures: 0,
       passes: 0,
+      // The digest of GET /system/config's document (test/api/system-config.test.ts).
+      config_digest: configDigest(store),
       farms: [
         { farmname: 'f1', status: 'up', dataplane: { generation: f1.generation, applied_generation: null, state: 'pending', error: null, interface: null, notice: null } },
         { farmname: 'f2', status: 'down', dataplane: { generation: f2.generation, applied_generation: null, state: 'pending', error: null, interface: null, notice: null } },

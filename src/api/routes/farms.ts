@@ -100,7 +100,12 @@ export interface NetworkCheck {
 /** Looks up (async, read-only) where the VIP and the backends sit on this host's networks. */
 export async function checkNetwork(app: FastifyInstance, vip: string, backendIps: string[]): Promise<NetworkCheck> {
   const ips = [...new Set(backendIps)];
-  const [vipNet, ...backendNets] = await app.deps.host.connectedNetworks([vip, ...ips]);
+  const [connected, ...backendNets] = await app.deps.host.connectedNetworks([vip, ...ips]);
+  // With BGP on, the router reaches a VIP through this node's address: a VIP outside the
+  // connected networks is carried by the interface that leads to its backends (issue 12).
+  const routed = !connected && app.deps.store.bgpSettings().enabled;
+  const vipNet = connected ?? (routed ? (backendNets.find((n) => n !== null) ?? null) : null);
+  if (routed && !vipNet) return { problem: null, interface: null, network: null, backendsInside: new Set() };
   if (!vipNet) {
     return {
       problem: `The VIP '${vip}' is not in a network connected to this host: nftfarm announces a VIP on the interface whose network holds it.`,

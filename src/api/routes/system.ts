@@ -2,6 +2,7 @@ import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { zapiRoute } from '../zapi.js';
 import { describeFarm } from './farms.js';
 import { dataplaneView } from '../present.js';
+import { configDigest } from '../../config-doc/document.js';
 
 /** nftfarm's own route: what the reconciler did last, and each farm's data-plane state. */
 export async function systemRoutes(app: FastifyInstance): Promise<void> {
@@ -16,7 +17,7 @@ export async function systemRoutes(app: FastifyInstance): Promise<void> {
       type: 'object',
       additionalProperties: false,
       properties: {
-        farms: { type: 'string', enum: ['true', 'false'], description: "'false' leaves out the list of farms (a cheap poll with thousands of farms)." },
+        farms: { type: 'string', enum: ['true', 'false'], description: "'false' leaves out the list of farms and the config digest (a cheap poll with thousands of farms)." },
       },
     },
     response: {
@@ -27,7 +28,7 @@ export async function systemRoutes(app: FastifyInstance): Promise<void> {
           description: { type: 'string' },
           params: {
             type: 'object',
-            required: ['mode', 'store_generation', 'applied_generation', 'last_pass_at', 'last_error', 'consecutive_failures', 'passes', 'farms'],
+            required: ['mode', 'store_generation', 'applied_generation', 'last_pass_at', 'last_error', 'consecutive_failures', 'passes', 'config_digest', 'farms'],
             properties: {
               mode: { type: 'string', enum: ['kernel', 'dry-run', 'off'] },
               store_generation: { type: 'integer' },
@@ -42,6 +43,10 @@ export async function systemRoutes(app: FastifyInstance): Promise<void> {
                 description: 'The last reconcile pass that had something to do: full or incremental, its result and duration.',
                 required: ['kind', 'result', 'ms'],
                 properties: { kind: { type: 'string', enum: ['full', 'incremental'] }, result: { type: 'string' }, ms: { type: 'number' } },
+              },
+              config_digest: {
+                type: 'string',
+                description: 'SHA-256 of the document GET /system/config answers: equal on two nodes exactly when their configurations are (the router id aside).',
               },
               farms: {
                 type: 'array',
@@ -70,6 +75,8 @@ export async function systemRoutes(app: FastifyInstance): Promise<void> {
           consecutive_failures: system.consecutiveFailures,
           passes: system.passes,
           last_pass: system.lastPass,
+          // A hash of the whole configuration: left out of the cheap poll with the farms.
+          ...(withFarms ? { config_digest: configDigest(store) } : {}),
           farms: !withFarms ? [] : store.snapshot().farms.map(({ farm, backends }) => {
             const { status, runtime } = describeFarm(app, farm, backends);
             return {

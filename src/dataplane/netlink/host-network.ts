@@ -26,16 +26,16 @@ export interface HostNetwork {
   addProxyNeighbor(ifindex: number, ip: string): Promise<void>;
   /** Idempotent: a missing entry (or a vanished interface) is success. */
   deleteProxyNeighbor(ifindex: number, ip: string): Promise<void>;
-  /** Main-table IPv4 routes whose protocol is NFTFARM_ROUTE_PROTOCOL. */
-  listOwnedRoutes(): Promise<{ ip: string; prefixLength: number; ifindex: number }[]>;
+  /** Main-table (or `table`) IPv4 routes whose protocol is NFTFARM_ROUTE_PROTOCOL. */
+  listOwnedRoutes(table?: number): Promise<{ ip: string; prefixLength: number; ifindex: number }[]>;
   /**
    * Installs (replaces) `ip/32 dev lo proto 222` in the main table. Proxy ARP answers only when
    * the VIP has a unicast route through a device other than the one the request came in on.
    * Fails with code ENETDOWN while lo is down (fresh namespaces): see setLinkUp.
    */
-  addVipRoute(ip: string): Promise<void>;
+  addVipRoute(ip: string, table?: number): Promise<void>;
   /** Idempotent; deletes only a route carrying NFTFARM_ROUTE_PROTOCOL, never someone else's. */
-  deleteVipRoute(ip: string): Promise<void>;
+  deleteVipRoute(ip: string, table?: number): Promise<void>;
   /**
    * proxy_delay of the interface's ARP parameters, in milliseconds (NDTPA_PROXY_DELAY over
    * RTM_SETNEIGHTBL). The kernel stores jiffies, so values read back are rounded to the tick;
@@ -153,14 +153,14 @@ class NetlinkHostNetwork implements HostNetwork {
     ).catch(ignoreKind('not-found'));
   }
 
-  async listOwnedRoutes(): Promise<{ ip: string; prefixLength: number; ifindex: number }[]> {
+  async listOwnedRoutes(inTable: number = rt.RoutingTableClass.MAIN): Promise<{ ip: string; prefixLength: number; ifindex: number }[]> {
     // Without strict dump checking the kernel ignores filters in the request: filter here.
     const msgs = await this.run('list routes', (s) =>
       s.getRoutes({ family: AF_INET }, undefined, { timeout: REQUEST_TIMEOUT_MS }));
     const routes: { ip: string; prefixLength: number; ifindex: number }[] = [];
     for (const m of msgs) {
       const table = m.attrs.table ?? m.data.table;
-      if (m.data.family !== AF_INET || table !== rt.RoutingTableClass.MAIN) continue;
+      if (m.data.family !== AF_INET || table !== inTable) continue;
       if (routeProtocolNumber(m.data.protocol) !== NFTFARM_ROUTE_PROTOCOL) continue;
       routes.push({
         ip: m.attrs.dst ? bufferToIPv4(m.attrs.dst) : '0.0.0.0',
@@ -171,12 +171,12 @@ class NetlinkHostNetwork implements HostNetwork {
     return routes;
   }
 
-  async addVipRoute(ip: string): Promise<void> {
+  async addVipRoute(ip: string, table: number = rt.RoutingTableClass.MAIN): Promise<void> {
     const dst = ipv4ToBuffer(ip);
     await this.run(`add route ${ip}/32 dev lo`, (s) =>
       s.newRoute(
         {
-          family: AF_INET, dstLen: 32, table: rt.RoutingTableClass.MAIN,
+          family: AF_INET, dstLen: 32, table,
           protocol: OWNED_PROTOCOL, scope: 'LINK', type: 'UNICAST',
         },
         { dst, oif: LOOPBACK_IFINDEX },
@@ -184,14 +184,14 @@ class NetlinkHostNetwork implements HostNetwork {
       ));
   }
 
-  async deleteVipRoute(ip: string): Promise<void> {
+  async deleteVipRoute(ip: string, table: number = rt.RoutingTableClass.MAIN): Promise<void> {
     const dst = ipv4ToBuffer(ip);
     await this.run(`delete route ${ip}/32`, (s) =>
       s.delRoute(
         // The kernel matches rtm_scope exactly unless it is NOWHERE (the package's default 0
         // = UNIVERSE never matches a scope-link route: ESRCH). A non-zero protocol must match.
         {
-          family: AF_INET, dstLen: 32, table: rt.RoutingTableClass.MAIN,
+          family: AF_INET, dstLen: 32, table,
           protocol: OWNED_PROTOCOL, scope: 'NOWHERE',
         },
         { dst },

@@ -5,18 +5,15 @@
  * has never seen it. The selection may depend on what the operator configured, never on local
  * ids, insertion order or per-node randomness.
  *
- * `selectorUnderTest` is the seam: it builds "flow hash -> backend" from configured backends
- * the way the data plane does. Today it models src/reconcile/buckets.ts, whose tables are keyed
- * by the ZAPI backend id (the lowest free id, so insertion order), which breaks the
- * requirement. Until the selection tables of issue 10 land:
- * - the requirement is checked on `addressKeyedSelector`, a reference that keys the same
- *   rendezvous hashing on address and port (so the contract itself is tested and satisfiable);
- * - the gap of today's tables is pinned by a tripwire that asserts it.
- * When the new builder lands: point `selectorUnderTest` at it, delete the tripwire (it fails
- * then), and run the requirement on `selectorUnderTest`.
+ * The selector here is the data plane's own pipeline: the backends are stored in the order
+ * given (so their store uids and ZAPI ids follow that order, as on a node configured in that
+ * order), the farm is derived and its selection region built (src/reconcile), and a flow hash
+ * picks a bucket the way nft's `jhash ... mod N` does (a range split: hash x N / 2^32).
  */
 import t, { type Test } from 'tap';
-import { BUCKETS, fnv1a, normalizedMembers, rendezvousTable } from '../../src/reconcile/buckets.js';
+import { desiredFarm, localAddressesOf } from '../../src/reconcile/desired.js';
+import { selectionRegion } from '../../src/reconcile/farm-render.js';
+import { backend, facts, farm, interfaces } from '../helpers/fixtures.js';
 
 export interface ConfiguredBackend {
   ip: string;
@@ -30,26 +27,14 @@ export type Selector = (backends: readonly ConfiguredBackend[]) => (flowHash: nu
 
 const label = (b: ConfiguredBackend) => `${b.ip}:${b.port ?? ''}`;
 
-/** Today's tables: backends enter in the order given (ids 0, 1, 2... as the API assigns them). */
-const todaysSelector: Selector = (backends) => {
-  const best = Math.min(...backends.map((b) => b.priority));
-  const serving = backends.map((b, id) => ({ b, id })).filter(({ b }) => b.priority === best);
-  const table = rendezvousTable(normalizedMembers(serving.map(({ b, id }) => ({ slot: id, weight: b.weight }))), BUCKETS);
-  const byId = new Map(serving.map(({ b, id }) => [id, b]));
-  // nft's `jhash ... mod M` is (hash * M) >> 32.
-  return (hash) => label(byId.get(table[Math.floor((hash * BUCKETS) / 2 ** 32)]!)!);
-};
-
-const selectorUnderTest: Selector = todaysSelector;
-
-/** The requirement's reference: the same weighted rendezvous hashing, members keyed by address and port. */
-const addressKeyedSelector: Selector = (backends) => {
-  const best = Math.min(...backends.map((b) => b.priority));
-  const serving = backends.filter((b) => b.priority === best);
-  const key = (b: ConfiguredBackend) => fnv1a(label(b)) >>> 1;
-  const table = rendezvousTable(normalizedMembers(serving.map((b) => ({ slot: key(b), weight: b.weight }))), BUCKETS);
-  const byKey = new Map(serving.map((b) => [key(b), b]));
-  return (hash) => label(byKey.get(table[Math.floor((hash * BUCKETS) / 2 ** 32)]!)!);
+/** What this node's kernel would hold for a farm with these backends, configured in this order. */
+const dataPlaneSelector: Selector = (backends) => {
+  // Local numbering follows the order of configuration: uids from 100, ZAPI ids from 0.
+  const stored = backends.map((b, i) => backend(100 + i, 1, i, b.ip, { port: b.port, weight: b.weight, priority: b.priority }));
+  const derived = desiredFarm({ farm: farm(1, { nattype: 'nat' }), backends: stored, healthCheck: null }, facts(), localAddressesOf(interfaces));
+  const region = selectionRegion(derived, 'ip');
+  const byMark = new Map(stored.map((b, i) => [b.uid, backends[i]!]));
+  return (hash) => label(byMark.get(region.marks[Math.floor((hash * region.marks.length) / 2 ** 32)]!)!);
 };
 
 function generator(seed: number): () => number {
@@ -95,7 +80,7 @@ t.test('the same backends given in the same order: every flow gets the same back
   const rnd = generator(12);
   for (let trial = 0; trial < 20; trial++) {
     const backends = randomBackends(rnd);
-    t.equal(disagreements(selectorUnderTest, backends, backends.map((b) => ({ ...b })), rnd), 0);
+    t.equal(disagreements(dataPlaneSelector, backends, backends.map((b) => ({ ...b })), rnd), 0);
   }
 });
 
@@ -109,17 +94,6 @@ function requirement(t: Test, select: Selector): void {
   }
 }
 
-t.test('the same (ip, port, weight, priority) set in any order: every flow gets the same backend (reference selector)', async (t) => {
-  requirement(t, addressKeyedSelector);
-});
-
-t.test('TRIPWIRE until issue 10: today\'s id-keyed tables send reordered backends\' flows elsewhere', async (t) => {
-  // Delete this test and run requirement(t, selectorUnderTest) once the new tables land.
-  const rnd = generator(2026);
-  let worst = 0;
-  for (let trial = 0; trial < 30; trial++) {
-    const backends = randomBackends(rnd);
-    worst = Math.max(worst, disagreements(selectorUnderTest, backends, shuffled(backends, rnd), rnd));
-  }
-  t.ok(worst > 0, `today's tables move up to ${worst} of 2000 flows when the same backends come in another order`);
+t.test('the same (ip, port, weight, priority) set in any order: every flow gets the same backend', async (t) => {
+  requirement(t, dataPlaneSelector);
 });

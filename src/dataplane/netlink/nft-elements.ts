@@ -115,7 +115,10 @@ export type NftFamily = keyof typeof FAMILY_NUMBERS;
 // Values: nft types -> the bytes the kernel stores.
 
 export type NftScalarType = 'mark' | 'ipv4_addr' | 'ipv6_addr' | 'ether_addr' | 'inet_service' | 'inet_proto';
-/** One type, or a concatenation (`ipv4_addr . inet_proto . inet_service` is three). */
+/**
+ * One type, or a concatenation (`ipv4_addr . inet_proto . inet_service` is three). `mark` also
+ * serves the other 32-bit host-order integers (a map `typeof numgen inc mod N : meta mark`).
+ */
 export type NftType = NftScalarType | readonly NftScalarType[];
 /** mark, inet_service: number; inet_proto: number or name (tcp...); addresses: text. */
 export type NftScalar = number | string;

@@ -171,7 +171,7 @@ async function inner() {
   console.log(`  one full batch: values ${result.fill.largestBatch.valuesMs} ms, commit ${result.fill.largestBatch.commitMs} ms (of which encoding ${result.fill.largestBatch.encodeMs} ms); event loop blocked up to ${result.fill.eventLoopMaxBlockMs} ms`);
   console.log(`replace 100,000 elements (delete + add): writer ${result.replace100k.writer.ms} ms (${result.replace100k.writer.elementsPerSecond} element ops/s), nft -f ${result.replace100k.nft.ms} ms (${result.replace100k.nft.elementsPerSecond}/s)`);
   console.log(`replace 8 elements, one batch:  writer ${fmt(w)}`);
-  console.log(`  (CPU time of the writer's process, kernel work included: ${fmt(result.replace8.writerCpu)}; the rest of the wall time is waiting for a core)`);
+  console.log(`  (CPU time of the process per change, kernel work and every thread (GC) included: ${fmt(result.replace8.writerCpu)})`);
   console.log(`                                nft -f ${fmt(n)}`);
   console.log(`  median ${result.replace8.speedupMedian}x faster; writer generations consecutive: ${consecutive}`);
   console.log(JSON.stringify(result));

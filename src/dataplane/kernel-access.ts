@@ -11,10 +11,15 @@ import { readSessions } from './sessions.js';
 import { createKernelWriter, type ElementWriter, type KernelWriter } from './kernel-writer.js';
 import type { NftRunner } from './nft/runner.js';
 import { transactionText } from './nft/transaction.js';
+import { netlinkElementWriter } from './nft/netlink-elements.js';
 
-export function kernelAccess(nft: NftRunner, elements?: ElementWriter, log?: Logger, reader: NftObjectReader = openNftObjectReader()): KernelAccess & { close(): void } {
+/**
+ * `elements`: the netlink writer for element-only transactions (opened here by default);
+ * null: every transaction goes through nft.
+ */
+export function kernelAccess(nft: NftRunner, elements: ElementWriter | null = netlinkElementWriter(), log?: Logger, reader: NftObjectReader = openNftObjectReader()): KernelAccess & { close(): void } {
   return {
-    writer: createKernelWriter(nft, elements, log),
+    writer: createKernelWriter(nft, elements ?? undefined, log),
     inventory: (table) => reader.inventory(TABLES[table].family, TABLES[table].name),
     generation: () => reader.generation(),
     sessions: (table, map, layout) => readSessions(reader, TABLES[table].family, TABLES[table].name, map, layout),

@@ -9,18 +9,27 @@ import type { Logger } from 'pino';
 import type { NftRunner } from './nft/runner.js';
 import { isElementOperation, transactionText, type ElementOperation, type Operation } from './nft/transaction.js';
 
-/** Element batches over netlink (src/dataplane/netlink/nft-elements.ts). */
+/** Element batches over netlink (nft/netlink-elements.ts). */
 export interface ElementWriter {
   /** Applies the element operations as one atomic batch; throws when the kernel refuses it. */
-  commit(operations: readonly ElementOperation[]): Promise<void>;
-  /** Whether the operations fit one batch (one datagram). */
+  commit(operations: readonly ElementOperation[]): Promise<{ generation: number | null }>;
+  /** Whether the operations can go in one batch (encodable, and within one datagram). */
   fits(operations: readonly ElementOperation[]): boolean;
+  /** One operation's size in a batch; null when it cannot be written this way (nft writes it). */
+  bytes(operation: ElementOperation): number | null;
+  /** The largest batch it sends. */
+  readonly maxBatchBytes: number;
+  /** The ruleset generation, read over the writer's socket. */
+  generation(): Promise<number>;
   close(): void;
 }
 
 export interface KernelWriter {
-  /** Applies the operations as one transaction: all or nothing. */
-  apply(operations: readonly Operation[]): Promise<{ via: 'netlink' | 'nft' }>;
+  /**
+   * Applies the operations as one transaction: all or nothing. `generation`: the ruleset
+   * generation this commit made, when known (the netlink writer reports it).
+   */
+  apply(operations: readonly Operation[]): Promise<{ via: 'netlink' | 'nft'; generation?: number | null }>;
   /**
    * A first load into a kernel that holds none of nftfarm's tables: the structure in one
    * transaction, then the elements in batches, the `last` ones at the end (the dispatch
@@ -40,8 +49,8 @@ export function createKernelWriter(nft: NftRunner, elements?: ElementWriter, log
       if (elements && operations.length > 0 && operations.every(isElementOperation)) {
         const ops = operations as ElementOperation[];
         if (elements.fits(ops)) {
-          await elements.commit(ops);
-          return { via: 'netlink' };
+          const { generation } = await elements.commit(ops);
+          return { via: 'netlink', generation };
         }
       }
       await viaNft(operations);
@@ -65,30 +74,32 @@ export function createKernelWriter(nft: NftRunner, elements?: ElementWriter, log
   };
 }
 
-/** Elements per piece of a batch; pieces fill a batch up to what one datagram holds. */
+/** Elements per piece of a batch; pieces fill a batch up to its size limit. */
 const PIECE = 1000;
 
-/** Interval maps are written by nft (its range encoding), each in a batch of its own. */
-const isInterval = (o: ElementOperation): boolean => o.set.body.includes('flags interval');
-
-/** Element operations cut into batches that each fit one datagram. */
+/** Element operations cut into batches of at most the writer's size (nft's share in batches of their own). */
 function batches(operations: readonly ElementOperation[], writer: ElementWriter): ElementOperation[][] {
   const out: ElementOperation[][] = [];
   let current: ElementOperation[] = [];
+  let size = 0;
   const flush = () => {
     if (current.length > 0) out.push(current);
     current = [];
+    size = 0;
   };
   for (const o of operations) {
-    if (isInterval(o)) {
-      flush();
-      out.push([o]);
-      continue;
-    }
     for (let i = 0; i < Math.max(1, o.elements.length); i += PIECE) {
       const piece = { ...o, elements: o.elements.slice(i, i + PIECE) };
-      if (current.length > 0 && !writer.fits([...current, piece])) flush();
+      const bytes = writer.bytes(piece);
+      if (bytes === null) {
+        flush();
+        out.push([piece]);
+        continue;
+      }
+      // A small margin for the batch's own messages (begin, end, the generation marker).
+      if (current.length > 0 && size + bytes > writer.maxBatchBytes - 4096) flush();
       current.push(piece);
+      size += bytes;
     }
   }
   flush();

@@ -516,10 +516,11 @@ export class Reconciler implements DataplaneView {
       if (this.dryRun) this.log.info({ generation, script: transactionText(operations) }, 'dry run: not applying the transaction');
       else {
         const was = await this.kernel.generation();
-        via = (await this.kernel.writer.apply(operations)).via;
+        const result = await this.kernel.writer.apply(operations);
+        via = result.via;
         // One transaction is one commit: if nothing else committed meanwhile, the kernel holds
         // exactly what was planned. Otherwise the next check compares.
-        const now = await this.kernel.generation();
+        const now = result.generation ?? (await this.kernel.generation());
         if (now === was + 1 && this.knownGeneration === was) this.knownGeneration = now;
       }
     }

@@ -28,7 +28,7 @@ export async function systemRoutes(app: FastifyInstance): Promise<void> {
           description: { type: 'string' },
           params: {
             type: 'object',
-            required: ['mode', 'store_generation', 'applied_generation', 'last_pass_at', 'last_error', 'consecutive_failures', 'passes', 'config_digest', 'farms'],
+            required: ['mode', 'store_generation', 'applied_generation', 'last_pass_at', 'last_error', 'consecutive_failures', 'passes', 'farms'],
             properties: {
               mode: { type: 'string', enum: ['kernel', 'dry-run', 'off'] },
               store_generation: { type: 'integer' },

@@ -1,0 +1,78 @@
+/**
+ * Element operations (transaction.ts) as netlink batches: the ElementWriter the kernel writer
+ * uses for transactions that only change elements. Element text ("10.250.0.100 . tcp . 80",
+ * "jump farm_3", "02:00:0a:fa:00:15") is turned into the writer's typed values by the set's
+ * declared types; interval sets and types the writer does not encode are left to nft.
+ */
+import type { ElementWriter } from '../kernel-writer.js';
+import type { ElementOperation } from './transaction.js';
+import { nftSet, openNftElementWriter, type NftElementOp, type NftElementWriter, type NftFamily, type NftScalarType, type NftType, type NftValue, type NftVerdict } from '../netlink/nft-elements.js';
+
+const SCALARS = new Set<string>(['mark', 'ipv4_addr', 'ipv6_addr', 'ether_addr', 'inet_service', 'inet_proto']);
+const NUMERIC = new Set<string>(['mark', 'inet_service']);
+/** A batch much larger than this blocks the event loop while the kernel works in sendmsg: kept smaller. */
+const BATCH_BYTES = 2 * 1024 * 1024;
+
+function typeOf(text: string): NftType | null {
+  const parts = text.split(' . ');
+  if (!parts.every((p) => SCALARS.has(p))) return null;
+  return parts.length === 1 ? (parts[0] as NftScalarType) : (parts as NftScalarType[]);
+}
+
+function valueOf(type: NftType, text: string): NftValue {
+  const parse = (t: NftScalarType, v: string) => (NUMERIC.has(t) ? Number(v) : v);
+  if (typeof type === 'string') return parse(type, text);
+  const parts = text.split(' . ');
+  return type.map((t, i) => parse(t, parts[i] ?? ''));
+}
+
+function verdictOf(text: string): NftVerdict {
+  const [verdict, chain] = text.split(' ');
+  return verdict === 'jump' || verdict === 'goto' ? { verdict, chain: chain! } : { verdict: verdict as 'accept' | 'drop' | 'continue' | 'return' };
+}
+
+/** The operation for the writer; null when it must go through nft. */
+function convert(o: ElementOperation): NftElementOp | null {
+  if (o.set.body.includes('flags interval')) return null;
+  const [keyText, dataText] = o.set.typeKey.split(' : ') as [string, string | undefined];
+  const key = typeOf(keyText);
+  const data = dataText === undefined ? undefined : dataText === 'verdict' ? 'verdict' : typeOf(dataText);
+  if (!key || data === null) return null;
+  const set = nftSet({ family: o.table.family as NftFamily, table: o.table.name, set: o.set.name, key, ...(data ? { data } : {}) });
+  switch (o.op) {
+    case 'flush-set':
+      return set.flush();
+    case 'delete-elements':
+      return set.delete(o.elements.map((e) => ({ key: valueOf(key, e.key) })));
+    case 'add-elements':
+      return set.add(o.elements.map((e) => ({ key: valueOf(key, e.key), ...(data === undefined ? {} : { data: data === 'verdict' ? verdictOf(e.value) : valueOf(data, e.value) }) })));
+  }
+}
+
+export function netlinkElementWriter(writer: NftElementWriter = openNftElementWriter()): ElementWriter {
+  const converted = new WeakMap<ElementOperation, NftElementOp | null>();
+  const opOf = (o: ElementOperation) => {
+    if (!converted.has(o)) converted.set(o, convert(o));
+    return converted.get(o)!;
+  };
+  const limit = Math.min(writer.maxBatchBytes, BATCH_BYTES);
+  return {
+    bytes(o) {
+      const op = opOf(o);
+      return op === null ? null : writer.batchBytes([op]);
+    },
+    maxBatchBytes: limit,
+    fits(operations) {
+      const ops = operations.map(opOf);
+      return ops.every((op) => op !== null) && writer.batchBytes(ops as NftElementOp[]) <= limit;
+    },
+    async commit(operations) {
+      const ops = operations.map(opOf);
+      if (ops.some((op) => op === null)) throw new Error('an element operation the netlink writer cannot encode');
+      const result = await writer.commit(ops as NftElementOp[]);
+      return { generation: result.generation };
+    },
+    generation: () => writer.generation(),
+    close: () => writer.close(),
+  };
+}

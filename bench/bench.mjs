@@ -8,13 +8,19 @@
  *                to b1 (the ceiling of any one-armed load balancer on this path), and through
  *                an nftfarm DSR farm (b1 its only backend). Interleaved rounds, medians.
  *   dispatch     the DSR/bare ratio with the measured farm alone and with 10,000 other farms.
- *   control      with N farms x 4 backends (N = 1, 1,000, 10,000): cold start to applied;
- *                one backend change from the API answer to the kernel commit (NFT_MSG_NEWGEN
- *                seen on netlink), p50/p99 of CHANGES; API throughput (autocannon) for GET
- *                /farms/{f} and backend PUTs; nftfarm's resident memory.
+ *   control      with N farms x 4 backends (N = 1, 1,000, 10,000), in two workloads: every
+ *                backend of weight 1 (uniform), and each farm's own random weights 1-9
+ *                (random): cold start to all applied; one backend change from sending the
+ *                request to the kernel's commit of that farm's buckets (element notifications
+ *                on netlink), alone and under 100 PUTs/s to other farms; backend PUTs/s with
+ *                autocannon and the time the reconciler takes to catch up; the reads of every
+ *                farm (/stats/farms, /metrics), and GET /farms/{f} while they are scraped;
+ *                the selection maps' kernel elements; nftfarm's resident memory after all.
+ *   stateless    10,000 stateless_dnat farms: cold start, and a pass that changes nothing.
  *
- * Writes bench/RESULTS.md (the table between the markers) and prints the raw JSON.
- * Options (environment): BENCH_SIZES=1,1000,10000  BENCH_ROUNDS=5  BENCH_CHANGES=60
+ * Writes bench/RESULTS.md (the tables between the markers), bench/change-latency.svg, and
+ * prints the raw JSON. Options (environment): BENCH_SIZES=1,1000,10000  BENCH_ROUNDS=5
+ * BENCH_CHANGES=30  BENCH_WORKLOADS=uniform,random  BENCH_PARTS=data,control,stateless
  */
 import fs from 'node:fs';
 import os from 'node:os';
@@ -32,7 +38,11 @@ const SIZES = (process.env.BENCH_SIZES ?? '1,1000,10000').split(',').map(Number)
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 5);
 const TCP_ROUNDS = Math.max(3, Math.ceil(ROUNDS / 2));
 const MODE_ROUNDS = Math.max(3, Math.ceil(ROUNDS / 2));
-const CHANGES = Number(process.env.BENCH_CHANGES ?? 60);
+const CHANGES = Number(process.env.BENCH_CHANGES ?? 30);
+const WORKLOADS = (process.env.BENCH_WORKLOADS ?? 'uniform,random').split(',');
+const PARTS = new Set((process.env.BENCH_PARTS ?? 'data,control,stateless').split(','));
+/** The first farm the bench writes gets slot 1: its selection region starts at 0x80001000. */
+const F0_SLOT = 1;
 const BLAST_SECONDS = 3;
 const TCP_SECONDS = 3;
 const LOAD_SECONDS = 5;
@@ -73,18 +83,36 @@ function machine() {
   };
 }
 
-/** N DSR farms x 4 backends (the lab's b1..b4), TCP on ports 10000+i; farm f0 is the one changed. */
-function prepareStore(dbPath, n, backends) {
+/** A seeded generator: the random workload is the same on every run. */
+function generator(seed) {
+  let s = seed >>> 0;
+  return () => {
+    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
+    return s / 2 ** 32;
+  };
+}
+
+/**
+ * N farms x 4 backends (the lab's b1..b4), TCP on ports 10000+i; farm f0 is the one changed.
+ * uniform: every weight 1; random: each backend of each farm its own weight 1-9. The store
+ * also remembers the backends' MACs, as that of a node that has run before does.
+ */
+function prepareStore(dbPath, n, backends, workload, nattype = 'dsr') {
   const store = new Store(openDatabase(dbPath));
+  const rnd = generator(20261204);
   store.write((generation) => {
     for (let i = 0; i < n; i++) {
       const farm = store.insertFarm(
-        { name: `f${i}`, vip: VIP, vport: String(10000 + i), protocol: 'tcp', nattype: 'dsr', algorithm: 'weight', persistence: '', ttl: 60, running: true },
+        { name: `f${i}`, vip: VIP, vport: String(10000 + i), protocol: 'tcp', nattype, algorithm: 'weight', persistence: '', ttl: 60, running: true },
         generation,
       );
-      for (const b of backends) store.insertBackend(farm.id, { ip: b.ip, port: null, weight: 1, priority: 1, maxConns: 0 }, generation);
+      for (const b of backends) {
+        const weight = workload === 'random' ? 1 + Math.floor(rnd() * 9) : 1;
+        store.insertBackend(farm.id, { ip: b.ip, port: null, weight, priority: 1, maxConns: 0 }, generation);
+      }
     }
   });
+  for (const b of backends) store.rememberNeighbor('eth0', b.ip, b.mac);
   store.close();
 }
 
@@ -98,6 +126,19 @@ async function farmApplied(daemon, name) {
   const d = farm.body?.params?.dataplane;
   return farm.status === 200 && d?.state === 'applied' && d.applied_generation === d.generation && farm.body.params.status === 'up';
 }
+
+/** Every write is in the kernel (a cheap poll: no farm list). */
+async function allApplied(daemon) {
+  const s = (await daemon.api('GET', '/system/status?farms=false')).body?.params;
+  return s !== undefined && s.applied_generation === s.store_generation;
+}
+
+const summary = (delays) => ({
+  p50: round(percentile(delays, 50), 2),
+  p99: round(percentile(delays, 99), 2),
+  max: round(Math.max(...delays), 2),
+  count: delays.length,
+});
 
 /** The bare ceiling: a table of the bench's own, before nftfarm's hook, for the bare ports only. */
 async function installBareRule(lab) {
@@ -152,41 +193,74 @@ async function createMeasuredFarm(daemon, lab, name, protocol, port) {
   if (!(await daemon.until(() => farmApplied(daemon, name), 120_000))) throw new Error(`${name} not applied`);
 }
 
-async function controlPlane(lab, n) {
+async function changeLatency(lab, background) {
+  const probe = await lab.execOk(
+    lab.lb.ns,
+    [process.execPath, path.join(here, 'lib', 'change-latency.mjs'), URL_IN_LB, API_KEY, 'f0', String(F0_SLOT), String(CHANGES), String(background)],
+    { timeoutMs: 600_000 },
+  );
+  return summary(JSON.parse(probe.stdout));
+}
+
+async function controlPlane(lab, n, workload) {
   const cleanups = [];
   const t = { teardown: (fn) => cleanups.push(fn) };
   try {
-    const t0 = Date.now();
-    const daemon = await startLabDaemon(t, lab, { NFTFARM_LOG_LEVEL: 'warn' }, { beforeStart: (db) => prepareStore(db, n, lab.backends) });
-    const apiUpMs = Date.now() - t0;
-    if (!(await daemon.until(() => farmApplied(daemon, 'f0'), 600_000))) throw new Error(`f0 not applied:\n${daemon.logs().slice(-3000)}`);
-    const coldMs = Date.now() - t0;
-    log(`${n} farms: API up ${apiUpMs} ms, applied ${coldMs} ms`);
+    const daemon = await startLabDaemon(t, lab, { NFTFARM_LOG_LEVEL: 'warn' }, { beforeStart: (db) => prepareStore(db, n, lab.backends, workload) });
+    const apiUpMs = Date.now() - daemon.startedAt();
+    if (!(await daemon.until(async () => (await allApplied(daemon)) && (await farmApplied(daemon, 'f0')), 600_000))) throw new Error(`f0 not applied:\n${daemon.logs().slice(-3000)}`);
+    const coldMs = Date.now() - daemon.startedAt();
+    log(`${workload} ${n} farms: API up ${apiUpMs} ms, applied ${coldMs} ms`);
+    // The probe listens to every element notification: start it once the kernel is quiet.
     await new Promise((r) => setTimeout(r, 2000));
-    const rssAfterApply = rssMb(daemon.pid());
-
-    const probe = await lab.execOk(lab.lb.ns, [process.execPath, path.join(here, 'lib', 'change-latency.mjs'), URL_IN_LB, API_KEY, 'f0', String(CHANGES)], {
-      timeoutMs: 600_000,
-    });
-    const delays = JSON.parse(probe.stdout);
-    const change = { p50: round(percentile(delays, 50)), p99: round(percentile(delays, 99)), max: round(Math.max(...delays)), count: delays.length };
-    log(`${n} farms: change to kernel p50 ${change.p50} ms, p99 ${change.p99} ms`);
+    const change = await changeLatency(lab, 0);
+    log(`${workload} ${n} farms: change request -> kernel p50 ${change.p50} ms, p99 ${change.p99} ms`);
+    const underLoad = n > 1 ? await changeLatency(lab, Math.min(n - 1, 1000)) : null;
+    if (underLoad) log(`${workload} ${n} farms: under 100 PUTs/s p50 ${underLoad.p50} ms, p99 ${underLoad.p99} ms`);
 
     const load = JSON.parse(
       (await lab.execOk(lab.lb.ns, [process.execPath, path.join(here, 'lib', 'api-load.mjs'), URL_IN_LB, API_KEY, 'f0', String(LOAD_SECONDS)], { timeoutMs: 600_000 })).stdout,
     );
-    log(`${n} farms: GET ${load.get.requestsPerSecond}/s, PUT ${load.put.requestsPerSecond}/s, GET /stats/farms ${load.statsMs} ms, GET /metrics ${load.metricsMs} ms`);
-    // Let the writes settle, then the resident memory of the idle daemon.
-    await daemon.until(() => farmApplied(daemon, 'f0'), 600_000);
+    log(
+      `${workload} ${n} farms: GET ${load.get.requestsPerSecond}/s, PUT ${load.put.requestsPerSecond}/s (p99 ${load.put.p99Ms} ms, caught up in ${load.caughtUpMs} ms), ` +
+        `stats ${load.statsMs} ms, metrics ${load.metricsMs} ms, GET p99 ${load.underScrape.get.p99Ms} ms while scraping`,
+    );
+    const elements = JSON.parse((await lab.execOk(lab.lb.ns, [process.execPath, path.join(here, 'lib', 'count-elements.mjs')], { timeoutMs: 120_000 })).stdout);
+    await daemon.until(() => allApplied(daemon), 600_000);
     await new Promise((r) => setTimeout(r, 3000));
     const rss = rssMb(daemon.pid());
+    log(`${workload} ${n} farms: ${elements.selection} selection elements, RSS ${rss} MB`);
 
     let dispatch = null;
-    if (n === Math.max(...SIZES) && n > 1) {
+    if (n === Math.max(...SIZES) && n > 1 && workload === WORKLOADS[0] && PARTS.has('data')) {
       await createMeasuredFarm(daemon, lab, 'measured', 'udp', PORTS.udpFarm);
       dispatch = await udpCompare(lab, { bare: [VIP, PORTS.udpBare], dsr: [VIP, PORTS.udpFarm] }, ROUNDS);
     }
-    return { farms: n, apiUpMs, coldMs, change, load, rssMb: rss, rssAfterApplyMb: rssAfterApply, dispatch };
+    return { farms: n, workload, apiUpMs, coldMs, change, underLoad, load, elements, rssMb: rss, dispatch };
+  } finally {
+    for (const fn of cleanups.reverse()) await fn();
+    await lab.exec(lab.lb.ns, ['nft', 'delete', 'table', 'netdev', 'nftfarm']);
+  }
+}
+
+/** 10,000 stateless_dnat farms: cold start, and how long a pass that changes nothing takes. */
+async function stateless(lab, n = 10_000) {
+  const cleanups = [];
+  const t = { teardown: (fn) => cleanups.push(fn) };
+  try {
+    const daemon = await startLabDaemon(t, lab, { NFTFARM_LOG_LEVEL: 'warn' }, { beforeStart: (db) => prepareStore(db, n, lab.backends, 'uniform', 'stateless_dnat') });
+    if (!(await daemon.until(async () => (await allApplied(daemon)) && (await farmApplied(daemon, 'f0')), 600_000))) throw new Error('stateless farms not applied');
+    const coldMs = Date.now() - daemon.startedAt();
+    // A write that changes nothing in the kernel: the weight it already has.
+    const passes = [];
+    for (let i = 0; i < 5; i++) {
+      const r = await daemon.api('PUT', '/farms/f0/backends/0', { weight: 1 });
+      if (r.status !== 200) throw new Error(`PUT: ${JSON.stringify(r.body)}`);
+      await daemon.until(() => allApplied(daemon), 60_000);
+      passes.push((await daemon.api('GET', '/system/status?farms=false')).body.params.last_pass.ms);
+    }
+    log(`stateless ${n} farms: applied ${coldMs} ms, a pass with nothing to change ${median(passes)} ms`);
+    return { farms: n, coldMs, noopPassMs: median(passes), passes };
   } finally {
     for (const fn of cleanups.reverse()) await fn();
     await lab.exec(lab.lb.ns, ['nft', 'delete', 'table', 'netdev', 'nftfarm']);
@@ -236,47 +310,115 @@ async function dataPlane(lab) {
   }
 }
 
+/** nftlb, measured beside an earlier nftfarm on this kind of machine (issue 10): one change, p50 / p99 ms. */
+const NFTLB = { 3: [2.7, 8.0], 1000: [6.3, 12.1], 10000: [45.5, 74.5] };
+
 function table(results) {
-  const { dp, cp, m } = results;
+  const { dp, cp, sl, m } = results;
   const r = (a, b) => (a / b).toFixed(3);
-  const big = cp.find((c) => c.dispatch);
+  const n = (x) => x.toLocaleString('en-US');
   const lines = [];
   lines.push(`Machine: ${m.cpu}, ${m.memory}, ${m.os}, kernel ${m.kernel}; ${m.nft}; Node ${m.node}; ${m.python}; ${m.iperf3}. ${m.date}.`);
-  lines.push('A shared 2-core machine (other engineers ran tests at the same time): treat small differences as noise.');
-  lines.push('');
-  lines.push('| data plane (client -> b1) | direct | bare MAC-rewrite ceiling | nftfarm DSR | DSR / direct | DSR / ceiling |');
-  lines.push('|---|---:|---:|---:|---:|---:|');
-  const u = dp.udp;
-  lines.push(`| 64-byte UDP, packets/s (median of ${ROUNDS}) | ${u.direct.medianPps} | ${u.bare.medianPps} | ${u.dsr.medianPps} | ${r(u.dsr.medianPps, u.direct.medianPps)} | ${r(u.dsr.medianPps, u.bare.medianPps)} |`);
-  const tc = dp.tcp;
-  lines.push(`| TCP, Gbit/s (iperf3, median of ${TCP_ROUNDS}) | ${tc.direct.medianGbps} | ${tc.bare.medianGbps} | ${tc.dsr.medianGbps} | ${r(tc.dsr.medianGbps, tc.direct.medianGbps)} | ${r(tc.dsr.medianGbps, tc.bare.medianGbps)} |`);
-  if (dp.modes) {
+  lines.push('A shared 2-core machine: treat small differences as noise.');
+  if (dp) {
+    const big = cp.find((c) => c.dispatch);
     lines.push('');
-    lines.push(`| other modes, 64-byte UDP (median of ${MODE_ROUNDS}, interleaved with the ceiling) | ceiling pps | mode pps | mode / ceiling | mode / direct |`);
-    lines.push('|---|---:|---:|---:|---:|');
-    for (const [mode, runs] of Object.entries(dp.modes)) {
-      lines.push(`| ${mode} | ${runs.bare.medianPps} | ${runs[mode].medianPps} | ${r(runs[mode].medianPps, runs.bare.medianPps)} | ${r(runs[mode].medianPps, u.direct.medianPps)} |`);
+    lines.push('| data plane (client -> b1) | direct | bare MAC-rewrite ceiling | nftfarm DSR | DSR / direct | DSR / ceiling |');
+    lines.push('|---|---:|---:|---:|---:|---:|');
+    const u = dp.udp;
+    lines.push(`| 64-byte UDP, packets/s (median of ${ROUNDS}) | ${u.direct.medianPps} | ${u.bare.medianPps} | ${u.dsr.medianPps} | ${r(u.dsr.medianPps, u.direct.medianPps)} | ${r(u.dsr.medianPps, u.bare.medianPps)} |`);
+    const tc = dp.tcp;
+    lines.push(`| TCP, Gbit/s (iperf3, median of ${TCP_ROUNDS}) | ${tc.direct.medianGbps} | ${tc.bare.medianGbps} | ${tc.dsr.medianGbps} | ${r(tc.dsr.medianGbps, tc.direct.medianGbps)} | ${r(tc.dsr.medianGbps, tc.bare.medianGbps)} |`);
+    if (dp.modes) {
+      lines.push('');
+      lines.push(`| other modes, 64-byte UDP (median of ${MODE_ROUNDS}, interleaved with the ceiling) | ceiling pps | mode pps | mode / ceiling | mode / direct |`);
+      lines.push('|---|---:|---:|---:|---:|');
+      for (const [mode, runs] of Object.entries(dp.modes)) {
+        lines.push(`| ${mode} | ${runs.bare.medianPps} | ${runs[mode].medianPps} | ${r(runs[mode].medianPps, runs.bare.medianPps)} | ${r(runs[mode].medianPps, u.direct.medianPps)} |`);
+      }
+    }
+    if (big) {
+      const ratio1 = u.dsr.medianPps / u.bare.medianPps;
+      const ratioN = big.dispatch.dsr.medianPps / big.dispatch.bare.medianPps;
+      lines.push('');
+      lines.push(`| dispatch cost (UDP, median of ${ROUNDS}) | ceiling pps | DSR pps | DSR / ceiling |`);
+      lines.push('|---|---:|---:|---:|');
+      lines.push(`| the measured farm alone | ${u.bare.medianPps} | ${u.dsr.medianPps} | ${ratio1.toFixed(3)} |`);
+      lines.push(`| with ${n(big.farms)} other farms | ${big.dispatch.bare.medianPps} | ${big.dispatch.dsr.medianPps} | ${ratioN.toFixed(3)} |`);
+      lines.push(`| **${n(big.farms)} farms / 1 farm** | | | **${(ratioN / ratio1).toFixed(3)}** |`);
     }
   }
-  if (big) {
-    const ratio1 = u.dsr.medianPps / u.bare.medianPps;
-    const ratioN = big.dispatch.dsr.medianPps / big.dispatch.bare.medianPps;
+  if (cp.length > 0) {
     lines.push('');
-    lines.push(`| dispatch cost (UDP, median of ${ROUNDS}) | ceiling pps | DSR pps | DSR / ceiling |`);
-    lines.push('|---|---:|---:|---:|');
-    lines.push(`| the measured farm alone | ${u.bare.medianPps} | ${u.dsr.medianPps} | ${ratio1.toFixed(3)} |`);
-    lines.push(`| with ${big.farms.toLocaleString('en-US')} other farms | ${big.dispatch.bare.medianPps} | ${big.dispatch.dsr.medianPps} | ${ratioN.toFixed(3)} |`);
-    lines.push(`| **${big.farms.toLocaleString('en-US')} farms / 1 farm** | | | **${(ratioN / ratio1).toFixed(3)}** |`);
-  }
-  lines.push('');
-  lines.push(`| farms x 4 backends | cold start: API up | cold start: all applied | one change, API answer -> kernel commit: p50 / p99 / max (${CHANGES} changes) | GET /farms/{f} req/s (p99) | backend PUT req/s (p99) | GET /stats/farms (all farms' counters) | GET /metrics | nftfarm RSS |`);
-  lines.push('|---:|---:|---:|---:|---:|---:|---:|---:|---:|');
-  for (const c of cp) {
     lines.push(
-      `| ${c.farms.toLocaleString('en-US')} | ${c.apiUpMs} ms | ${c.coldMs.toLocaleString('en-US')} ms | ${c.change.p50} / ${c.change.p99} / ${c.change.max} ms | ${c.load.get.requestsPerSecond} (${c.load.get.p99Ms} ms) | ${c.load.put.requestsPerSecond} (${c.load.put.p99Ms} ms) | ${c.load.statsMs} ms | ${c.load.metricsMs} ms | ${c.rssMb} MB |`,
+      `| workload | farms x 4 backends | cold start: API up / all applied | one change, request -> kernel: p50 / p99 / max (${CHANGES}) | the same under 100 PUTs/s: p50 / p99 | backend PUTs/s (p99), caught up after | GET /farms/{f}/s (p99) | GET /stats/farms | GET /metrics | GET /farms/{f} p99 while both are scraped | selection elements | nftfarm RSS after all |`,
     );
+    lines.push('|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|');
+    for (const c of cp) {
+      const l = c.load;
+      lines.push(
+        `| ${c.workload} | ${n(c.farms)} | ${n(c.apiUpMs)} / ${n(c.coldMs)} ms | ${c.change.p50} / ${c.change.p99} / ${c.change.max} ms | ${c.underLoad ? `${c.underLoad.p50} / ${c.underLoad.p99} ms` : 'n/a'} | ${l.put.requestsPerSecond} (${l.put.p99Ms} ms), ${l.caughtUpMs} ms | ${l.get.requestsPerSecond} (${l.get.p99Ms} ms) | ${l.statsMs} ms | ${l.metricsMs} ms | ${l.underScrape.get.p99Ms} ms | ${n(c.elements.selection)} | ${c.rssMb} MB |`,
+      );
+    }
+    lines.push('');
+    lines.push('nftlb, measured beside an earlier nftfarm on this kind of machine (issue 10), one change p50 / p99: 3 farms 2.7 / 8.0 ms, 1,000 farms 6.3 / 12.1 ms, 10,000 farms 45.5 / 74.5 ms.');
+    lines.push('');
+    lines.push('![one change, request to kernel, p50 and p99 against the number of farms](change-latency.svg)');
+  }
+  if (sl) {
+    lines.push('');
+    lines.push('| stateless_dnat farms x 4 backends | cold start: all applied | a pass with nothing to change (median of 5) |');
+    lines.push('|---:|---:|---:|');
+    lines.push(`| ${n(sl.farms)} | ${n(sl.coldMs)} ms | ${sl.noopPassMs} ms |`);
   }
   return lines.join('\n');
+}
+
+/** change-latency.svg: p50 and p99 of one change against the number of farms (log scale), per workload. */
+function chart(cp) {
+  const W = 640;
+  const H = 360;
+  const pad = { l: 60, r: 150, t: 30, b: 50 };
+  const sizes = [...new Set(cp.map((c) => c.farms))].sort((a, b) => a - b);
+  const values = cp.flatMap((c) => [c.change.p50, c.change.p99]);
+  const ymax = Math.max(1, ...values) * 1.15;
+  const x = (farms) => pad.l + (sizes.length === 1 ? 0.5 : Math.log10(farms) / Math.log10(Math.max(...sizes))) * (W - pad.l - pad.r);
+  const y = (ms) => H - pad.b - (ms / ymax) * (H - pad.t - pad.b);
+  const series = [];
+  const colors = { uniform: '#1f77b4', random: '#d62728' };
+  for (const workload of WORKLOADS) {
+    const points = cp.filter((c) => c.workload === workload).sort((a, b) => a.farms - b.farms);
+    for (const [stat, dash] of [['p50', ''], ['p99', '6,4']]) {
+      const d = points.map((c, i) => `${i === 0 ? 'M' : 'L'}${x(c.farms).toFixed(1)},${y(c.change[stat]).toFixed(1)}`).join(' ');
+      series.push(`<path d="${d}" fill="none" stroke="${colors[workload] ?? '#333'}" stroke-width="2" ${dash ? `stroke-dasharray="${dash}"` : ''}/>`);
+      for (const c of points) series.push(`<circle cx="${x(c.farms).toFixed(1)}" cy="${y(c.change[stat]).toFixed(1)}" r="3" fill="${colors[workload] ?? '#333'}"/>`);
+    }
+  }
+  const yticks = 5;
+  const grid = [];
+  for (let i = 0; i <= yticks; i++) {
+    const v = (ymax * i) / yticks;
+    grid.push(`<line x1="${pad.l}" x2="${W - pad.r}" y1="${y(v)}" y2="${y(v)}" stroke="#ddd"/><text x="${pad.l - 6}" y="${y(v) + 4}" text-anchor="end" font-size="11">${v.toFixed(1)}</text>`);
+  }
+  for (const s of sizes) grid.push(`<text x="${x(s)}" y="${H - pad.b + 16}" text-anchor="middle" font-size="11">${s.toLocaleString('en-US')}</text>`);
+  const legend = [];
+  let ly = pad.t + 10;
+  for (const workload of WORKLOADS) {
+    for (const [stat, dash] of [['p50', ''], ['p99', '6,4']]) {
+      legend.push(`<line x1="${W - pad.r + 15}" x2="${W - pad.r + 45}" y1="${ly}" y2="${ly}" stroke="${colors[workload] ?? '#333'}" stroke-width="2" ${dash ? `stroke-dasharray="${dash}"` : ''}/><text x="${W - pad.r + 50}" y="${ly + 4}" font-size="11">${workload} ${stat}</text>`);
+      ly += 18;
+    }
+  }
+  return `<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" viewBox="0 0 ${W} ${H}" font-family="sans-serif">
+<rect width="${W}" height="${H}" fill="white"/>
+<text x="${W / 2 - 60}" y="18" text-anchor="middle" font-size="13">One backend change, request to kernel commit (npm run bench)</text>
+${grid.join('\n')}
+<text x="${(pad.l + W - pad.r) / 2}" y="${H - 12}" text-anchor="middle" font-size="12">farms x 4 backends (log scale)</text>
+<text x="16" y="${(pad.t + H - pad.b) / 2}" text-anchor="middle" font-size="12" transform="rotate(-90 16 ${(pad.t + H - pad.b) / 2})">ms</text>
+${series.join('\n')}
+${legend.join('\n')}
+</svg>
+`;
 }
 
 async function main() {
@@ -287,10 +429,12 @@ async function main() {
   try {
     await lab.configureDsrBackends(VIP);
     await installBareRule(lab);
-    const dp = await dataPlane(lab);
+    const dp = PARTS.has('data') ? await dataPlane(lab) : null;
     const cp = [];
-    for (const n of SIZES) cp.push(await controlPlane(lab, n));
-    const results = { m, dp, cp, seconds: Math.round((Date.now() - started) / 1000) };
+    if (PARTS.has('control')) for (const workload of WORKLOADS) for (const n of SIZES) cp.push(await controlPlane(lab, n, workload));
+    const sl = PARTS.has('stateless') ? await stateless(lab) : null;
+    const results = { m, dp, cp, sl, seconds: Math.round((Date.now() - started) / 1000) };
+    if (cp.length > 0) fs.writeFileSync(path.join(here, 'change-latency.svg'), chart(cp));
     console.log(JSON.stringify(results));
     const text = table(results);
     console.log(`\n${text}\n`);

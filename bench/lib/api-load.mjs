@@ -1,43 +1,47 @@
 #!/usr/bin/env node
 /**
  * Runs inside the load balancer's namespace:  node api-load.mjs URL KEY FARM SECONDS
- * autocannon against GET /farms/{f} and against backend PUTs (weights alternating, so every
- * PUT is a real write that wakes the reconciler). Prints requests/s and latencies as JSON.
+ * 1. the time of GET /stats/farms and GET /metrics (median of 3, nothing else running);
+ * 2. autocannon (10 connections) against GET /farms/{f};
+ * 3. autocannon against backend PUTs (weights alternating, so every PUT is a real write that
+ *    wakes the reconciler), then how long the reconciler takes to catch up (the applied
+ *    generation equal to the store's);
+ * 4. GET /farms/{f} again while another loop scrapes /metrics and /stats/farms without pause.
+ * Prints the figures as JSON.
  */
 import autocannon from 'autocannon';
 
 const [url, key, farm, secondsText] = process.argv.slice(2);
 const duration = Number(secondsText);
-const base = `${url}/zapi/v4.0/zapi.cgi/farms/${farm}`;
+const api = `${url}/zapi/v4.0/zapi.cgi`;
+const base = `${api}/farms/${farm}`;
 const headers = { ZAPI_KEY: key, 'content-type': 'application/json' };
 
 async function load(opts) {
   const r = await autocannon({ connections: 10, pipelining: 1, duration, headers, ...opts });
-  return {
-    requestsPerSecond: Math.round(r.requests.average),
-    p50Ms: r.latency.p50,
-    p99Ms: r.latency.p99,
-    non2xx: r.non2xx,
-    errors: r.errors,
-    total: r.requests.total,
-  };
+  return { requestsPerSecond: Math.round(r.requests.average), p50Ms: r.latency.p50, p99Ms: r.latency.p99, non2xx: r.non2xx, errors: r.errors, total: r.requests.total };
 }
 
-/** Median time of a few sequential requests (stats of every farm: kernel counters read live). */
+async function timedGet(path) {
+  const t0 = performance.now();
+  const res = await fetch(`${url}${path}`, { headers });
+  const body = await res.text();
+  if (res.status !== 200) throw new Error(`${path}: ${res.status} ${body.slice(0, 200)}`);
+  return performance.now() - t0;
+}
+const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+const round = (x) => Math.round(x * 10) / 10;
+
 async function timed(path, times = 3) {
   const ms = [];
-  for (let i = 0; i < times; i++) {
-    const t0 = performance.now();
-    const res = await fetch(`${url}${path}`, { headers });
-    const body = await res.text();
-    if (res.status !== 200) throw new Error(`${path}: ${res.status} ${body.slice(0, 200)}`);
-    ms.push(performance.now() - t0);
-  }
-  return Math.round(ms.sort((a, b) => a - b)[Math.floor(times / 2)] * 10) / 10;
+  for (let i = 0; i < times; i++) ms.push(await timedGet(path));
+  return round(median(ms));
 }
+
+const status = async () => (await (await fetch(`${api}/system/status?farms=false`, { headers })).json()).params;
+
 const statsMs = await timed('/zapi/v4.0/zapi.cgi/stats/farms');
 const metricsMs = await timed('/metrics');
-
 const get = await load({ url: base });
 let n = 0;
 const put = await load({
@@ -45,4 +49,39 @@ const put = await load({
   method: 'PUT',
   requests: [{ setupRequest: (req) => ({ ...req, body: JSON.stringify({ weight: (n++ % 2) + 2 }) }) }],
 });
-console.log(JSON.stringify({ get, put, statsMs, metricsMs }));
+// The reconciler keeps up: how long after the load the kernel holds the last write.
+const loadEnded = performance.now();
+let caughtUpMs = null;
+for (;;) {
+  const s = await status();
+  if (s.applied_generation === s.store_generation) {
+    caughtUpMs = round(performance.now() - loadEnded);
+    break;
+  }
+  if (performance.now() - loadEnded > 60_000) break;
+  await new Promise((r) => setTimeout(r, 10));
+}
+
+// GETs while the reads that walk every farm are scraped in a loop.
+let scraping = true;
+const scrapes = { metrics: [], stats: [] };
+const scraper = (async () => {
+  while (scraping) {
+    scrapes.metrics.push(await timedGet('/metrics'));
+    if (!scraping) break;
+    scrapes.stats.push(await timedGet('/zapi/v4.0/zapi.cgi/stats/farms'));
+  }
+})();
+const underScrape = await load({ url: base });
+scraping = false;
+await scraper;
+console.log(
+  JSON.stringify({
+    get,
+    put,
+    caughtUpMs,
+    statsMs,
+    metricsMs,
+    underScrape: { get: underScrape, metricsMs: round(median(scrapes.metrics)), metricsMaxMs: round(Math.max(...scrapes.metrics)), statsMs: round(median(scrapes.stats)), scrapes: scrapes.metrics.length + scrapes.stats.length },
+  }),
+);

@@ -26,6 +26,8 @@ export interface LabDaemon {
   stop(signal?: NodeJS.Signals): Promise<void>;
   /** The daemon's PID while it runs. */
   pid(): number | null;
+  /** When the daemon process was last spawned (Date.now()). */
+  startedAt(): number;
   start(): Promise<void>;
   /** Polls `check` every 200 ms until it returns true or `timeoutMs` passes. */
   until(check: () => Promise<boolean>, timeoutMs: number): Promise<boolean>;
@@ -60,6 +62,7 @@ export async function startLabDaemon(
   const dbPath = path.join(dir, 'nftfarm.db');
   const logFile = path.join(dir, 'nftfarm.log');
   let child: ChildProcess | null = null;
+  let spawnedAt = 0;
 
   const daemon: LabDaemon = {
     dir,
@@ -86,8 +89,10 @@ export async function startLabDaemon(
       const ok = await daemon.until(async () => (await lab.exec(lab.lb.ns, ['curl', '-s', '-m', '1', 'http://127.0.0.1:4444/healthz'])).code === 0, 120_000);
       if (!ok) throw new Error(`nftfarm did not come up:\n${daemon.logs()}`);
     },
+    startedAt: () => spawnedAt,
     async start() {
       const out = fs.openSync(logFile, 'a');
+      spawnedAt = Date.now();
       child = lab.spawn(lab.lb.ns, [process.execPath, path.join(PACKAGE_ROOT, 'bin', 'nftfarm'), 'serve', '--db', dbPath], {
         stdio: ['ignore', out, out],
         env: { ...cleanEnv(), NFTFARM_API_KEY: API_KEY, NFTFARM_LISTEN: '127.0.0.1:4444', ...env },

@@ -3,11 +3,9 @@
  * them, happens here, so a scrape of 10,000 farms never holds the API's event loop. Reads
  * only (netlink dumps): the reconciler stays the only writer.
  *
- * Counted sets (packets, bytes, new flows, drops) are dumped at every request: one dump each,
- * whatever the number of farms. Pins, connections and sessions are counted by a census that
- * walks whole maps; it is repeated for a request only when the last one was quick, else
- * reused while younger than ten times its own duration (at least a few seconds), so its cost
- * stays bounded on a loaded host.
+ * One sample holds every counted set (packets, bytes, new flows, drops: one dump each,
+ * whatever the number of farms), the pins of the flow maps, conntrack's connections and the
+ * sessions: see currentSample for how fresh it is.
  */
 import { parentPort } from 'node:worker_threads';
 import { openNftObjectReader } from '../dataplane/netlink/nft-objects.js';
@@ -25,80 +23,100 @@ export type ObserverRequest =
 
 export type ObserverReply = { seq: number; ok: true; value: unknown } | { seq: number; ok: false; error: string };
 
-/** A census younger than this is always reused. */
-const CENSUS_MIN_AGE_MS = 2000;
-/** A census quicker than this is repeated for every request (small tables: exact figures). */
-const CENSUS_CHEAP_MS = 25;
 
-const reader = openNftObjectReader();
+/**
+ * A few sockets: the kernel walks a hash set from its start for every chunk of a dump, so one
+ * dump of tens of thousands of elements takes a while, and several in parallel share the cores.
+ */
+const readers = [openNftObjectReader(), openNftObjectReader(), openNftObjectReader()];
 const conntrack = openConnectionCounter();
 
-interface Census {
-  pins: Map<number, number>;
-  connections: Map<number, number>;
-  sessions: Map<string, number>;
+/** A sample quicker than this is taken again for every request (small tables: exact figures). */
+const CHEAP_MS = 25;
+/** A sample younger than this is always good enough for a request. */
+const MIN_AGE_MS = 2000;
+
+interface Taken {
+  sample: CounterSample;
   at: number;
   tookMs: number;
 }
-let census: Census | null = null;
-let censusRunning: Promise<Census> | null = null;
+let last: Taken | null = null;
+let taking: Promise<Taken> | null = null;
 
-async function takeCensus(farms: readonly FarmDescriptor[]): Promise<Census> {
+/** Every counted set of both tables, the pins of every flow map, conntrack's connections, the sessions of these farms. */
+async function takeSample(farms: readonly FarmDescriptor[]): Promise<Taken> {
   const started = performance.now();
-  const pins = new Map<number, number>();
-  for (const protocol of ['tcp', 'udp', 'sctp', 'all']) {
-    for (const e of (await reader.setElements(TABLE_FAMILY, TABLE_NAME, flowsMap(protocol))) ?? []) {
-      if (!e.data) continue;
-      const mark = readMark(e.data);
-      pins.set(mark, (pins.get(mark) ?? 0) + 1);
-    }
-  }
-  const natFarms = farms.some((f) => f.nattype === 'nat' || f.nattype === 'dnat');
-  const connections = natFarms ? await conntrack.countByMark() : new Map<number, number>();
-  const sessions = new Map<string, number>();
+  const counted: [string, string, string][] = [];
+  const sessionMaps: [string, string, string][] = [];
   for (const f of farms) {
     const s = counterSourcesFor(f);
-    if (!s.sessions) continue;
-    sessions.set(setKey(s.family, s.table, s.sessions.map), (await reader.setElements(s.family, s.table, s.sessions.map))?.length ?? 0);
+    for (const set of [s.forwarded, s.newFlows, s.dropped.set]) counted.push([s.family, s.table, set]);
+    if (s.sessions) sessionMaps.push([s.family, s.table, s.sessions.map]);
   }
-  return { pins, connections, sessions, at: Date.now(), tookMs: performance.now() - started };
-}
-
-/** A census fresh enough for a request now (see the header). */
-async function currentCensus(farms: readonly FarmDescriptor[]): Promise<Census> {
-  const age = census ? Date.now() - census.at : Infinity;
-  const reusable = census && census.tookMs >= CENSUS_CHEAP_MS && age < Math.max(CENSUS_MIN_AGE_MS, 10 * census.tookMs);
-  if (reusable) return census!;
-  censusRunning ??= takeCensus(farms).finally(() => (censusRunning = null));
-  census = await censusRunning;
-  return census;
-}
-
-/** The counted sets the farms' counters come from, each dumped once. */
-async function sample(farms: readonly FarmDescriptor[]): Promise<CounterSample> {
-  const wanted = new Map<string, [string, string, string]>();
-  for (const f of farms) {
-    const s = counterSourcesFor(f);
-    for (const set of [s.forwarded, s.newFlows, s.dropped.set]) wanted.set(setKey(s.family, s.table, set), [s.family, s.table, set]);
-  }
+  const unique = <T extends string[]>(list: T[]) => [...new Map(list.map((x) => [x.join(' '), x])).values()];
   const sets = new Map<string, Map<number, Counter>>();
-  for (const [key, [family, table, set]] of wanted) {
-    const byMark = new Map<number, Counter>();
-    for (const e of (await reader.setElements(family, table, set)) ?? []) if (e.counter) byMark.set(readMark(e.key), e.counter);
-    sets.set(key, byMark);
-  }
-  const c = await currentCensus(farms);
-  return { sets, pins: c.pins, connections: c.connections, sessions: c.sessions };
+  const sessions = new Map<string, number>();
+  const pins = new Map<number, number>();
+  const jobs: (() => Promise<void>)[] = [
+    ...unique(counted).map(([family, table, set]) => async () => {
+      const byMark = new Map<number, Counter>();
+      for (const e of (await next().setElements(family, table, set)) ?? []) if (e.counter) byMark.set(readMark(e.key), e.counter);
+      sets.set(setKey(family, table, set), byMark);
+    }),
+    ...['tcp', 'udp', 'sctp', 'all'].map((protocol) => async () => {
+      for (const e of (await next().setElements(TABLE_FAMILY, TABLE_NAME, flowsMap(protocol))) ?? []) {
+        if (!e.data) continue;
+        const mark = readMark(e.data);
+        pins.set(mark, (pins.get(mark) ?? 0) + 1);
+      }
+    }),
+    ...unique(sessionMaps).map(([family, table, map]) => async () => {
+      sessions.set(setKey(family, table, map), (await next().setElements(family, table, map))?.length ?? 0);
+    }),
+  ];
+  let turn = 0;
+  const next = () => readers[turn++ % readers.length]!;
+  const natFarms = farms.some((f) => f.nattype === 'nat' || f.nattype === 'dnat');
+  const [connections] = await Promise.all([natFarms ? conntrack.countByMark() : Promise.resolve(new Map<number, number>()), runJobs(jobs, readers.length)]);
+  return { sample: { sets, pins, connections, sessions }, at: Date.now(), tookMs: performance.now() - started };
+}
+
+/** Runs the jobs with at most `width` at a time. */
+async function runJobs(jobs: (() => Promise<void>)[], width: number): Promise<void> {
+  let i = 0;
+  await Promise.all(Array.from({ length: width }, async () => {
+    while (i < jobs.length) await jobs[i++]!();
+  }));
+}
+
+/**
+ * A sample fresh enough for a request: taken now when sampling is cheap; otherwise the last
+ * one while it is younger than ten times what it took to take (at least two seconds), so
+ * reading a huge table's counters costs a bounded share of a core whatever the scrape rate.
+ * It must cover the farms asked about (their session maps).
+ */
+async function currentSample(farms: readonly FarmDescriptor[]): Promise<CounterSample> {
+  const age = last ? Date.now() - last.at : Infinity;
+  const covers = (t: Taken) =>
+    farms.every((f) => {
+      const s = counterSourcesFor(f);
+      return !s.sessions || t.sample.sessions.has(setKey(s.family, s.table, s.sessions.map));
+    });
+  if (last && last.tookMs >= CHEAP_MS && age < Math.max(MIN_AGE_MS, 10 * last.tookMs) && covers(last)) return last.sample;
+  taking ??= takeSample(farms).finally(() => (taking = null));
+  last = await taking;
+  return last.sample;
 }
 
 async function handle(request: ObserverRequest): Promise<unknown> {
   switch (request.kind) {
     case 'counters': {
-      const s = await sample(request.farms);
+      const s = await currentSample(request.farms);
       return request.farms.map((f) => [f.id, farmCounters(f, s)] as const);
     }
     case 'metrics':
-      return farmMetricsText(request.farms, await sample(request.farms));
+      return farmMetricsText(request.farms, await currentSample(request.farms));
     case 'connections':
       return conntrack.countByMark();
   }

@@ -189,7 +189,7 @@ export function selectionRegion(farm: DesiredFarm, table: TableName): Region {
 /** The elements a region puts into the selection map. */
 export function regionElements(region: Region): Element[] {
   const out: Element[] = [];
-  for (let i = 0; i < region.marks.length; i++) if (region.marks[i] !== 0) out.push({ key: String(region.base + i), value: String(region.marks[i]) });
+  for (let i = 0; i < region.marks.length; i++) if (region.marks[i] !== 0) out.push({ key: region.base + i, value: region.marks[i]! });
   return out;
 }
 

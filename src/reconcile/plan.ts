@@ -9,7 +9,8 @@
 import type { ChainDecl, Element, SetDecl, TableName } from '../dataplane/nft/objects.js';
 import { sameChain, sameSet } from '../dataplane/nft/objects.js';
 import type { ElementOperation, Operation } from '../dataplane/nft/transaction.js';
-import type { Contribution, FarmObjects, IngressNeed, Region } from './farm-render.js';
+import { renderFarm, type Contribution, type FarmObjects, type IngressNeed, type Region } from './farm-render.js';
+import { isRendered, type DesiredFarm } from './desired.js';
 import { ingressChainOf, ipBaseChains, tableSet, tableSets, TABLE_NAMES, TABLES } from './tables.js';
 import { GUARDED_VIPS_SET, SELECTION_MAP } from './names.js';
 
@@ -24,9 +25,13 @@ interface Counted<T> {
 const key3 = (table: TableName, set: string, key: string) => `${table}\u0000${set}\u0000${key}`;
 const key2 = (table: TableName, name: string) => `${table}\u0000${name}`;
 
-/** What nftfarm applied to the kernel: every farm's objects and the shared objects they use. */
+/**
+ * What nftfarm applied to the kernel: every rendered farm (as its desired state: its objects
+ * are rendered again when a change needs them, which costs less than keeping them for
+ * thousands of farms) and the shared objects they use.
+ */
 export class AppliedState {
-  readonly farms = new Map<number, FarmObjects>();
+  readonly farms = new Map<number, DesiredFarm>();
   readonly stages = new Map<string, Counted<{ table: TableName; chain: ChainDecl }>>();
   readonly ingress = new Map<string, Counted<IngressNeed> & { replyUsers: number }>();
   readonly shared = new Map<string, Counted<Contribution>>();
@@ -53,16 +58,25 @@ function tablesOf(o: FarmObjects): Set<TableName> {
 }
 
 /**
- * The transaction that replaces the objects of the farms in `changes` (null: the farm gets no
- * rules any more) in `state`.
+ * The transaction that takes the farms in `changes` from what `state` holds to their new
+ * desired state (null: deleted). Farms without rules (stopped, with a problem) have no objects.
  */
-export function planChanges(state: AppliedState, changes: ReadonlyMap<number, FarmObjects | null>): Plan {
+export function planChanges(state: AppliedState, desired: ReadonlyMap<number, DesiredFarm | null>): Plan {
   const ops: Operation[] = [];
+  // Old objects rendered again from what was applied (pure: the same objects), new ones now.
+  const before = new Map<number, FarmObjects>();
+  for (const id of desired.keys()) {
+    const applied = state.farms.get(id);
+    if (applied) before.set(id, renderFarm(applied));
+  }
+  const changes = new Map<number, FarmObjects | null>();
+  for (const [id, f] of desired) changes.set(id, f && isRendered(f) ? renderFarm(f) : null);
+  const old = { get: (id: number) => before.get(id) };
 
   // Tables: each exists while some farm uses it.
   const users = { ...state.tableUsers };
   for (const [id, next] of changes) {
-    const prev = state.farms.get(id);
+    const prev = old.get(id);
     if (prev) for (const t of tablesOf(prev)) users[t]--;
     if (next) for (const t of tablesOf(next)) users[t]++;
   }
@@ -94,7 +108,7 @@ export function planChanges(state: AppliedState, changes: ReadonlyMap<number, Fa
   const oldSets = new Map<string, Owned<{ table: TableName; set: SetDecl }>>();
   const newSets = new Map<string, Owned<{ table: TableName; set: SetDecl }>>();
   for (const [id, next] of changes) {
-    const prev = state.farms.get(id);
+    const prev = old.get(id);
     for (const c of prev?.chains ?? []) oldChains.set(key2(c.table, c.chain.name), { ...c, owner: id });
     for (const c of next?.chains ?? []) newChains.set(key2(c.table, c.chain.name), { ...c, owner: id });
     for (const s of prev?.sets ?? []) oldSets.set(key2(s.table, s.set.name), { ...s, owner: id });
@@ -143,7 +157,7 @@ export function planChanges(state: AppliedState, changes: ReadonlyMap<number, Fa
     stageDelta.set(k, e);
   };
   for (const [id, next] of changes) {
-    for (const s of uniqueStages(state.farms.get(id))) countStage(s, -1);
+    for (const s of uniqueStages(old.get(id))) countStage(s, -1);
     for (const s of uniqueStages(next ?? undefined)) countStage(s, +1);
   }
   for (const [k, e] of stageDelta) {
@@ -166,7 +180,7 @@ export function planChanges(state: AppliedState, changes: ReadonlyMap<number, Fa
     ingressDelta.set(k, e);
   };
   for (const [id, next] of changes) {
-    const prev = state.farms.get(id);
+    const prev = old.get(id);
     if (prev) countIngress(prev.ingress, -1);
     if (next) countIngress(next.ingress, +1);
   }
@@ -190,36 +204,55 @@ export function planChanges(state: AppliedState, changes: ReadonlyMap<number, Fa
   }
 
   // Elements of the table-wide maps.
-  const deletes = new Map<string, { table: TableName; set: string; elements: Element[] }>();
-  const adds = new Map<string, { table: TableName; set: string; elements: Element[] }>();
-  const push = (into: typeof deletes, table: TableName, set: string, e: Element, owner?: number) => {
-    if (owner !== undefined) touch(owner, set);
-    const k = key2(table, set);
-    let group = into.get(k);
-    if (!group) into.set(k, (group = { table, set, elements: [] }));
-    group.elements.push(e);
+  type Groups = Map<TableName, Map<string, Element[]>>;
+  const deletes: Groups = new Map();
+  const adds: Groups = new Map();
+  let touchedOwner = -1;
+  let touchedSet = '';
+  const push = (into: Groups, table: TableName, set: string, e: Element, owner?: number) => {
+    // Elements come in runs of one owner and set: note each run once.
+    if (owner !== undefined && (owner !== touchedOwner || set !== touchedSet)) {
+      touch(owner, set);
+      touchedOwner = owner;
+      touchedSet = set;
+    }
+    let sets = into.get(table);
+    if (!sets) into.set(table, (sets = new Map()));
+    let group = sets.get(set);
+    if (!group) sets.set(set, (group = []));
+    group.push(e);
   };
-  const oldElements = new Map<string, Owned<Contribution>>();
-  const newElements = new Map<string, Owned<Contribution>>();
   const sharedDelta = new Map<string, { c: Contribution; delta: number }>();
-  for (const [id, next] of changes) {
-    const prev = state.farms.get(id);
-    for (const c of prev?.elements ?? []) {
-      if (SHARED_SETS.has(c.set)) countShared(sharedDelta, c, -1);
-      else oldElements.set(key3(c.table, c.set, c.key), { ...c, owner: id });
+  if (before.size === 0) {
+    // Nothing applied for these farms (a first load): every element is new.
+    for (const [id, next] of changes) {
+      for (const c of next?.elements ?? []) {
+        if (SHARED_SETS.has(c.set)) countShared(sharedDelta, c, +1);
+        else push(adds, c.table, c.set, c, id);
+      }
     }
-    for (const c of next?.elements ?? []) {
-      if (SHARED_SETS.has(c.set)) countShared(sharedDelta, c, +1);
-      else newElements.set(key3(c.table, c.set, c.key), { ...c, owner: id });
+  } else {
+    const oldElements = new Map<string, Owned<Contribution>>();
+    const newElements = new Map<string, Owned<Contribution>>();
+    for (const [id, next] of changes) {
+      const prev = old.get(id);
+      for (const c of prev?.elements ?? []) {
+        if (SHARED_SETS.has(c.set)) countShared(sharedDelta, c, -1);
+        else oldElements.set(key3(c.table, c.set, `${c.key}`), { ...c, owner: id });
+      }
+      for (const c of next?.elements ?? []) {
+        if (SHARED_SETS.has(c.set)) countShared(sharedDelta, c, +1);
+        else newElements.set(key3(c.table, c.set, `${c.key}`), { ...c, owner: id });
+      }
     }
-  }
-  for (const [k, was] of oldElements) {
-    const now = newElements.get(k);
-    if (!now || now.value !== was.value) push(deletes, was.table, was.set, was, was.owner);
-  }
-  for (const [k, now] of newElements) {
-    const was = oldElements.get(k);
-    if (!was || was.value !== now.value) push(adds, now.table, now.set, now, now.owner);
+    for (const [k, was] of oldElements) {
+      const now = newElements.get(k);
+      if (!now || now.value !== was.value) push(deletes, was.table, was.set, was, was.owner);
+    }
+    for (const [k, now] of newElements) {
+      const was = oldElements.get(k);
+      if (!was || was.value !== now.value) push(adds, now.table, now.set, now, now.owner);
+    }
   }
   for (const [k, { c, delta }] of sharedDelta) {
     const before = state.shared.get(k)?.users ?? 0;
@@ -227,15 +260,17 @@ export function planChanges(state: AppliedState, changes: ReadonlyMap<number, Fa
     if (before === 0 && after > 0) push(adds, c.table, c.set, c);
     else if (before > 0 && after === 0) push(deletes, c.table, c.set, c);
   }
-  diffRegions(state, changes, (owner, table, e, verb) => push(verb === 'add' ? adds : deletes, table, SELECTION_MAP, e, owner));
+  diffRegions(before, changes, (owner, table, e, verb) => push(verb === 'add' ? adds : deletes, table, SELECTION_MAP, e, owner));
 
-  const elementOps = (groups: typeof deletes, op: ElementOperation['op']) => {
-    for (const g of groups.values()) {
-      const set = tableSet(g.table, g.set);
-      if (!set) throw new Error(`no table-wide set ${g.set} in the ${g.table} table`);
+  const elementOps = (groups: Groups, op: ElementOperation['op']) => {
+    for (const [table, sets] of groups) {
       // Elements of a table created in this transaction have nothing to delete.
-      if (op === 'delete-elements' && created.includes(g.table)) continue;
-      emit({ op, table: TABLES[g.table], set, elements: g.elements });
+      if (op === 'delete-elements' && created.includes(table)) continue;
+      for (const [name, elements] of sets) {
+        const set = tableSet(table, name);
+        if (!set) throw new Error(`no table-wide set ${name} in the ${table} table`);
+        emit({ op, table: TABLES[table], set, elements });
+      }
     }
   };
   elementOps(deletes, 'delete-elements');
@@ -246,10 +281,11 @@ export function planChanges(state: AppliedState, changes: ReadonlyMap<number, Fa
     touched: new Map([...touched].map(([id, names]) => [id, [...names].sort()])),
     commit() {
       for (const [id, next] of changes) {
-        const prev = state.farms.get(id);
+        const prev = old.get(id);
         if (prev) for (const t of tablesOf(prev)) state.tableUsers[t]--;
         if (next) for (const t of tablesOf(next)) state.tableUsers[t]++;
-        if (next) state.farms.set(id, next);
+        const f = desired.get(id);
+        if (next && f) state.farms.set(id, f);
         else state.farms.delete(id);
       }
       for (const [k, e] of stageDelta) {
@@ -275,7 +311,7 @@ export function planChanges(state: AppliedState, changes: ReadonlyMap<number, Fa
 }
 
 function countShared(into: Map<string, { c: Contribution; delta: number }>, c: Contribution, d: number): void {
-  const k = key3(c.table, c.set, c.key);
+  const k = key3(c.table, c.set, `${c.key}`);
   const e = into.get(k) ?? { c, delta: 0 };
   e.delta += d;
   into.set(k, e);
@@ -295,16 +331,16 @@ function uniqueStages(o: FarmObjects | undefined): { table: TableName; chain: Ch
  * farms, as a deleted farm's slot may be reused by a new farm in the same pass.
  */
 function diffRegions(
-  state: AppliedState,
+  before: ReadonlyMap<number, FarmObjects>,
   changes: ReadonlyMap<number, FarmObjects | null>,
   emit: (owner: number, table: TableName, e: Element, verb: 'add' | 'delete') => void,
 ): void {
   type OwnedRegion = Region & { owner: number };
-  const before = new Map<string, OwnedRegion>();
+  const was = new Map<string, OwnedRegion>();
   const after = new Map<string, OwnedRegion>();
   for (const [id, next] of changes) {
-    const prev = state.farms.get(id)?.region;
-    if (prev) before.set(key2(prev.table, String(prev.base)), { ...prev, owner: id });
+    const prev = before.get(id)?.region;
+    if (prev) was.set(key2(prev.table, String(prev.base)), { ...prev, owner: id });
     if (next?.region) after.set(key2(next.region.table, String(next.region.base)), { ...next.region, owner: id });
   }
   const walk = (was: OwnedRegion | undefined, now: OwnedRegion | undefined) => {
@@ -315,10 +351,10 @@ function diffRegions(
       const a = was?.marks[i] ?? 0;
       const b = now?.marks[i] ?? 0;
       if (a === b) continue;
-      if (a !== 0) emit(was!.owner, table, { key: String(base + i), value: String(a) }, 'delete');
-      if (b !== 0) emit(now!.owner, table, { key: String(base + i), value: String(b) }, 'add');
+      if (a !== 0) emit(was!.owner, table, { key: base + i, value: a }, 'delete');
+      if (b !== 0) emit(now!.owner, table, { key: base + i, value: b }, 'add');
     }
   };
-  for (const [k, was] of before) walk(was, after.get(k));
-  for (const [k, now] of after) if (!before.has(k)) walk(undefined, now);
+  for (const [k, region] of was) walk(region, after.get(k));
+  for (const [k, now] of after) if (!was.has(k)) walk(undefined, now);
 }

@@ -37,7 +37,7 @@ import {
 } from './desired.js';
 import { FarmClaims } from './claims.js';
 import { farmServesVip, sortVips } from '../cluster/vips.js';
-import { dynamicMap, renderFarm, SESSION_KEYS, type FarmObjects } from './farm-render.js';
+import { dynamicMap, renderFarm, SESSION_KEYS } from './farm-render.js';
 import { AppliedState, planChanges } from './plan.js';
 import { ingressChainOf, ipBaseChains, tableSets, TABLE_NAMES, TABLES } from './tables.js';
 import { ANY_DISPATCH_MAP, PORT_DISPATCH_MAP, RANGE_DISPATCH_MAP, farmSessionsMap } from './names.js';
@@ -432,7 +432,7 @@ export class Reconciler implements DataplaneView {
       else this.derived.delete(id);
       for (const other of this.claims.set(farm, id)) rejudge.add(other);
     }
-    const changes = new Map<number, FarmObjects | null>();
+    const changes = new Map<number, DesiredFarm | null>();
     const before = new Map<number, DesiredFarm | undefined>();
     for (const id of ids) this.judge(id, changes, before, true);
     for (const id of rejudge) if (!changes.has(id) && this.derived.has(id)) this.judge(id, changes, before, false);
@@ -441,7 +441,7 @@ export class Reconciler implements DataplaneView {
   }
 
   /** Judges the farm's claims and renders it when its state changed (`changed`: its inputs changed). */
-  private judge(id: number, changes: Map<number, FarmObjects | null>, before: Map<number, DesiredFarm | undefined>, changed: boolean): void {
+  private judge(id: number, changes: Map<number, DesiredFarm | null>, before: Map<number, DesiredFarm | undefined>, changed: boolean): void {
     const derived = this.derived.get(id);
     const problem = derived ? this.claims.problemOf(derived) : null;
     const farm = derived && problem ? { ...derived, problem } : (derived ?? null);
@@ -450,7 +450,7 @@ export class Reconciler implements DataplaneView {
     before.set(id, was);
     if (farm) this.desired.set(id, farm);
     else this.desired.delete(id);
-    changes.set(id, farm && isRendered(farm) ? renderFarm(farm) : null);
+    changes.set(id, farm);
   }
 
   /** Derives, renders and rewrites everything (start, after a failure or drift). */
@@ -474,7 +474,7 @@ export class Reconciler implements DataplaneView {
       gone.delete(farm.farmId);
       carried.add(farm.farmId);
     }
-    const changes = new Map<number, FarmObjects | null>();
+    const changes = new Map<number, DesiredFarm | null>();
     const before = new Map<number, DesiredFarm | undefined>();
     for (const id of this.derived.keys()) this.judge(id, changes, before, true);
     for (const id of gone) {
@@ -489,7 +489,7 @@ export class Reconciler implements DataplaneView {
 
   /** Plans, writes and records one pass's changes. */
   private async apply(
-    changes: Map<number, FarmObjects | null>,
+    changes: Map<number, DesiredFarm | null>,
     before: Map<number, DesiredFarm | undefined>,
     generation: number,
     started: number,
@@ -738,7 +738,7 @@ export class Reconciler implements DataplaneView {
 
   /** One line per farm the pass changed (or a summary line for many). */
   private logChanges(
-    changes: Map<number, FarmObjects | null>,
+    changes: Map<number, DesiredFarm | null>,
     before: Map<number, DesiredFarm | undefined>,
     touched: Map<number, string[]>,
     passMs: number,
@@ -837,7 +837,8 @@ function driftOf(table: TableName, kernel: TableInventory | null, applied: Appli
   if (table === 'ip') for (const c of ipBaseChains()) chains.set(c.name, c.rules.length);
   for (const [, e] of applied.ingress) if (table === 'netdev') chains.set(ingressChainOf(e.value).name, ingressChainOf({ iface: e.value.iface, replies: e.replyUsers > 0 }).rules.length);
   for (const [, e] of applied.stages) if (e.value.table === table) chains.set(e.value.chain.name, e.value.chain.rules.length);
-  for (const f of applied.farms.values()) {
+  for (const farm of applied.farms.values()) {
+    const f = renderFarm(farm);
     for (const c of f.chains) if (c.table === table) chains.set(c.chain.name, c.chain.rules.length);
     for (const s of f.sets) if (s.table === table) sets.add(s.set.name);
   }

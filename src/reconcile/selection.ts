@@ -114,21 +114,46 @@ function drawsOf(identity: string): Uint32Array {
  * A member of weight w draws w rendezvous scores per bucket and keeps the best, so it is a
  * bucket's first preference with probability w / total; buckets are then given out in
  * decreasing order of score, each to its best preference that still has room.
- * Typed arrays throughout: 10,000 farms are rendered at a cold start.
  */
 export function consistentTable(members: readonly SelectionMember[], size: number): Uint32Array {
   const table = new Uint32Array(size);
-  const n = members.length;
-  if (n === 0 || size === 0) return table;
+  if (members.length === 0 || size === 0) return table;
   const sorted = canonical(members);
+  const owners = assignment(sorted, size);
+  for (let bucket = 0; bucket < size; bucket++) table[bucket] = sorted[owners[bucket]!]!.mark;
+  return table;
+}
+
+/**
+ * Which member (index in canonical order) owns each bucket. It depends only on identities and
+ * weights, so farms with the same backends share one computation: kept in a bounded cache
+ * (10,000 farms of the same four backends compute it once).
+ */
+const assignments = new Map<string, Uint16Array>();
+function assignment(sorted: readonly SelectionMember[], size: number): Uint16Array {
+  const key = `${size}|${sorted.map((m) => `${m.identity}*${m.weight}`).join('|')}`;
+  let owners = assignments.get(key);
+  if (!owners) {
+    owners = computeAssignment(sorted, size);
+    if (assignments.size >= 4096) assignments.delete(assignments.keys().next().value!);
+    assignments.set(key, owners);
+  }
+  return owners;
+}
+
+/** Typed arrays throughout: a cold start computes thousands of these. */
+function computeAssignment(sorted: readonly SelectionMember[], size: number): Uint16Array {
+  const n = sorted.length;
+  const owners = new Uint16Array(size);
   const room = websterCounts(sorted.map((m) => m.weight), size);
-  const draws = sorted.map((m) => drawsOf(m.identity));
-  const weights = sorted.map((m) => Math.max(1, Math.min(MAX_WEIGHT, m.weight)));
-  const score = (i: number, bucket: number): number => {
-    const salt = Math.imul(bucket + 1, 0x9e3779b1) >>> 0;
-    const seeds = draws[i]!;
+  // Every member's draws in one array: member i draws seeds[start[i] .. start[i + 1]).
+  const start = new Uint32Array(n + 1);
+  sorted.forEach((m, i) => (start[i + 1] = start[i]! + Math.max(1, Math.min(MAX_WEIGHT, m.weight))));
+  const seeds = new Uint32Array(start[n]!);
+  sorted.forEach((m, i) => seeds.set(drawsOf(m.identity).subarray(0, start[i + 1]! - start[i]!), start[i]!));
+  const score = (i: number, salt: number): number => {
     let best = 0;
-    for (let d = 0; d < weights[i]!; d++) {
+    for (let d = start[i]!; d < start[i + 1]!; d++) {
       const s = mix32(seeds[d]! ^ salt);
       if (s > best) best = s;
     }
@@ -140,9 +165,10 @@ export function consistentTable(members: readonly SelectionMember[], size: numbe
   const who = new Int32Array(size * kept);
   for (let bucket = 0; bucket < size; bucket++) {
     const at = bucket * kept;
+    const salt = Math.imul(bucket + 1, 0x9e3779b1) >>> 0;
     let filled = 0;
     for (let i = 0; i < n; i++) {
-      const s = score(i, bucket);
+      const s = score(i, salt);
       // Members come in order, so a later member with an equal score ranks after.
       if (filled === kept && s <= scores[at + kept - 1]!) continue;
       let j = filled < kept ? filled++ : kept - 1;
@@ -167,7 +193,7 @@ export function consistentTable(members: readonly SelectionMember[], size: numbe
     const bucket = low >> 3;
     const member = who[bucket * kept + (low & 7)]!;
     if (filled[bucket] || room[member] === 0) continue;
-    table[bucket] = sorted[member]!.mark;
+    owners[bucket] = member;
     filled[bucket] = 1;
     room[member]!--;
   }
@@ -176,18 +202,19 @@ export function consistentTable(members: readonly SelectionMember[], size: numbe
     if (filled[bucket]) continue;
     let best = -1;
     let bestScore = -1;
+    const salt = Math.imul(bucket + 1, 0x9e3779b1) >>> 0;
     for (let i = 0; i < n; i++) {
       if (room[i] === 0) continue;
-      const s = score(i, bucket);
+      const s = score(i, salt);
       if (s > bestScore) {
         bestScore = s;
         best = i;
       }
     }
-    table[bucket] = sorted[best]!.mark;
+    owners[bucket] = best;
     room[best]!--;
   }
-  return table;
+  return owners;
 }
 
 /**

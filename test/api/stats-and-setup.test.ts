@@ -157,6 +157,7 @@ t.test('GET /system/status', async (t) => {
       last_error: null,
       consecutive_failures: 0,
       passes: 0,
+      last_pass: null,
       // The digest of GET /system/config's document (test/api/system-config.test.ts).
       config_digest: configDigest(store),
       farms: [

@@ -4,8 +4,7 @@
  * presence before its order.
  */
 import t from 'tap';
-import { desiredState, isRendered, type HostFacts } from '../../src/reconcile/desired.js';
-import { renderFarm, type FarmObjects } from '../../src/reconcile/farm-render.js';
+import { desiredState, type DesiredFarm, type HostFacts } from '../../src/reconcile/desired.js';
 import { AppliedState, planChanges } from '../../src/reconcile/plan.js';
 import { transactionText } from '../../src/dataplane/nft/transaction.js';
 import { consistentTable } from '../../src/reconcile/selection.js';
@@ -14,10 +13,10 @@ import type { Backend, Farm } from '../../src/model/farm.js';
 
 type Entry = { farm: Farm; backends?: Backend[] };
 
-/** Each farm's objects, rendered from scratch. */
-function render(entries: Entry[], hostFacts: HostFacts = facts()): Map<number, FarmObjects | null> {
+/** Each farm's desired state, derived from scratch (the planner renders its objects). */
+function render(entries: Entry[], hostFacts: HostFacts = facts()): Map<number, DesiredFarm | null> {
   const state = desiredState(snapshot(entries), hostFacts);
-  return new Map(state.farms.map((f) => [f.farmId, isRendered(f) ? renderFarm(f) : null]));
+  return new Map(state.farms.map((f) => [f.farmId, f]));
 }
 
 /** A state holding `entries` as applied. */
@@ -28,7 +27,7 @@ function appliedWith(entries: Entry[]): AppliedState {
 }
 
 /** The transaction's commands, one per line. */
-const commands = (state: AppliedState, changes: Map<number, FarmObjects | null>): string[] => {
+const commands = (state: AppliedState, changes: Map<number, DesiredFarm | null>): string[] => {
   const text = transactionText(planChanges(state, changes).operations);
   return text === '' ? [] : text.trimEnd().split('\n');
 };

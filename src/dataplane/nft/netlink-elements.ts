@@ -19,15 +19,16 @@ function typeOf(text: string): NftType | null {
   return parts.length === 1 ? (parts[0] as NftScalarType) : (parts as NftScalarType[]);
 }
 
-function valueOf(type: NftType, text: string): NftValue {
+function valueOf(type: NftType, text: string | number): NftValue {
+  if (typeof text === 'number') return text;
   const parse = (t: NftScalarType, v: string) => (NUMERIC.has(t) ? Number(v) : v);
   if (typeof type === 'string') return parse(type, text);
   const parts = text.split(' . ');
   return type.map((t, i) => parse(t, parts[i] ?? ''));
 }
 
-function verdictOf(text: string): NftVerdict {
-  const [verdict, chain] = text.split(' ');
+function verdictOf(text: string | number): NftVerdict {
+  const [verdict, chain] = String(text).split(' ');
   return verdict === 'jump' || verdict === 'goto' ? { verdict, chain: chain! } : { verdict: verdict as 'accept' | 'drop' | 'continue' | 'return' };
 }
 

@@ -35,10 +35,14 @@ export interface ChainDecl {
   signature?: string;
 }
 
-/** One element: key text, and value text for a map ('' for a plain set). */
+/**
+ * One element: key text, and value text for a map ('' for a plain set). Numbers stand for
+ * themselves (marks, bucket keys): thousands of them are written at a cold start, and the
+ * netlink writer takes them as they are.
+ */
 export interface Element {
-  key: string;
-  value: string;
+  key: string | number;
+  value: string | number;
 }
 
 /** A whole table as text: `nftfarm rules`, the golden files, a full load. */
@@ -53,7 +57,7 @@ export interface TableDecl {
 
 const TAB = '\t';
 
-export const elementText = (e: Element): string => (e.value === '' ? e.key : `${e.key} : ${e.value}`);
+export const elementText = (e: Element): string => (e.value === '' ? `${e.key}` : `${e.key} : ${e.value}`);
 
 /** The table as one `nft -f` file. */
 export function renderTableText(table: TableDecl): string {

@@ -97,7 +97,7 @@ export function elementCommands(verb: 'add' | 'delete', prefix: string, setName:
   const out: string[] = [];
   for (let i = 0; i < elements.length; i += ELEMENTS_PER_COMMAND) {
     // A delete names keys only: the value of a map element is not part of its identity.
-    const items = elements.slice(i, i + ELEMENTS_PER_COMMAND).map((e) => (verb === 'delete' ? e.key : elementText(e)));
+    const items = elements.slice(i, i + ELEMENTS_PER_COMMAND).map((e) => (verb === 'delete' ? `${e.key}` : elementText(e)));
     out.push(`${verb} element ${prefix} ${setName} { ${items.join(', ')} }`);
   }
   return out;

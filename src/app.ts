@@ -1,4 +1,4 @@
-import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
+import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyReply } from 'fastify';
 import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
 import type { Store } from './store/store.js';
@@ -8,7 +8,7 @@ import { createMetrics, type Metrics } from './metrics/metrics.js';
 import { metricsRoute, type MetricsAccess } from './api/routes/metrics.js';
 import { keysMatch } from './api/api-key.js';
 import { sharedSchemas } from './api/schemas.js';
-import { ZAPI_PREFIX, zapiErrorHandler } from './api/zapi.js';
+import { clientErrorKind, forbiddenKeys, frameworkError, MAX_PARAM_LENGTH, rawErrorResponse, sendZapiError, transportError, ZAPI_PREFIX, zapiErrorHandler } from './api/zapi.js';
 import { openapiOptions } from './api/openapi.js';
 import { farmRoutes } from './api/routes/farms.js';
 import { backendRoutes } from './api/routes/backends.js';
@@ -30,6 +30,10 @@ export interface AppDeps {
   metricsAccess?: MetricsAccess;
   /** The process logger (pino); without it the app logs nothing (tests). */
   loggerInstance?: FastifyBaseLogger;
+  /** Serve HTTPS with this certificate and key (PEM); plain HTTP without it. */
+  tls?: { cert: Buffer; key: Buffer };
+  /** A request must arrive whole (headers and body) within this time, or it is answered 408. Default 30 s. */
+  requestTimeoutMs?: number;
 }
 
 declare module 'fastify' {
@@ -38,11 +42,39 @@ declare module 'fastify' {
   }
 }
 
+const isJson = (text: string): boolean => {
+  try {
+    JSON.parse(text);
+    return true;
+  } catch {
+    return false;
+  }
+};
+
 /** Builds the HTTP application. No I/O of its own: `server.ts` listens, tests inject. */
 export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
+  // Node checks request timeouts on this period (30 s by default, too coarse for a 30 s limit).
+  const serverOptions = { connectionsCheckingInterval: 1000 };
+  let closing = false;
   const app = Fastify({
     ...(deps.loggerInstance ? { loggerInstance: deps.loggerInstance } : { logger: false }),
+    ...(deps.tls ? { https: { ...serverOptions, cert: deps.tls.cert, key: deps.tls.key } } : { http: serverOptions }),
     bodyLimit: 1024 * 1024,
+    // A slow or stalled client cannot hold a connection open forever.
+    requestTimeout: deps.requestTimeoutMs ?? 30_000,
+    routerOptions: { maxParamLength: MAX_PARAM_LENGTH },
+    // Errors raised before any route or hook runs answer in the envelope too: the router's...
+    frameworkErrors: (error, _request, reply) => void sendZapiError(reply as unknown as FastifyReply, frameworkError(error)),
+    // ...and Node's HTTP parser's (unknown methods, oversized headers, timeouts), on the raw socket.
+    clientErrorHandler(error, socket) {
+      const code = (error as NodeJS.ErrnoException).code;
+      if (code === 'ECONNRESET' || socket.destroyed) return;
+      deps.loggerInstance?.debug({ err: error }, 'refused a malformed request');
+      if (socket.writable) socket.write(rawErrorResponse(transportError(clientErrorKind(code))));
+      socket.destroy(error);
+    },
+    // Fastify's own 503 while closing is not in the envelope: the onRequest hook below answers it.
+    return503OnClosing: false,
     ajv: {
       customOptions: {
         // Unknown parameters are refused with a ZAPI message, never silently dropped.
@@ -56,6 +88,15 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     },
   });
   app.decorate('deps', deps);
+  app.addHook('preClose', (done) => {
+    closing = true;
+    done();
+  });
+  // Requests that still arrive on kept-alive connections while the server drains.
+  app.addHook('onRequest', async (_request, reply) => {
+    if (!closing) return;
+    return sendZapiError(reply.header('connection', 'close'), transportError('closing'));
+  });
   // ZAPI bodies are JSON only: without a parser for text/plain, Fastify answers 415 for it.
   app.removeContentTypeParser('text/plain');
   // An empty JSON body is no body (curl scripts send the header on every call): the route
@@ -65,7 +106,9 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   // parseAs 'string': the body arrives as a string.
   app.addContentTypeParser('application/json', { parseAs: 'string' }, (request, body, done) => {
     if (body === '') done(null, undefined);
-    else parseJson(request, body as string, done);
+    // The default parser refuses '__proto__' and 'constructor.prototype' keys (prototype
+    // poisoning) with the same error as broken JSON: tell the two apart for the message.
+    else parseJson(request, body as string, (err, value) => (err && isJson(body as string) ? done(forbiddenKeys(), undefined) : done(err, value)));
   });
   for (const schema of sharedSchemas) app.addSchema(schema);
 

@@ -8,6 +8,8 @@ import { buildApp } from './app.js';
 import { resolveApiKey } from './api/api-key.js';
 import { openDatabase } from './store/db.js';
 import { Store } from './store/store.js';
+import { shortenLongFarmNames } from './store/legacy-names.js';
+import { NAME_MAX_LENGTH } from './model/limits.js';
 import { openHostNetwork } from './dataplane/netlink/host-network.js';
 import { netlinkHostView } from './dataplane/host-view.js';
 import { createNftRunner } from './dataplane/nft/runner.js';
@@ -36,6 +38,9 @@ export async function serve(config: Config): Promise<number> {
   }
 
   const store = new Store(openDatabase(config.dbPath));
+  for (const { from, to } of shortenLongFarmNames(store)) {
+    log.warn({ from: from.length > 200 ? `${from.slice(0, 200)}...` : from, fromLength: from.length, to }, `renamed a farm whose name is longer than ${NAME_MAX_LENGTH} characters`);
+  }
   const apiKey = resolveApiKey(config.apiKey, config.dbPath);
   if (apiKey.generated) log.info({ apiKeyFile: apiKey.origin }, 'generated a new API key; read it from this file');
   else log.info({ apiKeyFrom: apiKey.origin }, 'API key loaded');

@@ -1,4 +1,5 @@
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest, RouteOptions } from 'fastify';
+import { NAME_MAX_LENGTH } from '../model/limits.js';
 import { bodyProblem, bodySchema, messages, ParamError, type ParamSpecs } from './params.js';
 
 export const ZAPI_PREFIX = '/zapi/v4.0/zapi.cgi';
@@ -136,7 +137,7 @@ function validationToZapi(request: FastifyRequest, failure: FastifyError & { val
  * this long (NAME_MAX_LENGTH), so every name the API creates can be routed to; a longer
  * one answers 414 in the envelope (the router refuses it before any route runs).
  */
-export const MAX_PARAM_LENGTH = 64;
+export const MAX_PARAM_LENGTH = NAME_MAX_LENGTH;
 
 /** The limit of the request line plus headers (Node's default --max-http-header-size). */
 export const MAX_HEADER_BYTES = 16 * 1024;

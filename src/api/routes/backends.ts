@@ -4,7 +4,7 @@ import type { BackendChanges, NewBackend } from '../../store/store.js';
 import { definedOnly, enumParam, messages, ParamError, parseParams } from '../params.js';
 import { badRequest, notFound, zapiRoute } from '../zapi.js';
 import { deleteEnvelope, successEnvelope } from '../schemas.js';
-import { backendPortParam, ipv4Param, maxConnsParam, priorityParam, weightParam } from '../farm-params.js';
+import { backendIpParam, backendPortParam, maxConnsParam, priorityParam, weightParam } from '../farm-params.js';
 import { backendView } from '../present.js';
 import { checkFarmRules, checkNetwork, describeFarm, farmInPath, farmPathParams } from './farms.js';
 
@@ -12,7 +12,7 @@ type FarmRequest = FastifyRequest<{ Params: { farmname: string }; Body: Record<s
 type BackendRequest = FastifyRequest<{ Params: { farmname: string; id: string }; Body: Record<string, unknown> }>;
 
 const backendSpecs = {
-  ip: ipv4Param,
+  ip: backendIpParam,
   port: backendPortParam,
   weight: weightParam,
   priority: priorityParam,

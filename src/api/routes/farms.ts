@@ -3,6 +3,8 @@ import type { Backend, Farm } from '../../model/farm.js';
 import type { FarmChanges } from '../../store/store.js';
 import { dsrBackendPortProblem, dsrFeatureProblem, statelessBackendPortProblem, portConflict, startConflict, type BackendShape } from '../../model/rules.js';
 import { parseVport } from '../../model/ports.js';
+import { MAX_BACKENDS_PER_FARM, NAME_MAX_LENGTH } from '../../model/limits.js';
+import { notUnicastReason, subnetAddressReason } from '../../model/addresses.js';
 import { definedOnly, enumParam, parseParams } from '../params.js';
 import { badRequest, notFound, ZapiError, zapiRoute } from '../zapi.js';
 import { deleteEnvelope, successEnvelope } from '../schemas.js';
@@ -10,11 +12,11 @@ import {
   algorithmParam,
   FARMNAME_PATTERN,
   farmnameParam,
-  ipv4Param,
   nattypeParam,
   persistenceParam,
   protocolParam,
   ttlParam,
+  vipParam,
   vportParam,
 } from '../farm-params.js';
 import { backendView, dataplaneView, farmStatus, persistenceView } from '../present.js';
@@ -27,20 +29,20 @@ type CreateRequest = FastifyRequest<{ Body: Record<string, unknown> }>;
 export const farmPathParams = {
   type: 'object',
   required: ['farmname'],
-  properties: { farmname: { type: 'string', pattern: FARMNAME_PATTERN } },
+  properties: { farmname: { type: 'string', pattern: FARMNAME_PATTERN, maxLength: NAME_MAX_LENGTH } },
 } as const;
 
 const createSpecs = {
   farmname: farmnameParam,
   profile: enumParam(['l4xnat'] as const),
-  vip: ipv4Param,
+  vip: vipParam,
   vport: vportParam,
   copy_from: farmnameParam,
 };
 
 const modifySpecs = {
   newfarmname: farmnameParam,
-  vip: ipv4Param,
+  vip: vipParam,
   vport: vportParam,
   protocol: protocolParam,
   nattype: nattypeParam,
@@ -95,22 +97,31 @@ export interface NetworkCheck {
   network: string | null;
   /** Backend IPs on the network of the VIP's interface. */
   backendsInside: Set<string>;
+  /** Addresses looked up (the VIP included) that are the network or broadcast address of their connected network, and why. */
+  subnetAddresses: Map<string, string>;
 }
 
 /** Looks up (async, read-only) where the VIP and the backends sit on this host's networks. */
 export async function checkNetwork(app: FastifyInstance, vip: string, backendIps: string[]): Promise<NetworkCheck> {
   const ips = [...new Set(backendIps)];
   const [vipNet, ...backendNets] = await app.deps.host.connectedNetworks([vip, ...ips]);
+  const subnetAddresses = new Map<string, string>();
+  [vipNet, ...backendNets].forEach((net, i) => {
+    const ip = i === 0 ? vip : (ips[i - 1] as string);
+    const why = net ? subnetAddressReason(ip, net.network) : null;
+    if (why) subnetAddresses.set(ip, why);
+  });
   if (!vipNet) {
     return {
       problem: `The VIP '${vip}' is not in a network connected to this host: nftfarm announces a VIP on the interface whose network holds it.`,
       interface: null,
       network: null,
       backendsInside: new Set(),
+      subnetAddresses,
     };
   }
   const inside = new Set(ips.filter((_ip, i) => backendNets[i]?.interface === vipNet.interface && backendNets[i]?.network === vipNet.network));
-  return { problem: null, interface: vipNet.interface, network: vipNet.network, backendsInside: inside };
+  return { problem: null, interface: vipNet.interface, network: vipNet.network, backendsInside: inside, subnetAddresses };
 }
 
 /**
@@ -120,6 +131,11 @@ export async function checkNetwork(app: FastifyInstance, vip: string, backendIps
  */
 export function checkFarmRules(app: FastifyInstance, farm: Farm, backends: BackendShape[], network: NetworkCheck, conflictMessage = portConflict): void {
   const problem =
+    addressProblem(farm.vip, 'VIP', network) ??
+    backends.map((b) => addressProblem(b.ip, 'backend', network)).find((p) => p !== null) ??
+    (backends.length > MAX_BACKENDS_PER_FARM
+      ? `A farm can have at most ${MAX_BACKENDS_PER_FARM} backends: farm '${farm.name}' would have ${backends.length}.`
+      : null) ??
     network.problem ??
     backends.map((b) => dsrBackendPortProblem(farm, b) ?? statelessBackendPortProblem(farm, b)).find((p) => p !== null) ??
     dsrFeatureProblem(farm, backends);
@@ -138,6 +154,12 @@ export function checkFarmRules(app: FastifyInstance, farm: Farm, backends: Backe
     const conflict = conflictMessage(farm, running);
     if (conflict) throw badRequest(conflict);
   }
+}
+
+/** A VIP or backend address no host can own (the parameter checks say it first, for new values). */
+function addressProblem(ip: string, role: 'VIP' | 'backend', network: NetworkCheck): string | null {
+  const why = notUnicastReason(ip) ?? network.subnetAddresses.get(ip) ?? null;
+  return why ? `The ${role} address '${ip}' cannot be used: ${why}; a ${role} must be a unicast address.` : null;
 }
 
 const rangeProblem = (vport: string): string | null => {
@@ -180,7 +202,8 @@ export async function farmRoutes(app: FastifyInstance): Promise<void> {
       if (typeof farmname === 'string' && store.getFarm(farmname)) {
         throw badRequest('Error trying to create a new farm, the farm name already exists.');
       }
-      if (typeof copyFrom === 'string' && !store.getFarm(copyFrom)) throw notFound(`The farm '${copyFrom}' does not exist.`);
+      // A name no farm can have is a bad parameter (400, from the body checks), not a missing farm.
+      if (farmnameParam.parse(copyFrom) !== undefined && !store.getFarm(copyFrom as string)) throw notFound(`The farm '${copyFrom}' does not exist.`);
     },
     errorCodes: [404],
     response: {

@@ -37,7 +37,7 @@ export async function serve(config: Config): Promise<number> {
     }
   }
 
-  const store = new Store(openDatabase(config.dbPath));
+  const store = new Store(openDatabase(config.dbPath), (err) => log.error({ err }, 'a store listener failed; the write stands'));
   for (const { from, to } of shortenLongFarmNames(store)) {
     log.warn({ from: from.length > 200 ? `${from.slice(0, 200)}...` : from, fromLength: from.length, to }, `renamed a farm whose name is longer than ${NAME_MAX_LENGTH} characters`);
   }

@@ -123,7 +123,11 @@ export class Store {
   private readonly listeners = new Set<(generation: number) => void>();
   private writeDepth = 0;
 
-  constructor(readonly db: Db) {}
+  /** `onListenerError`: a listener that throws is reported here; the committed write stands. */
+  constructor(
+    readonly db: Db,
+    private readonly onListenerError: (err: unknown) => void = (err) => console.error('store listener failed:', err),
+  ) {}
 
   close(): void {
     this.db.close();
@@ -159,7 +163,14 @@ export class Store {
     } finally {
       this.writeDepth--;
     }
-    for (const listener of this.listeners) listener(generation);
+    // The write is committed: a listener's failure is its own, never the writer's.
+    for (const listener of this.listeners) {
+      try {
+        listener(generation);
+      } catch (err) {
+        this.onListenerError(err);
+      }
+    }
     return result;
   }
 

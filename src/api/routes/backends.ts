@@ -6,7 +6,8 @@ import { badRequest, notFound, zapiRoute } from '../zapi.js';
 import { deleteEnvelope, successEnvelope } from '../schemas.js';
 import { backendIpParam, backendPortParam, maxConnsParam, priorityParam, weightParam } from '../farm-params.js';
 import { backendView } from '../present.js';
-import { checkFarmRules, checkNetwork, describeFarm, farmInPath, farmPathParams } from './farms.js';
+import { checkedWrite } from '../checked-write.js';
+import { checkFarmRules, describeFarm, farmInPath, farmPathParams } from './farms.js';
 
 type FarmRequest = FastifyRequest<{ Params: { farmname: string }; Body: Record<string, unknown> }>;
 type BackendRequest = FastifyRequest<{ Params: { farmname: string; id: string }; Body: Record<string, unknown> }>;
@@ -74,19 +75,27 @@ export async function backendRoutes(app: FastifyInstance): Promise<void> {
     description: () => 'New farm backend',
     body: { specs: backendSpecs, required: ['ip'] },
     before: farmOf,
+    errorCodes: [409],
     response: { 201: successEnvelope({ $ref: 'Backend#' }, farmStatusProp, ['message', 'status']) },
-    handler: async (req, reply, farm) => {
+    handler: async (req, reply) => {
       const p = parseParams(backendSpecs, req.body, ['ip']);
       const candidate: NewBackend = { ip: p.ip as string, port: p.port ?? null, weight: p.weight ?? 1, priority: p.priority ?? 1, maxConns: p.max_conns ?? 0 };
-      const network = await checkNetwork(app, farm.vip, [...store.listBackends(farm.id).map((b) => b.ip), candidate.ip]);
-      const added = store.write((generation) => {
-        const current = farmOf(req);
-        const backends = store.listBackends(farm.id);
-        if (backends.some((b) => sameTarget(b, candidate))) throw duplicate(farm.name, candidate.ip);
-        // The candidate has no id yet, so the rules' messages name it "the backend".
-        checkFarmRules(app, current, [...backends, candidate], network);
-        return store.insertBackend(farm.id, candidate, generation);
-      });
+      const { farm, added } = await checkedWrite(
+        app,
+        () => {
+          const farm = farmOf(req);
+          return { vip: farm.vip, ips: [...store.listBackends(farm.id).map((b) => b.ip), candidate.ip] };
+        },
+        (network, generation) => {
+          // The farm as it is now: another request may have replaced it since the lookup.
+          const farm = farmOf(req);
+          const backends = store.listBackends(farm.id);
+          if (backends.some((b) => sameTarget(b, candidate))) throw duplicate(farm.name, candidate.ip);
+          // The candidate has no id yet, so the rules' messages name it "the backend".
+          checkFarmRules(app, farm, [...backends, candidate], network);
+          return { farm, added: store.insertBackend(farm.id, candidate, generation) };
+        },
+      );
       reply.code(201);
       const { status, runtime } = describeFarm(app, farm);
       return { description: 'New farm backend', params: backendView(added, farm, runtime), message: 'Backend added.', status };
@@ -102,19 +111,28 @@ export async function backendRoutes(app: FastifyInstance): Promise<void> {
     description: () => 'Modify backend',
     body: { specs: backendSpecs },
     before: backendOf,
+    errorCodes: [409],
     response: { 200: successEnvelope({ type: 'object', additionalProperties: true }, farmStatusProp, ['message', 'status']) },
-    handler: async (req, _reply, { farm, backend }) => {
+    handler: async (req) => {
       const p = parseParams(backendSpecs, req.body);
       const changes: BackendChanges = { ip: p.ip, port: p.port, weight: p.weight, priority: p.priority, maxConns: p.max_conns };
-      const network = await checkNetwork(app, farm.vip, [...store.listBackends(farm.id).map((b) => b.ip), p.ip ?? backend.ip]);
-      store.write((generation) => {
-        const { farm: current, backend: stored } = backendOf(req);
-        const merged: Backend = { ...stored, ...definedOnly(changes) };
-        const others = store.listBackends(farm.id).filter((b) => b.id !== stored.id);
-        if (others.some((b) => sameTarget(b, merged))) throw duplicate(farm.name, merged.ip);
-        checkFarmRules(app, current, [...others, merged], network);
-        store.updateBackend(farm.id, stored.id, changes, generation);
-      });
+      const farm = await checkedWrite(
+        app,
+        () => {
+          const { farm, backend } = backendOf(req);
+          return { vip: farm.vip, ips: [...store.listBackends(farm.id).map((b) => b.ip), p.ip ?? backend.ip] };
+        },
+        (network, generation) => {
+          // The farm and backend as they are now, by name and id: what this transaction writes.
+          const { farm, backend: stored } = backendOf(req);
+          const merged: Backend = { ...stored, ...definedOnly(changes) };
+          const others = store.listBackends(farm.id).filter((b) => b.id !== stored.id);
+          if (others.some((b) => sameTarget(b, merged))) throw duplicate(farm.name, merged.ip);
+          checkFarmRules(app, farm, [...others, merged], network);
+          store.updateBackend(farm.id, stored.id, changes, generation);
+          return farm;
+        },
+      );
       return { description: 'Modify backend', params: req.body, message: 'Backend modified.', status: describeFarm(app, farm).status };
     },
   });

@@ -20,6 +20,7 @@ import {
   vportParam,
 } from '../farm-params.js';
 import { backendView, dataplaneView, farmStatus, persistenceView } from '../present.js';
+import { checkedWrite } from '../checked-write.js';
 
 type FarmRequest = FastifyRequest<{ Params: { farmname: string } }>;
 type FarmBodyRequest = FastifyRequest<{ Params: { farmname: string }; Body: Record<string, unknown> }>;
@@ -90,7 +91,13 @@ export function describeFarm(app: FastifyInstance, farm: Farm, stored: Backend[]
   return { backends, status: farmStatus(farm, backends), runtime, stored };
 }
 
+/** The addresses a write checks are not the ones its network lookup covered (see checkedWrite). */
+export class StaleNetworkCheck extends Error {}
+
 export interface NetworkCheck {
+  /** The addresses looked up: a write may only rely on the check for these (see StaleNetworkCheck). */
+  vip: string;
+  looked: ReadonlySet<string>;
   /** Set when the VIP is in no connected network. */
   problem: string | null;
   interface: string | null;
@@ -118,10 +125,12 @@ export async function checkNetwork(app: FastifyInstance, vip: string, backendIps
       network: null,
       backendsInside: new Set(),
       subnetAddresses,
+      vip,
+      looked: new Set(ips),
     };
   }
   const inside = new Set(ips.filter((_ip, i) => backendNets[i]?.interface === vipNet.interface && backendNets[i]?.network === vipNet.network));
-  return { problem: null, interface: vipNet.interface, network: vipNet.network, backendsInside: inside, subnetAddresses };
+  return { problem: null, interface: vipNet.interface, network: vipNet.network, backendsInside: inside, subnetAddresses, vip, looked: new Set(ips) };
 }
 
 /**
@@ -130,6 +139,8 @@ export async function checkNetwork(app: FastifyInstance, vip: string, backendIps
  * it runs inside the write transaction, after the async network lookups.
  */
 export function checkFarmRules(app: FastifyInstance, farm: Farm, backends: BackendShape[], network: NetworkCheck, conflictMessage = portConflict): void {
+  // Another write changed the farm between the lookup and this transaction: look up again.
+  if (network.vip !== farm.vip || backends.some((b) => !network.looked.has(b.ip))) throw new StaleNetworkCheck();
   const problem =
     addressProblem(farm.vip, 'VIP', network) ??
     backends.map((b) => addressProblem(b.ip, 'backend', network)).find((p) => p !== null) ??
@@ -205,7 +216,7 @@ export async function farmRoutes(app: FastifyInstance): Promise<void> {
       // A name no farm can have is a bad parameter (400, from the body checks), not a missing farm.
       if (farmnameParam.parse(copyFrom) !== undefined && !store.getFarm(copyFrom as string)) throw notFound(`The farm '${copyFrom}' does not exist.`);
     },
-    errorCodes: [404],
+    errorCodes: [404, 409],
     response: {
       201: successEnvelope(
         {
@@ -230,29 +241,41 @@ export async function farmRoutes(app: FastifyInstance): Promise<void> {
       const vport = p.vport as string;
       const vportProblem = rangeProblem(vport);
       if (vportProblem) throw badRequest(vportProblem);
-      const source = p.copy_from === undefined ? undefined : store.getFarm(p.copy_from);
-      const sourceBackends = source ? store.listBackends(source.id) : [];
-      const network = await checkNetwork(app, p.vip as string, sourceBackends.map((b) => b.ip));
-      store.write((generation) => {
-        if (store.getFarm(name)) throw badRequest('Error trying to create a new farm, the farm name already exists.');
-        const draft = {
-          name,
-          vip: p.vip as string,
-          vport,
-          // '*' means every port of every protocol, so it makes an 'all' farm (as in ZEVENET).
-          protocol: vport === '*' ? 'all' : source && source.protocol !== 'all' ? source.protocol : 'tcp',
-          nattype: source?.nattype ?? 'nat',
-          algorithm: source?.algorithm ?? 'weight',
-          persistence: source?.persistence ?? '',
-          ttl: source?.ttl ?? 60,
-          running: true,
-        } as const;
-        checkFarmRules(app, { ...draft, id: -1, profile: 'l4xnat', generation }, sourceBackends, network);
-        const farm = store.insertFarm(draft, generation);
-        for (const b of sourceBackends) store.insertBackend(farm.id, b, generation);
-        const check = source && store.farmCheckName(source.id);
-        if (check) store.linkHealthCheck(farm.id, check, generation);
-      });
+      const sourceOf = () => {
+        if (p.copy_from === undefined) return undefined;
+        const source = store.getFarm(p.copy_from);
+        if (!source) throw notFound(`The farm '${p.copy_from}' does not exist.`);
+        return { farm: source, backends: store.listBackends(source.id) };
+      };
+      const network = await checkedWrite(
+        app,
+        () => ({ vip: p.vip as string, ips: sourceOf()?.backends.map((b) => b.ip) ?? [] }),
+        (network, generation) => {
+          if (store.getFarm(name)) throw badRequest('Error trying to create a new farm, the farm name already exists.');
+          // The source as it is now, not as it was before the lookup.
+          const copied = sourceOf();
+          const source = copied?.farm;
+          const sourceBackends = copied?.backends ?? [];
+          const draft = {
+            name,
+            vip: p.vip as string,
+            vport,
+            // '*' means every port of every protocol, so it makes an 'all' farm (as in ZEVENET).
+            protocol: vport === '*' ? 'all' : source && source.protocol !== 'all' ? source.protocol : 'tcp',
+            nattype: source?.nattype ?? 'nat',
+            algorithm: source?.algorithm ?? 'weight',
+            persistence: source?.persistence ?? '',
+            ttl: source?.ttl ?? 60,
+            running: true,
+          } as const;
+          checkFarmRules(app, { ...draft, id: -1, profile: 'l4xnat', generation }, sourceBackends, network);
+          const farm = store.insertFarm(draft, generation);
+          for (const b of sourceBackends) store.insertBackend(farm.id, b, generation);
+          const check = source && store.farmCheckName(source.id);
+          if (check) store.linkHealthCheck(farm.id, check, generation);
+          return network;
+        },
+      );
       reply.code(201);
       return {
         description: 'Creating a farm',
@@ -325,7 +348,7 @@ export async function farmRoutes(app: FastifyInstance): Promise<void> {
       if (req.body?.algorithm === 'prio') throw new ZapiError(410, "'Prio' algorithm is not supported anymore.");
       return farm;
     },
-    errorCodes: [410],
+    errorCodes: [409, 410],
     response: {
       200: successEnvelope({ type: 'object', additionalProperties: true }, {}, ['message']),
     },
@@ -341,14 +364,6 @@ export async function farmRoutes(app: FastifyInstance): Promise<void> {
       }
       if (p.persistence !== undefined) echo.persistence = persistenceView(p.persistence);
       if (p.ttl !== undefined) echo.ttl = p.ttl;
-      const protocol = p.protocol ?? farm.protocol;
-      const vport = p.vport ?? farm.vport;
-      if (p.protocol !== undefined && protocol !== 'all' && vport === '*') throw badRequest(`Protocol can not be '${protocol}' with port '*'`);
-      if (p.vport !== undefined && vport !== '*' && protocol === 'all') throw badRequest(`Port can not be '${vport}' with protocol 'all'`);
-      if (p.vport !== undefined) {
-        const vportProblem = rangeProblem(p.vport);
-        if (vportProblem) throw badRequest(vportProblem);
-      }
       const changes: FarmChanges = {
         name: p.newfarmname,
         vip: p.vip,
@@ -359,16 +374,28 @@ export async function farmRoutes(app: FastifyInstance): Promise<void> {
         persistence: p.persistence,
         ttl: p.ttl,
       };
-      const network = await checkNetwork(app, p.vip ?? farm.vip, store.listBackends(farm.id).map((b) => b.ip));
-      const updated = store.write((generation) => {
-        const current = store.getFarmById(farm.id);
-        if (!current) throw notFound(farmDoesNotExist(farm.name));
-        if (p.newfarmname !== undefined && p.newfarmname !== current.name && store.getFarm(p.newfarmname)) {
-          throw badRequest(`The farm ${p.newfarmname} already exists, try another name.`);
-        }
-        checkFarmRules(app, { ...current, ...definedOnly(changes) }, store.listBackends(farm.id), network);
-        return store.updateFarm(farm.id, changes, generation);
-      });
+      const updated = await checkedWrite(
+        app,
+        () => {
+          const current = farmInPath(app, req);
+          return { vip: p.vip ?? current.vip, ips: store.listBackends(current.id).map((b) => b.ip) };
+        },
+        (network, generation) => {
+          // The farm as it is now, by name: what this transaction checks and writes.
+          const current = farmInPath(app, req);
+          const protocol = p.protocol ?? current.protocol;
+          const vport = p.vport ?? current.vport;
+          if (p.protocol !== undefined && protocol !== 'all' && vport === '*') throw badRequest(`Protocol can not be '${protocol}' with port '*'`);
+          if (p.vport !== undefined && vport !== '*' && protocol === 'all') throw badRequest(`Port can not be '${vport}' with protocol 'all'`);
+          const vportProblem = p.vport === undefined ? null : rangeProblem(p.vport);
+          if (vportProblem) throw badRequest(vportProblem);
+          if (p.newfarmname !== undefined && p.newfarmname !== current.name && store.getFarm(p.newfarmname)) {
+            throw badRequest(`The farm ${p.newfarmname} already exists, try another name.`);
+          }
+          checkFarmRules(app, { ...current, ...definedOnly(changes) }, store.listBackends(current.id), network);
+          return store.updateFarm(current.id, changes, generation);
+        },
+      );
       return {
         description: `Modify L4xNAT farm '${farm.name}'`,
         params: echo,
@@ -416,6 +443,7 @@ export async function farmRoutes(app: FastifyInstance): Promise<void> {
     description: (req) => `Set a new action in ${req.params.farmname}`,
     body: { specs: actionSpecs, required: ['action'] },
     before: (req) => farmInPath(app, req),
+    errorCodes: [409],
     response: {
       200: successEnvelope(
         {
@@ -430,14 +458,21 @@ export async function farmRoutes(app: FastifyInstance): Promise<void> {
     handler: async (req, _reply, farm) => {
       const { action } = parseParams(actionSpecs, req.body, ['action']);
       const running = action !== 'stop';
-      const network = running ? await checkNetwork(app, farm.vip, store.listBackends(farm.id).map((b) => b.ip)) : null;
-      const updated = store.write((generation) => {
-        const current = store.getFarmById(farm.id);
-        if (!current) throw notFound(farmDoesNotExist(farm.name));
-        if (network) checkFarmRules(app, { ...current, running: true }, store.listBackends(farm.id), network, startConflict);
-        // A restart is a write too: the reconciler re-renders the whole farm.
-        return store.updateFarm(farm.id, { running }, generation);
-      });
+      // A restart is a write too: the reconciler re-renders the whole farm.
+      const updated = !running
+        ? store.write((generation) => store.updateFarm(farmInPath(app, req).id, { running }, generation))
+        : await checkedWrite(
+            app,
+            () => {
+              const current = farmInPath(app, req);
+              return { vip: current.vip, ips: store.listBackends(current.id).map((b) => b.ip) };
+            },
+            (network, generation) => {
+              const current = farmInPath(app, req);
+              checkFarmRules(app, { ...current, running: true }, store.listBackends(current.id), network, startConflict);
+              return store.updateFarm(current.id, { running }, generation);
+            },
+          );
       return {
         description: `Set a new action in ${farm.name}`,
         params: { action, status: describeFarm(app, updated).status },

@@ -35,6 +35,8 @@ declare module 'fastify' {
 export interface ZapiRouteDef<Req extends FastifyRequest = FastifyRequest, Loaded = undefined> {
   method: 'GET' | 'POST' | 'PUT' | 'DELETE';
   url: string;
+  /** Stable and unique: generated clients name their methods after it. */
+  operationId: string;
   /** The `description` of every answer of this route, errors included. */
   description: (request: Req) => string;
   summary: string;
@@ -55,13 +57,33 @@ export interface ZapiRouteDef<Req extends FastifyRequest = FastifyRequest, Loade
   handler: (request: Req, reply: FastifyReply, loaded: Loaded) => Promise<unknown>;
 }
 
-const ERROR_REF = { $ref: 'ZapiError#' };
+/** What each refusal means, for the OpenAPI document (the envelope's `message` says the details). */
+const ERROR_ANSWERS: Record<number | 'default', string> = {
+  400:
+    'Refused: a parameter is missing, unknown, blank, of the wrong type or out of its range, or a rule of the farm forbids the change. ' +
+    '`message` says which; with no parameter sent, `params` lists the accepted ones.',
+  404: 'The farm, backend or health check does not exist, or no route matches.',
+  409: 'The farm kept changing while the request was checked: send it again.',
+  410: "The 'prio' algorithm is not supported anymore.",
+  413: 'The body is larger than 1 MiB.',
+  414: `A path parameter is longer than ${NAME_MAX_LENGTH} characters.`,
+  415: 'The body is not JSON: send Content-Type application/json.',
+  default:
+    'Any other refusal, in the same envelope: 400 a malformed URL (percent-encoding), an unknown HTTP method or broken framing; ' +
+    '408 the request did not arrive whole within 30 s; 431 the request line and headers exceed 16 KiB; 503 nftfarm is shutting down.',
+};
+
+const errorAnswer = (code: number | 'default') => ({ $ref: 'ZapiError#', description: ERROR_ANSWERS[code as 400] ?? 'Refused; `message` says why.' });
 
 /** Registers a ZAPI route: body schema from its parameter specs, error envelopes for the refusals. */
 export function zapiRoute<Req extends FastifyRequest = FastifyRequest, Loaded = undefined>(app: FastifyInstance, def: ZapiRouteDef<Req, Loaded>): void {
-  const errorCodes = new Set([...(def.errorCodes ?? []), ...(def.body ? [400, 415] : []), ...(def.params ? [404] : [])]);
-  const response: Record<number, unknown> = { ...def.response, 401: { $ref: 'Unauthorized#' } };
-  for (const code of errorCodes) response[code] = ERROR_REF;
+  const errorCodes = new Set([...(def.errorCodes ?? []), ...(def.body ? [400, 413, 415] : []), ...(def.params ? [404, 414] : [])]);
+  const response: Record<number | string, unknown> = {
+    ...def.response,
+    401: { $ref: 'Unauthorized#', description: "The API key is missing or wrong (ZEVENET's body, not the envelope)." },
+  };
+  for (const code of [...errorCodes].sort()) response[code] = errorAnswer(code);
+  response.default = errorAnswer('default');
   const config: ZapiRouteConfig = {
     zapiDescription: def.description as (r: FastifyRequest) => string,
     zapiParams: def.body?.specs,
@@ -74,6 +96,7 @@ export function zapiRoute<Req extends FastifyRequest = FastifyRequest, Loaded = 
     // The handler decides when a schema error is reported, so `before` can answer first.
     attachValidation: true,
     schema: {
+      operationId: def.operationId,
       summary: def.summary,
       tags: def.tags,
       ...(def.params ? { params: def.params } : {}),

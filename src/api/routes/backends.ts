@@ -57,6 +57,7 @@ export async function backendRoutes(app: FastifyInstance): Promise<void> {
   zapiRoute<FarmRequest, Farm>(app, {
     method: 'GET',
     url: '/farms/:farmname/backends',
+    operationId: 'listBackends',
     summary: 'List the backends of a farm',
     tags: ['backends'],
     params: farmPathParams,
@@ -69,6 +70,7 @@ export async function backendRoutes(app: FastifyInstance): Promise<void> {
   zapiRoute<FarmRequest, Farm>(app, {
     method: 'POST',
     url: '/farms/:farmname/backends',
+    operationId: 'addBackend',
     summary: 'Add a backend; its id is the lowest free one',
     tags: ['backends'],
     params: farmPathParams,
@@ -105,6 +107,7 @@ export async function backendRoutes(app: FastifyInstance): Promise<void> {
   zapiRoute<BackendRequest, LoadedBackend>(app, {
     method: 'PUT',
     url: '/farms/:farmname/backends/:id',
+    operationId: 'modifyBackend',
     summary: 'Modify a backend',
     tags: ['backends'],
     params: backendPathParams,
@@ -140,6 +143,7 @@ export async function backendRoutes(app: FastifyInstance): Promise<void> {
   zapiRoute<BackendRequest, LoadedBackend>(app, {
     method: 'DELETE',
     url: '/farms/:farmname/backends/:id',
+    operationId: 'deleteBackend',
     summary: 'Remove a backend',
     tags: ['backends'],
     params: backendPathParams,
@@ -155,6 +159,7 @@ export async function backendRoutes(app: FastifyInstance): Promise<void> {
   zapiRoute<BackendRequest, LoadedBackend>(app, {
     method: 'DELETE',
     url: '/farms/:farmname/backends/:id/sessions',
+    operationId: 'deleteBackendSessions',
     summary: 'Forget the persistence sessions that stick clients to this backend',
     tags: ['backends'],
     params: backendPathParams,
@@ -175,6 +180,7 @@ export async function backendRoutes(app: FastifyInstance): Promise<void> {
   zapiRoute<BackendRequest, LoadedBackend>(app, {
     method: 'PUT',
     url: '/farms/:farmname/backends/:id/maintenance',
+    operationId: 'setBackendMaintenance',
     summary: 'Put a backend in maintenance (drain: no new flows; cut: also drop its flows) or back up',
     tags: ['backends'],
     params: backendPathParams,

@@ -190,6 +190,7 @@ export async function farmRoutes(app: FastifyInstance): Promise<void> {
   zapiRoute(app, {
     method: 'GET',
     url: '/farms',
+    operationId: 'listFarms',
     summary: 'List the farms',
     tags: ['farms'],
     description: () => 'List farms',
@@ -204,6 +205,7 @@ export async function farmRoutes(app: FastifyInstance): Promise<void> {
   zapiRoute<CreateRequest>(app, {
     method: 'POST',
     url: '/farms',
+    operationId: 'createFarm',
     summary: 'Create a farm; it starts at once',
     tags: ['farms'],
     description: () => 'Creating a farm',
@@ -288,6 +290,7 @@ export async function farmRoutes(app: FastifyInstance): Promise<void> {
   zapiRoute<FarmRequest, Farm>(app, {
     method: 'GET',
     url: '/farms/:farmname',
+    operationId: 'getFarm',
     summary: 'Show a farm with its backends',
     tags: ['farms'],
     params: farmPathParams,
@@ -322,6 +325,7 @@ export async function farmRoutes(app: FastifyInstance): Promise<void> {
   zapiRoute<FarmRequest, Farm>(app, {
     method: 'GET',
     url: '/farms/:farmname/status',
+    operationId: 'getFarmStatus',
     summary: 'Show the status of a farm',
     tags: ['farms'],
     params: farmPathParams,
@@ -338,6 +342,7 @@ export async function farmRoutes(app: FastifyInstance): Promise<void> {
   zapiRoute<FarmBodyRequest, Farm>(app, {
     method: 'PUT',
     url: '/farms/:farmname',
+    operationId: 'modifyFarm',
     summary: 'Modify a farm',
     tags: ['farms'],
     params: farmPathParams,
@@ -407,6 +412,7 @@ export async function farmRoutes(app: FastifyInstance): Promise<void> {
   zapiRoute<FarmRequest, Farm>(app, {
     method: 'DELETE',
     url: '/farms/:farmname',
+    operationId: 'deleteFarm',
     summary: 'Delete a farm',
     tags: ['farms'],
     params: farmPathParams,
@@ -422,6 +428,7 @@ export async function farmRoutes(app: FastifyInstance): Promise<void> {
   zapiRoute<FarmRequest, Farm>(app, {
     method: 'DELETE',
     url: '/farms/:farmname/sessions',
+    operationId: 'deleteFarmSessions',
     summary: 'Forget every persistence session of a farm (clients are balanced again on their next new flow)',
     tags: ['farms'],
     params: farmPathParams,
@@ -437,6 +444,7 @@ export async function farmRoutes(app: FastifyInstance): Promise<void> {
   zapiRoute<FarmBodyRequest, Farm>(app, {
     method: 'PUT',
     url: '/farms/:farmname/actions',
+    operationId: 'setFarmAction',
     summary: 'Start, stop or restart a farm',
     tags: ['farms'],
     params: farmPathParams,

@@ -128,6 +128,7 @@ export async function healthCheckRoutes(app: FastifyInstance): Promise<void> {
   zapiRoute(app, {
     method: 'GET',
     url: '/monitoring/fg',
+    operationId: 'listHealthChecks',
     summary: 'List the health checks and templates',
     tags: ['farmguardian'],
     description: () => 'List farm guardian checks and templates',
@@ -141,6 +142,7 @@ export async function healthCheckRoutes(app: FastifyInstance): Promise<void> {
   zapiRoute<CheckRequest, HealthCheck>(app, {
     method: 'GET',
     url: '/monitoring/fg/:name',
+    operationId: 'getHealthCheck',
     summary: 'Show a health check',
     tags: ['farmguardian'],
     params: checkPathParams,
@@ -155,6 +157,7 @@ export async function healthCheckRoutes(app: FastifyInstance): Promise<void> {
   zapiRoute<CheckRequest>(app, {
     method: 'POST',
     url: '/monitoring/fg',
+    operationId: 'createHealthCheck',
     summary: 'Create a health check, from scratch or as a copy (copy_from)',
     tags: ['farmguardian'],
     description: (req) => `Create a farm guardian '${String(req.body?.name ?? '')}'`,
@@ -205,6 +208,7 @@ export async function healthCheckRoutes(app: FastifyInstance): Promise<void> {
   zapiRoute<CheckRequest, HealthCheck>(app, {
     method: 'PUT',
     url: '/monitoring/fg/:name',
+    operationId: 'modifyHealthCheck',
     summary: 'Modify a health check (templates: only log, interval, timeout, fall, rise, cut_conns, backend_alias)',
     tags: ['farmguardian'],
     params: checkPathParams,
@@ -244,6 +248,7 @@ export async function healthCheckRoutes(app: FastifyInstance): Promise<void> {
   zapiRoute<CheckRequest, HealthCheck>(app, {
     method: 'DELETE',
     url: '/monitoring/fg/:name',
+    operationId: 'deleteHealthCheck',
     summary: 'Delete a health check that no farm uses',
     tags: ['farmguardian'],
     params: checkPathParams,
@@ -266,6 +271,7 @@ export async function healthCheckRoutes(app: FastifyInstance): Promise<void> {
   zapiRoute<FarmRequest, Farm>(app, {
     method: 'POST',
     url: '/farms/:farmname/fg',
+    operationId: 'linkFarmHealthCheck',
     summary: 'Link a health check to a farm (one per farm)',
     tags: ['farmguardian'],
     params: farmPathParams,
@@ -299,6 +305,7 @@ export async function healthCheckRoutes(app: FastifyInstance): Promise<void> {
   zapiRoute<FarmCheckRequest, Farm>(app, {
     method: 'DELETE',
     url: '/farms/:farmname/fg/:name',
+    operationId: 'unlinkFarmHealthCheck',
     summary: 'Unlink the health check of a farm',
     tags: ['farmguardian'],
     params: farmCheckPathParams,

@@ -9,6 +9,7 @@ export async function systemRoutes(app: FastifyInstance): Promise<void> {
   zapiRoute(app, {
     method: 'GET',
     url: '/system/status',
+    operationId: 'getSystemStatus',
     summary: 'Reconciler and data-plane status',
     tags: ['system'],
     description: () => 'System status',

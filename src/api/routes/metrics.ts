@@ -1,6 +1,11 @@
 /**
- * GET /metrics: Prometheus text exposition. Open by default (scrapers rarely send API keys);
- * `NFTFARM_METRICS=key` asks for the ZAPI key, `off` removes the route.
+ * GET /metrics: Prometheus text exposition. `open` (the default while the API listens on
+ * loopback only: scrapers rarely send API keys), `key` asks for the ZAPI key (the default
+ * otherwise), `off` removes the route.
+ *
+ * One scrape at a time: a scrape reads every farm's counters (seconds of work with thousands
+ * of farms), so scrapes that arrive while one runs share its answer, and beyond
+ * MAX_WAITING_SCRAPES of them the next ones get 503 in the envelope.
  */
 import type { FastifyInstance } from 'fastify';
 import { keysMatch } from '../api-key.js';
@@ -8,6 +13,9 @@ import { backendView } from '../present.js';
 import { noCounters } from '../../observe/farm-counters.js';
 import { registerFarmMetrics, type FarmSample } from '../../metrics/farm-metrics.js';
 import type { Metrics } from '../../metrics/metrics.js';
+import { sendZapiError, ZapiError } from '../zapi.js';
+
+export const MAX_WAITING_SCRAPES = 8;
 
 export type MetricsAccess = 'open' | 'key' | 'off';
 
@@ -33,13 +41,36 @@ export async function metricsRoute(app: FastifyInstance, options: { metrics: Met
     },
   });
 
+  const scrape = async (): Promise<string> => {
+    await farmMetrics.refresh();
+    return options.metrics.registry.metrics();
+  };
+  let running: Promise<string> | null = null;
+  let waiting = 0;
+
   app.get('/metrics', { schema: { hide: true } }, async (request, reply) => {
     if (options.access === 'key') {
       const given = request.headers['zapi_key'] ?? request.headers['api_key'];
       if (typeof given !== 'string' || !keysMatch(given, app.deps.apiKey)) return reply.code(401).send({ message: 'Authorization required' });
     }
-    await farmMetrics.refresh();
+    if (running && waiting >= MAX_WAITING_SCRAPES) {
+      return sendZapiError(reply, new ZapiError(503, 'Another scrape of /metrics is running and others wait for it; retry in a moment.', undefined, 'Metrics'));
+    }
+    let text: string;
+    if (running) {
+      waiting++;
+      try {
+        text = await running;
+      } finally {
+        waiting--;
+      }
+    } else {
+      running = scrape().finally(() => {
+        running = null;
+      });
+      text = await running;
+    }
     reply.type(options.metrics.registry.contentType);
-    return options.metrics.registry.metrics();
+    return text;
   });
 }

@@ -15,6 +15,9 @@ import { backendRoutes } from './api/routes/backends.js';
 import { healthCheckRoutes } from './api/routes/health-checks.js';
 import { statsRoutes } from './api/routes/stats.js';
 import { systemRoutes } from './api/routes/system.js';
+import { auditRoutes } from './api/routes/audit.js';
+import { auditWrites } from './api/audit.js';
+import { AuditLog } from './store/audit.js';
 import { backendSetupRoutes } from './api/routes/backend-setup.js';
 
 export interface AppDeps {
@@ -30,6 +33,8 @@ export interface AppDeps {
   metricsAccess?: MetricsAccess;
   /** The process logger (pino); without it the app logs nothing (tests). */
   loggerInstance?: FastifyBaseLogger;
+  /** The audit trail of write requests; without it, one on the store's database. */
+  audit?: AuditLog;
   /** Serve HTTPS with this certificate and key (PEM); plain HTTP without it. */
   tls?: { cert: Buffer; key: Buffer };
   /** A request must arrive whole (headers and body) within this time, or it is answered 408. Default 30 s. */
@@ -38,7 +43,7 @@ export interface AppDeps {
 
 declare module 'fastify' {
   interface FastifyInstance {
-    deps: AppDeps;
+    deps: AppDeps & { audit: AuditLog };
   }
 }
 
@@ -87,7 +92,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
       },
     },
   });
-  app.decorate('deps', deps);
+  app.decorate('deps', { ...deps, audit: deps.audit ?? new AuditLog(deps.store.db) });
   app.addHook('preClose', (done) => {
     closing = true;
     done();
@@ -139,6 +144,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
           return reply.code(401).send({ message: 'Authorization required' });
         }
       });
+      zapi.addHook('onSend', auditWrites(app.deps.audit));
       zapi.setNotFoundHandler((request, reply) => {
         reply.code(404).send({ description: 'Request not found', error: 'true', message: 'Request not found' });
       });
@@ -147,6 +153,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
       await zapi.register(healthCheckRoutes);
       await zapi.register(statsRoutes);
       await zapi.register(systemRoutes);
+      await zapi.register(auditRoutes);
       await zapi.register(backendSetupRoutes);
     },
     { prefix: ZAPI_PREFIX },

@@ -32,6 +32,7 @@ const ROUTES: [Method, string][] = [
   ['GET', '/stats/farms/f1/backends'],
   ['GET', '/farms/f1/backend-setup?os=linux'],
   ['GET', '/system/status'],
+  ['GET', '/system/audit'],
 ];
 
 const UNAUTHORIZED = { message: 'Authorization required' };

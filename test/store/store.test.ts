@@ -80,13 +80,14 @@ t.test('opening a database twice migrates nothing the second time', async (t) =>
       [1, 'init'],
       [2, 'dataplane-bookkeeping'],
       [3, 'health-check-hysteresis'],
+      [4, 'audit-log'],
     ],
   );
 
   const fresh = new Database(':memory:');
-  t.strictSame(migrate(fresh, migrations), [1, 2, 3], 'a new database gets every migration');
+  t.strictSame(migrate(fresh, migrations), [1, 2, 3, 4], 'a new database gets every migration');
   t.strictSame(migrate(fresh, migrations), [], 'and none the second time');
-  t.equal(fresh.pragma('user_version', { simple: true }), 3);
+  t.equal(fresh.pragma('user_version', { simple: true }), 4);
   fresh.close();
 
   const db1 = openDatabase(file);
@@ -107,8 +108,8 @@ t.test('opening a database twice migrates nothing the second time', async (t) =>
 
   const partial = new Database(path.join(dir, 'partial.db'));
   t.strictSame(migrate(partial, migrations.slice(0, 1)), [1]);
-  t.strictSame(migrate(partial, migrations), [2, 3], 'only the missing migrations run');
-  t.equal(partial.pragma('user_version', { simple: true }), 3);
+  t.strictSame(migrate(partial, migrations), [2, 3, 4], 'only the missing migrations run');
+  t.equal(partial.pragma('user_version', { simple: true }), 4);
   partial.close();
 });
 
@@ -124,14 +125,14 @@ t.test('a database newer than this nftfarm is refused and left alone', async (t)
   t.ok(error instanceof SchemaTooNewError, 'a SchemaTooNewError');
   t.equal(
     error?.message,
-    'the database schema is version 7, newer than this nftfarm supports (3); upgrade nftfarm or point --db at another database',
+    'the database schema is version 7, newer than this nftfarm supports (4); upgrade nftfarm or point --db at another database',
   );
   const check = new Database(file);
   t.equal(check.pragma('user_version', { simple: true }), 7, 'the version was not touched');
   check.close();
 
   const tooNew = new Database(':memory:');
-  tooNew.pragma('user_version = 4');
+  tooNew.pragma('user_version = 5');
   t.ok(thrown(() => migrate(tooNew, readMigrations())) instanceof SchemaTooNewError);
   t.equal(tooNew.prepare("SELECT count(*) FROM sqlite_master WHERE name = 'farms'").pluck().get(), 0, 'no migration ran');
   tooNew.close();

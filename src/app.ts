@@ -8,7 +8,8 @@ import { createMetrics, type Metrics } from './metrics/metrics.js';
 import { metricsRoute, type MetricsAccess } from './api/routes/metrics.js';
 import { keysMatch } from './api/api-key.js';
 import { sharedSchemas } from './api/schemas.js';
-import { clientErrorKind, forbiddenKeys, frameworkError, MAX_PARAM_LENGTH, rawErrorResponse, sendZapiError, transportError, ZAPI_PREFIX, zapiErrorHandler } from './api/zapi.js';
+import { forbiddenKeys, frameworkError, MAX_PARAM_LENGTH, sendZapiError, transportError, ZAPI_PREFIX, zapiErrorHandler } from './api/zapi.js';
+import { hardenSockets, onClientError } from './api/transport.js';
 import { openapiOptions } from './api/openapi.js';
 import { farmRoutes } from './api/routes/farms.js';
 import { backendRoutes } from './api/routes/backends.js';
@@ -72,11 +73,8 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     frameworkErrors: (error, _request, reply) => void sendZapiError(reply as unknown as FastifyReply, frameworkError(error)),
     // ...and Node's HTTP parser's (unknown methods, oversized headers, timeouts), on the raw socket.
     clientErrorHandler(error, socket) {
-      const code = (error as NodeJS.ErrnoException).code;
-      if (code === 'ECONNRESET' || socket.destroyed) return;
       deps.loggerInstance?.debug({ err: error }, 'refused a malformed request');
-      if (socket.writable) socket.write(rawErrorResponse(transportError(clientErrorKind(code))));
-      socket.destroy(error);
+      onClientError(error, socket);
     },
     // Fastify's own 503 while closing is not in the envelope: the onRequest hook below answers it.
     return503OnClosing: false,
@@ -92,6 +90,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
       },
     },
   });
+  hardenSockets(app.server);
   app.decorate('deps', { ...deps, audit: deps.audit ?? new AuditLog(deps.store.db) });
   app.addHook('preClose', (done) => {
     closing = true;

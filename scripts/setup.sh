@@ -75,7 +75,7 @@ if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null 2>&1; then
   # for better-sqlite3 (it compiles nothing where the package has a prebuilt binary).
   apt-get update -qq
   apt-get install -y -qq --no-install-recommends \
-    nftables iproute2 conntrack iputils-ping bird2 tcpdump curl arping procps util-linux ca-certificates \
+    nftables iproute2 conntrack iputils-ping bird2 tcpdump curl arping procps util-linux ca-certificates openssl \
     python3 python3-prometheus-client iperf3 make g++ >/dev/null
 else
   echo "not root (or no apt-get): skipping system packages (nftables, iproute2, conntrack, iputils-ping, tcpdump, curl)" >&2

@@ -9,8 +9,13 @@ export interface Config {
   apiKey: string | null;
   dryRun: boolean;
   logLevel: string;
-  /** GET /metrics: 'open' (no key), 'key' (the ZAPI key) or 'off'. */
+  /**
+   * GET /metrics: 'open' (no key), 'key' (the ZAPI key) or 'off'. NFTFARM_METRICS=auto (the
+   * default) is resolved here: open while the API listens on loopback only, the key otherwise.
+   */
   metrics: 'open' | 'key' | 'off';
+  /** HTTPS: the PEM certificate (chain) and private key files; null: plain HTTP. */
+  tls: { certPath: string; keyPath: string } | null;
 }
 
 export class ConfigError extends Error {}
@@ -23,7 +28,11 @@ export interface ConfigInput {
   listen?: string;
   db?: string;
   dryRun?: boolean;
+  tlsCert?: string;
+  tlsKey?: string;
 }
+
+const METRICS_ACCESS = ['auto', 'open', 'key', 'off'] as const;
 
 /** Flags win over environment variables, which win over defaults. */
 export function loadConfig(flags: ConfigInput, env: NodeJS.ProcessEnv, cwd: string): Config {
@@ -38,9 +47,23 @@ export function loadConfig(flags: ConfigInput, env: NodeJS.ProcessEnv, cwd: stri
     throw new ConfigError(`NFTFARM_LOG_LEVEL must be one of ${LOG_LEVELS.join(', ')}`);
   }
   const dryRun = flags.dryRun ?? parseBool(env.NFTFARM_DRY_RUN, 'NFTFARM_DRY_RUN');
-  const metrics = env.NFTFARM_METRICS || 'open';
-  if (metrics !== 'open' && metrics !== 'key' && metrics !== 'off') throw new ConfigError('NFTFARM_METRICS must be one of open, key, off');
-  return { listenHost: host, listenPort: port, dbPath, apiKey, dryRun, logLevel, metrics };
+  const metricsSetting = env.NFTFARM_METRICS || 'auto';
+  if (!(METRICS_ACCESS as readonly string[]).includes(metricsSetting)) throw new ConfigError(`NFTFARM_METRICS must be one of ${METRICS_ACCESS.join(', ')}`);
+  // Farm names, backend addresses and a costly scrape are not for whoever can reach the port.
+  const metrics = metricsSetting === 'auto' ? (isLoopbackHost(host) ? 'open' : 'key') : (metricsSetting as Config['metrics']);
+  const certPath = flags.tlsCert ?? env.NFTFARM_TLS_CERT;
+  const keyPath = flags.tlsKey ?? env.NFTFARM_TLS_KEY;
+  if (!certPath !== !keyPath) {
+    throw new ConfigError('HTTPS needs both a certificate and a key: --tls-cert and --tls-key (NFTFARM_TLS_CERT, NFTFARM_TLS_KEY)');
+  }
+  const tls = certPath && keyPath ? { certPath: path.resolve(cwd, certPath), keyPath: path.resolve(cwd, keyPath) } : null;
+  return { listenHost: host, listenPort: port, dbPath, apiKey, dryRun, logLevel, metrics, tls };
+}
+
+/** True for addresses only this host can reach: 127.0.0.0/8, ::1 (also IPv4-mapped) and localhost. */
+export function isLoopbackHost(host: string): boolean {
+  const v4 = host.startsWith('::ffff:') ? host.slice(7) : host;
+  return host === 'localhost' || host === '::1' || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(v4);
 }
 
 /** Accepts HOST:PORT, [IPv6]:PORT or :PORT (all addresses). */

@@ -5,7 +5,8 @@ import { VERSION } from './version.js';
 const MAIN_HELP = `nftfarm ${VERSION}: an L4 load balancer (ZEVENET ZAPI v4.0 L4xNAT API, nftables data plane)
 
 Usage:
-  nftfarm serve [--listen HOST:PORT] [--db PATH] [--dry-run]   run the appliance
+  nftfarm serve [--listen HOST:PORT] [--db PATH] [--dry-run] [--tls-cert FILE --tls-key FILE]
+                                                               run the appliance
   nftfarm rules [--db PATH]                                    print the ruleset nftfarm would apply now
   nftfarm config export [--db PATH]                            print the whole configuration as one JSON document
   nftfarm config apply FILE [--db PATH] [--dry-run]            make the configuration equal a document
@@ -19,6 +20,9 @@ Environment:
                      the file 'api-key' beside the database (mode 0600)
   NFTFARM_DRY_RUN    true: render and log rulesets, never apply them (no root needed)
   NFTFARM_LOG_LEVEL  fatal, error, warn, info (default), debug, trace or silent
+  NFTFARM_METRICS    GET /metrics: auto (default: open on loopback, the API key otherwise),
+                     open, key or off
+  NFTFARM_TLS_CERT   HTTPS: the certificate (PEM), with NFTFARM_TLS_KEY the private key
   NFTFARM_BIRD       the BIRD 2 binary run when BGP is enabled (default 'bird' from PATH)
 `;
 
@@ -51,21 +55,25 @@ Options:
   -h, --help   this text
 `;
 
-const SERVE_HELP = `Usage: nftfarm serve [--listen HOST:PORT] [--db PATH] [--dry-run]
+const SERVE_HELP = `Usage: nftfarm serve [--listen HOST:PORT] [--db PATH] [--dry-run] [--tls-cert FILE --tls-key FILE]
 
 Runs the appliance: the ZAPI v4.0 HTTP API under /zapi/v4.0/zapi.cgi, the reconciler that
 keeps the kernel's nftables rules equal to the stored farms, and the VIP announcements.
-Needs root (CAP_NET_ADMIN) and the nft binary, unless --dry-run.
+Needs CAP_NET_ADMIN (and CAP_NET_RAW for check_ping) as ambient capabilities, so that nft and
+conntrack inherit them (see nftfarm.service), or root; and the nft binary. Not with --dry-run.
 
 Options (each has an environment equivalent; the option wins):
   --listen HOST:PORT  where the API listens            NFTFARM_LISTEN   (default ${DEFAULT_LISTEN})
   --db PATH           the SQLite database file          NFTFARM_DB       (default ${DEFAULT_DB})
   --dry-run           render and log rulesets only      NFTFARM_DRY_RUN  (default false)
+  --tls-cert FILE     serve HTTPS with this certificate NFTFARM_TLS_CERT (PEM, chain allowed)
+  --tls-key FILE      ... and this private key          NFTFARM_TLS_KEY  (PEM)
   -h, --help          this text
 
 The API key: NFTFARM_API_KEY, else the file 'api-key' beside the database, created with a
 random key on first start. Send it in the ZAPI_KEY (or API_KEY) header.
-Unauthenticated routes: GET /healthz, GET /openapi.json, /docs (Swagger UI).
+Unauthenticated routes: GET /healthz, GET /openapi.json, /docs (Swagger UI), and GET /metrics
+while the API listens on loopback only (NFTFARM_METRICS=auto).
 SIGTERM or SIGINT stop it gracefully; the kernel rules stay in place so traffic keeps flowing.
 With BGP enabled (PUT /system/bgp), it first withdraws its VIPs, keeps running for the
 drain_time of the BGP settings (default 5 s), then stops; its BIRD exits with it.
@@ -87,6 +95,8 @@ interface ParsedArgs {
   listen?: string;
   db?: string;
   dryRun?: boolean;
+  tlsCert?: string;
+  tlsKey?: string;
   help: boolean;
 }
 
@@ -109,6 +119,8 @@ function parseArgs(args: string[], allowed: readonly string[]): ParsedArgs {
     if (value === undefined || value === '') throw new UsageError(`${flag} needs a value`);
     if (flag === '--listen') out.listen = value;
     if (flag === '--db') out.db = value;
+    if (flag === '--tls-cert') out.tlsCert = value;
+    if (flag === '--tls-key') out.tlsKey = value;
   }
   return out;
 }
@@ -125,7 +137,7 @@ async function main(argv: string[]): Promise<number> {
   }
   try {
     if (command === 'serve') {
-      const args = parseArgs(rest, ['--listen', '--db', '--dry-run']);
+      const args = parseArgs(rest, ['--listen', '--db', '--dry-run', '--tls-cert', '--tls-key']);
       if (args.help) {
         process.stdout.write(SERVE_HELP);
         return 0;

@@ -3,11 +3,15 @@
  * listens; SIGTERM/SIGINT close it in the reverse order.
  */
 import { pino } from 'pino';
-import type { Config } from './config.js';
+import fs from 'node:fs';
+import { isLoopbackHost, type Config } from './config.js';
 import { buildApp } from './app.js';
 import { resolveApiKey } from './api/api-key.js';
 import { openDatabase } from './store/db.js';
 import { Store } from './store/store.js';
+import { shortenLongFarmNames } from './store/legacy-names.js';
+import { secureDataFiles } from './store/file-modes.js';
+import { NAME_MAX_LENGTH } from './model/limits.js';
 import { openHostNetwork } from './dataplane/netlink/host-network.js';
 import { netlinkHostView } from './dataplane/host-view.js';
 import { createNftRunner } from './dataplane/nft/runner.js';
@@ -26,10 +30,23 @@ import { writeServeFile } from './config-doc/cli.js';
 
 export async function serve(config: Config): Promise<number> {
   const log = pino({ level: config.logLevel, base: { pid: process.pid } });
+  // Whatever nftfarm creates (database, -wal, -shm, key file) is the owner's only.
+  process.umask(0o077);
+  let tls: { cert: Buffer; key: Buffer } | undefined;
+  if (config.tls) {
+    try {
+      tls = { cert: fs.readFileSync(config.tls.certPath), key: fs.readFileSync(config.tls.keyPath) };
+    } catch (err) {
+      const message = `cannot read the TLS certificate or key: ${(err as Error).message}`;
+      log.fatal(message);
+      process.stderr.write(`nftfarm: ${message}\n`);
+      return 1;
+    }
+  }
   const nft = createNftRunner();
   if (!config.dryRun) {
     try {
-      await preflight(nft);
+      for (const warning of await preflight(nft)) log.warn(warning);
     } catch (err) {
       if (err instanceof KernelAccessError) {
         log.fatal(err.message);
@@ -40,7 +57,15 @@ export async function serve(config: Config): Promise<number> {
     }
   }
 
+  const modes = secureDataFiles(config.dbPath);
+  for (const m of modes.tightened) {
+    log.warn({ path: m.path, from: `0${m.from.toString(8)}`, to: `0${m.to.toString(8)}` }, 'tightened a data file that others could read');
+  }
+  for (const warning of modes.warnings) log.warn(warning);
   const store = new Store(openDatabase(config.dbPath), (err) => log.error({ err }, 'a store listener failed; the write stands'));
+  for (const { from, to } of shortenLongFarmNames(store)) {
+    log.warn({ from: from.length > 200 ? `${from.slice(0, 200)}...` : from, fromLength: from.length, to }, `renamed a farm whose name is longer than ${NAME_MAX_LENGTH} characters`);
+  }
   const apiKey = resolveApiKey(config.apiKey, config.dbPath);
   if (apiKey.generated) log.info({ apiKeyFile: apiKey.origin }, 'generated a new API key; read it from this file');
   else log.info({ apiKeyFrom: apiKey.origin }, 'API key loaded');
@@ -101,6 +126,7 @@ export async function serve(config: Config): Promise<number> {
     metrics,
     metricsAccess: config.metrics,
     loggerInstance: log,
+    tls,
   });
 
   // The first pass converges the kernel to the store in one transaction; farms that did not
@@ -122,7 +148,16 @@ export async function serve(config: Config): Promise<number> {
     store.close();
     return 1;
   }
-  log.info({ version: VERSION, db: config.dbPath, dryRun: config.dryRun }, 'nftfarm is serving');
+  log.info(
+    { version: VERSION, db: config.dbPath, dryRun: config.dryRun, listen: `${config.listenHost}:${config.listenPort}`, https: !!tls, metrics: config.metrics },
+    'nftfarm is serving',
+  );
+  if (!tls && !isLoopbackHost(config.listenHost)) {
+    log.warn(
+      { listen: `${config.listenHost}:${config.listenPort}` },
+      'the API listens beyond loopback over plain HTTP: the API key and every answer cross the network in clear; use --tls-cert and --tls-key',
+    );
+  }
   // `nftfarm config export/apply` go through this daemon while it runs.
   const removeServeFile = writeServeFile(config.dbPath, `${config.listenHost}:${config.listenPort}`);
 

@@ -2,23 +2,54 @@
 import { isIPv4 } from 'node:net';
 import { ALGORITHMS, NAT_TYPES, PERSISTENCE_MODES, PROTOCOLS } from '../model/farm.js';
 import { PORT_PATTERN, VPORT_PATTERN } from '../model/ports.js';
+import { MAX_CONNS_MAX, NAME_MAX_LENGTH, TTL_MAX_SECONDS } from '../model/limits.js';
+import { notUnicastReason } from '../model/addresses.js';
 import { enumParam, integerParam, messages, patternParam, type ParamSpec } from './params.js';
 
 export const FARMNAME_PATTERN = '^[a-zA-Z0-9-]+$';
 
-const farmnamePattern = patternParam(FARMNAME_PATTERN, { description: 'The farm name accepts alphabet letters, numbers or hypens (-).' });
+const farmnamePattern = patternParam(FARMNAME_PATTERN, {
+  description: `The farm name accepts alphabet letters, numbers or hypens (-), at most ${NAME_MAX_LENGTH} characters.`,
+  maxLength: NAME_MAX_LENGTH,
+});
 
 /** `0` is reserved, as in ZEVENET. */
 export const farmnameParam: ParamSpec<string> = {
   ...farmnamePattern,
   parse: (v) => (v === '0' ? undefined : farmnamePattern.parse(v)),
   invalidMessage: (name, value) =>
-    value === '0' ? `The value '0' is a reserved word of the parameter '${name}'.` : messages.notValid(name, value),
+    value === '0' ? `The value '0' is a reserved word of the parameter '${name}'.` : farmnamePattern.invalidMessage(name, value),
 };
 
 /** Dotted-quad IPv4 without leading zeros (which some tools read as octal). */
 export const IPV4_PATTERN = '^(?:(?:25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9])\\.){3}(?:25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9])$';
-export const ipv4Param = patternParam(IPV4_PATTERN, { check: (v) => isIPv4(v), description: 'An IPv4 address.', format: 'ipv4' });
+const ipv4Param = patternParam(IPV4_PATTERN, { check: (v) => isIPv4(v), description: 'An IPv4 address.', format: 'ipv4' });
+
+/**
+ * An IPv4 address a host can own: no 0.0.0.0/8, loopback, multicast, reserved or limited
+ * broadcast address (the network and broadcast addresses of connected networks are refused
+ * by the farm rules, which know the networks).
+ */
+function unicastParam(role: 'backend' | 'VIP'): ParamSpec<string> {
+  return {
+    ...ipv4Param,
+    description:
+      'A unicast IPv4 address: not in 0.0.0.0/8, 127.0.0.0/8, 224.0.0.0/4 or 240.0.0.0/4, not 255.255.255.255, ' +
+      'nor the network or broadcast address of a connected network.',
+    parse: (v) => {
+      const ip = ipv4Param.parse(v);
+      return ip !== undefined && notUnicastReason(ip) === null ? ip : undefined;
+    },
+    invalidMessage: (name, value) => {
+      const ip = ipv4Param.parse(value);
+      const why = ip === undefined ? null : notUnicastReason(ip);
+      return why ? `${messages.notValid(name, value).slice(0, -1)}: ${why}; a ${role} must be a unicast address.` : ipv4Param.invalidMessage(name, value);
+    },
+  };
+}
+
+export const vipParam = unicastParam('VIP');
+export const backendIpParam = unicastParam('backend');
 
 /** The grammar is in the schema; a range with low > high is refused by the route with ZEVENET's text. */
 export const vportParam = patternParam(VPORT_PATTERN, {
@@ -47,8 +78,8 @@ export const algorithmParam: ParamSpec<(typeof ALGORITHMS)[number] | 'prio'> = {
 /** Stored as '' or srcip...; `none` and `ip` are accepted as ZEVENET spells them. */
 export const persistenceParam = enumParam(PERSISTENCE_MODES, { none: '', ip: 'srcip' });
 
-/** Persistence timeout in seconds. */
-export const ttlParam = integerParam(1);
+/** Persistence timeout in seconds, bounded by what nft accepts (see TTL_MAX_SECONDS). */
+export const ttlParam = integerParam(1, TTL_MAX_SECONDS);
 
 const PORT_REGEX = new RegExp(`^${PORT_PATTERN}$`);
 
@@ -73,4 +104,4 @@ export const backendPortParam: ParamSpec<number | null> = {
 
 export const weightParam = integerParam(1, 9);
 export const priorityParam = integerParam(1, 9);
-export const maxConnsParam = integerParam(0);
+export const maxConnsParam = integerParam(0, MAX_CONNS_MAX);

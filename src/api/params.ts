@@ -35,7 +35,12 @@ export class ParamError extends Error {
   }
 }
 
-const show = (value: unknown): string => (typeof value === 'string' || typeof value === 'number' ? String(value) : JSON.stringify(value));
+/** A value quoted in a message: long ones are cut, so a refusal never echoes a huge body back. */
+const show = (value: unknown): string => {
+  const text = typeof value === 'string' || typeof value === 'number' ? String(value) : JSON.stringify(value);
+  return text.length > SHOWN_MAX ? `${text.slice(0, SHOWN_MAX)}...` : text;
+};
+const SHOWN_MAX = 80;
 
 /** ZEVENET's list style: 'a', 'b' and 'c'. */
 const quotedList = (names: readonly string[]): string => {
@@ -57,6 +62,7 @@ export const messages = {
   notValid: (name: string, value: unknown) => `The value '${show(value)}' is not valid for the parameter '${name}'.`,
   integerBetween: (name: string, min: number, max: number) => `'${name}' has to be an integer number between '${min}' and '${max}'`,
   integerAtLeast: (name: string, min: number) => `'${name}' has to be an integer number greater than or equal to '${min}'`,
+  tooLong: (name: string, max: number, length: number) => `The parameter '${name}' accepts at most ${max} characters (this one has ${length}).`,
 };
 
 /** One of a fixed list of strings. `aliases` are accepted and stored as their target. */
@@ -94,19 +100,21 @@ export function integerParam(min: number, max?: number): ParamSpec<number> {
   };
 }
 
-/** A string matching `pattern`, optionally refined by `check`. */
+/** A string matching `pattern` of at most `maxLength` characters, optionally refined by `check`. */
 export function patternParam(
   pattern: string,
-  options: { check?: (v: string) => boolean; description?: string; allowBlank?: boolean; format?: string } = {},
+  options: { check?: (v: string) => boolean; description?: string; allowBlank?: boolean; format?: string; maxLength?: number } = {},
 ): ParamSpec<string> {
   const regex = new RegExp(pattern);
   const check = options.check ?? (() => true);
+  const { maxLength } = options;
+  const tooLong = (v: unknown): v is string => maxLength !== undefined && typeof v === 'string' && v.length > maxLength;
   return {
-    schema: { type: 'string', pattern, ...(options.format ? { format: options.format } : {}) },
+    schema: { type: 'string', pattern, ...(maxLength !== undefined ? { maxLength } : {}), ...(options.format ? { format: options.format } : {}) },
     description: options.description,
     allowBlank: options.allowBlank,
-    parse: (v) => (typeof v === 'string' && regex.test(v) && check(v) ? v : undefined),
-    invalidMessage: (name, value) => messages.notValid(name, value),
+    parse: (v) => (typeof v === 'string' && !tooLong(v) && regex.test(v) && check(v) ? v : undefined),
+    invalidMessage: (name, value) => (tooLong(value) ? messages.tooLong(name, maxLength as number, value.length) : messages.notValid(name, value)),
   };
 }
 

@@ -56,7 +56,11 @@ export async function startLabDaemon(
   t: Teardown,
   lab: Lab,
   env: NodeJS.ProcessEnv = {},
-  options: { beforeStart?: (dbPath: string) => void } = {},
+  options: {
+    beforeStart?: (dbPath: string) => void;
+    /** Wraps the daemon's command line, e.g. in setpriv to run it as another user. */
+    wrap?: (argv: string[]) => string[];
+  } = {},
 ): Promise<LabDaemon> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), `${lab.prefix}-`));
   const dbPath = path.join(dir, 'nftfarm.db');
@@ -86,14 +90,17 @@ export async function startLabDaemon(
     },
     /** The API listens once the first reconcile pass is done: with many farms that takes a while. */
     async ready() {
-      const ok = await daemon.until(async () => (await lab.exec(lab.lb.ns, ['curl', '-s', '-m', '1', 'http://127.0.0.1:4444/healthz'])).code === 0, 120_000);
-      if (!ok) throw new Error(`nftfarm did not come up:\n${daemon.logs()}`);
+      // A daemon that exited (it refused to start) will not come up: say so at once.
+      const gone = () => child !== null && (child.exitCode !== null || child.signalCode !== null);
+      const ok = await daemon.until(async () => gone() || (await lab.exec(lab.lb.ns, ['curl', '-s', '-m', '1', 'http://127.0.0.1:4444/healthz'])).code === 0, 120_000);
+      if (!ok || gone()) throw new Error(`nftfarm did not come up:\n${daemon.logs()}`);
     },
     startedAt: () => spawnedAt,
     async start() {
       const out = fs.openSync(logFile, 'a');
       spawnedAt = Date.now();
-      child = lab.spawn(lab.lb.ns, [process.execPath, path.join(PACKAGE_ROOT, 'bin', 'nftfarm'), 'serve', '--db', dbPath], {
+      const argv = [process.execPath, path.join(PACKAGE_ROOT, 'bin', 'nftfarm'), 'serve', '--db', dbPath];
+      child = lab.spawn(lab.lb.ns, options.wrap ? options.wrap(argv) : argv, {
         stdio: ['ignore', out, out],
         env: { ...cleanEnv(), NFTFARM_API_KEY: API_KEY, NFTFARM_LISTEN: '127.0.0.1:4444', ...env },
       });

@@ -32,9 +32,13 @@ const ROUTES: [Method, string][] = [
   ['GET', '/stats/farms/f1/backends'],
   ['GET', '/farms/f1/backend-setup?os=linux'],
   ['GET', '/system/status'],
+  ['GET', '/system/audit'],
 ];
 
 const UNAUTHORIZED = { message: 'Authorization required' };
+const UNICAST =
+  'A unicast IPv4 address: not in 0.0.0.0/8, 127.0.0.0/8, 224.0.0.0/4 or 240.0.0.0/4, not 255.255.255.255, ' +
+  'nor the network or broadcast address of a connected network.';
 
 t.test('every route refuses a missing or wrong key with exactly {"message":"Authorization required"}', async (t) => {
   const { app, store } = await buildTestApp(t);
@@ -171,15 +175,15 @@ const BODY_ROUTES: { method: Method; url: string; description: string; params: u
     url: '/farms',
     description: 'Creating a farm',
     params: [
-      { name: 'farmname', description: 'The farm name accepts alphabet letters, numbers or hypens (-).', options: ['non_blank', 'required'] },
+      { name: 'farmname', description: 'The farm name accepts alphabet letters, numbers or hypens (-), at most 64 characters.', options: ['non_blank', 'required'] },
       { name: 'profile', options: ['non_blank', 'required'], possible_values: ['l4xnat'] },
-      { name: 'vip', description: 'An IPv4 address.', options: ['non_blank', 'required'] },
+      { name: 'vip', description: UNICAST, options: ['non_blank', 'required'] },
       {
         name: 'vport',
         description: "A port, a comma list of ports and 'low:high' ranges, or '*' (every port, protocol 'all').",
         options: ['non_blank', 'required'],
       },
-      { name: 'copy_from', description: 'The farm name accepts alphabet letters, numbers or hypens (-).', options: ['non_blank'] },
+      { name: 'copy_from', description: 'The farm name accepts alphabet letters, numbers or hypens (-), at most 64 characters.', options: ['non_blank'] },
     ],
   },
   {
@@ -187,8 +191,8 @@ const BODY_ROUTES: { method: Method; url: string; description: string; params: u
     url: '/farms/f1',
     description: "Modify L4xNAT farm 'f1'",
     params: [
-      { name: 'newfarmname', description: 'The farm name accepts alphabet letters, numbers or hypens (-).', options: ['non_blank'] },
-      { name: 'vip', description: 'An IPv4 address.', options: ['non_blank'] },
+      { name: 'newfarmname', description: 'The farm name accepts alphabet letters, numbers or hypens (-), at most 64 characters.', options: ['non_blank'] },
+      { name: 'vip', description: UNICAST, options: ['non_blank'] },
       { name: 'vport', description: "A port, a comma list of ports and 'low:high' ranges, or '*' (every port, protocol 'all').", options: ['non_blank'] },
       { name: 'protocol', options: ['non_blank'], possible_values: ['tcp', 'udp', 'sctp', 'all'] },
       { name: 'nattype', description: nattypeParam.description, options: ['non_blank'], possible_values: ['nat', 'dnat', 'dsr', 'stateless_dnat', 'snat'] },
@@ -198,7 +202,7 @@ const BODY_ROUTES: { method: Method; url: string; description: string; params: u
         possible_values: ['weight', 'roundrobin', 'hash_srcip', 'hash_srcip_srcport', 'symhash', 'leastconn'],
       },
       { name: 'persistence', possible_values: ['', 'srcip', 'srcport', 'srcmac', 'srcip_srcport', 'srcip_dstport', 'none', 'ip'] },
-      { name: 'ttl', interval: "Expects a value between '1' and '-'.", options: ['non_blank'] },
+      { name: 'ttl', interval: "Expects a value between '1' and '2592000'.", options: ['non_blank'] },
     ],
   },
   {
@@ -212,11 +216,11 @@ const BODY_ROUTES: { method: Method; url: string; description: string; params: u
     url: '/farms/f1/backends',
     description: 'New farm backend',
     params: [
-      { name: 'ip', description: 'An IPv4 address.', options: ['non_blank', 'required'] },
+      { name: 'ip', description: UNICAST, options: ['non_blank', 'required'] },
       { name: 'port', description: "A port 1-65535, or empty for the client's destination port." },
       { name: 'weight', interval: "Expects a value between '1' and '9'.", options: ['non_blank'] },
       { name: 'priority', interval: "Expects a value between '1' and '9'.", options: ['non_blank'] },
-      { name: 'max_conns', interval: "Expects a value between '0' and '-'.", options: ['non_blank'] },
+      { name: 'max_conns', interval: "Expects a value between '0' and '2147483647'.", options: ['non_blank'] },
     ],
   },
   {
@@ -224,11 +228,11 @@ const BODY_ROUTES: { method: Method; url: string; description: string; params: u
     url: '/farms/f1/backends/0',
     description: 'Modify backend',
     params: [
-      { name: 'ip', description: 'An IPv4 address.', options: ['non_blank'] },
+      { name: 'ip', description: UNICAST, options: ['non_blank'] },
       { name: 'port', description: "A port 1-65535, or empty for the client's destination port." },
       { name: 'weight', interval: "Expects a value between '1' and '9'.", options: ['non_blank'] },
       { name: 'priority', interval: "Expects a value between '1' and '9'.", options: ['non_blank'] },
-      { name: 'max_conns', interval: "Expects a value between '0' and '-'.", options: ['non_blank'] },
+      { name: 'max_conns', interval: "Expects a value between '0' and '2147483647'.", options: ['non_blank'] },
     ],
   },
   {
@@ -245,13 +249,13 @@ const BODY_ROUTES: { method: Method; url: string; description: string; params: u
     url: '/monitoring/fg',
     description: "Create a farm guardian ''",
     params: [
-      { name: 'name', description: 'Letters, numbers, _ and -.', options: ['non_blank', 'required'] },
-      { name: 'copy_from', description: 'Letters, numbers, _ and -.', options: ['non_blank'] },
-      { name: 'description', description: 'What the check does.', options: ['non_blank'] },
+      { name: 'name', description: 'Letters, numbers, _ and -, at most 64 characters.', options: ['non_blank', 'required'] },
+      { name: 'copy_from', description: 'Letters, numbers, _ and -, at most 64 characters.', options: ['non_blank'] },
+      { name: 'description', description: 'What the check does, at most 256 characters.', options: ['non_blank'] },
       {
         name: 'command',
         description:
-          'The check command, one of check_tcp, check_http, check_udp, check_ping with their options; HOST and PORT are replaced for each backend. Checks run inside nftfarm: no shell command is ever run.',
+          'The check command, one of check_tcp, check_http, check_udp, check_ping with their options; HOST and PORT are replaced for each backend. Checks run inside nftfarm: no shell command is ever run. At most 512 characters.',
         options: ['non_blank'],
       },
       { name: 'interval', interval: "Expects a value between '1' and '86400'.", options: ['non_blank'] },
@@ -268,11 +272,11 @@ const BODY_ROUTES: { method: Method; url: string; description: string; params: u
     url: '/monitoring/fg/check_tcp',
     description: "Modify farm guardian 'check_tcp'",
     params: [
-      { name: 'description', description: 'What the check does.', options: ['non_blank'] },
+      { name: 'description', description: 'What the check does, at most 256 characters.', options: ['non_blank'] },
       {
         name: 'command',
         description:
-          'The check command, one of check_tcp, check_http, check_udp, check_ping with their options; HOST and PORT are replaced for each backend. Checks run inside nftfarm: no shell command is ever run.',
+          'The check command, one of check_tcp, check_http, check_udp, check_ping with their options; HOST and PORT are replaced for each backend. Checks run inside nftfarm: no shell command is ever run. At most 512 characters.',
         options: ['non_blank'],
       },
       { name: 'interval', interval: "Expects a value between '1' and '86400'.", options: ['non_blank'] },
@@ -289,7 +293,7 @@ const BODY_ROUTES: { method: Method; url: string; description: string; params: u
     method: 'POST',
     url: '/farms/f1/fg',
     description: "Add the farm guardian '' to the 'farm 'f1''",
-    params: [{ name: 'name', description: 'Letters, numbers, _ and -.', options: ['non_blank', 'required'] }],
+    params: [{ name: 'name', description: 'Letters, numbers, _ and -, at most 64 characters.', options: ['non_blank', 'required'] }],
   },
 ];
 
@@ -473,9 +477,9 @@ t.test('bad enum values, integers, names and IPs', async (t) => {
     ['POST', '/farms/f1/backends', { ip: '10.250.0.21', weight: '5e0' }, "'weight' has to be an integer number between '1' and '9'"],
     ['POST', '/farms/f1/backends', { ip: '10.250.0.21', weight: true }, "'weight' has to be an integer number between '1' and '9'"],
     ['POST', '/farms/f1/backends', { ip: '10.250.0.21', priority: -1 }, "'priority' has to be an integer number between '1' and '9'"],
-    ['POST', '/farms/f1/backends', { ip: '10.250.0.21', max_conns: -1 }, "'max_conns' has to be an integer number greater than or equal to '0'"],
-    ['POST', '/farms/f1/backends', { ip: '10.250.0.21', max_conns: '0,' }, "'max_conns' has to be an integer number greater than or equal to '0'"],
-    ['PUT', '/farms/f1', { ttl: 0 }, "'ttl' has to be an integer number greater than or equal to '1'"],
+    ['POST', '/farms/f1/backends', { ip: '10.250.0.21', max_conns: -1 }, "'max_conns' has to be an integer number between '0' and '2147483647'"],
+    ['POST', '/farms/f1/backends', { ip: '10.250.0.21', max_conns: '0,' }, "'max_conns' has to be an integer number between '0' and '2147483647'"],
+    ['PUT', '/farms/f1', { ttl: 0 }, "'ttl' has to be an integer number between '1' and '2592000'"],
     ['PUT', '/monitoring/fg/check_tcp', { interval: 0 }, "'interval' has to be an integer number between '1' and '86400'"],
     ['POST', '/farms/f1/backends', { ip: '10.250.0.21', port: 0 }, "The value '0' is not valid for the parameter 'port'."],
     ['POST', '/farms/f1/backends', { ip: '10.250.0.21', port: '65536' }, "The value '65536' is not valid for the parameter 'port'."],

@@ -59,6 +59,8 @@ t.test('a client generated from openapi/openapi.json', async (t) => {
   const types = readFileSync(join(dir, 'api.d.ts'), 'utf8');
   t.match(types, /"\/zapi\/v4\.0\/zapi\.cgi\/farms\/\{farmname\}\/backends": \{/, 'paths are typed');
   t.match(types, /Backend: \{/, 'components are typed');
+  // Generators name their methods after the operationIds.
+  for (const op of ['createFarm', 'addBackend', 'setBackendMaintenance', 'getSystemStatus']) t.match(types, new RegExp(`\\b${op}: \\{`), `operation ${op} is named`);
 
   const check = tool([process.execPath, TSC, '-p', 'tsconfig.json'], dir);
   t.equal(check.status, 0, `the client program passes strict tsc\n${check.out}`);

@@ -117,5 +117,5 @@ t.test('serve refuses to start without what it needs, and says what to do', asyn
     timeout: 10_000,
   });
   t.equal(notRoot.status, 1);
-  t.match(notRoot.stderr, /needs root or the CAP_NET_ADMIN capability/);
+  t.match(notRoot.stderr, /runs as uid 65534 without CAP_NET_ADMIN: run nftfarm as root, or as its own user with CAP_NET_ADMIN and CAP_NET_RAW as ambient capabilities/);
 });

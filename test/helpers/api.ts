@@ -3,7 +3,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import type { FastifyInstance } from 'fastify';
-import { buildApp } from '../../src/app.js';
+import { buildApp, type AppDeps } from '../../src/app.js';
 import { noDataplane, type ConnectedNetwork, type HostView } from '../../src/model/runtime.js';
 import { openDatabase } from '../../src/store/db.js';
 import { Store } from '../../src/store/store.js';
@@ -35,13 +35,16 @@ export interface TestApp {
   close(): Promise<void>;
 }
 
-/** `dir`: reuse a database directory (the caller removes it); otherwise a fresh one is made and removed. */
-export async function buildTestApp(t: Teardown, opts: { dir?: string } = {}): Promise<TestApp> {
+/**
+ * `dir`: reuse a database directory (the caller removes it); otherwise a fresh one is made and
+ * removed. `app`: more of buildApp's dependencies and options.
+ */
+export async function buildTestApp(t: Teardown, opts: { dir?: string; app?: Partial<AppDeps> } = {}): Promise<TestApp> {
   const dir = opts.dir ?? fs.mkdtempSync(path.join(os.tmpdir(), 'nftfarm-test-'));
   if (!opts.dir) t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));
   const dbPath = path.join(dir, 'nftfarm.db');
   const store = new Store(openDatabase(dbPath));
-  const app = await buildApp({ store, apiKey: API_KEY, host: fakeHost, dataplane: noDataplane });
+  const app = await buildApp({ store, apiKey: API_KEY, host: fakeHost, dataplane: noDataplane, ...opts.app });
   let closed = false;
   const close = async () => {
     if (closed) return;

@@ -76,6 +76,15 @@ export interface DaemonOptions {
   /** Per-test-file prefix of the namespace names, e.g. 'nfex'. */
   prefix: string;
   startTimeoutMs?: number;
+  /** The database goes in this subdirectory of the test's directory (created by the daemon). */
+  dataDir?: string;
+  /** No NFTFARM_API_KEY: the daemon uses (and creates) its key file; `key` is read from it. */
+  keyFile?: boolean;
+  /** More arguments for `nftfarm serve`, and more environment. */
+  args?: string[];
+  env?: Record<string, string>;
+  /** Serve HTTPS: the URL is https:// and curl trusts this CA file. */
+  caFile?: string;
 }
 
 function must(argv: string[]): void {
@@ -128,10 +137,11 @@ export async function startDaemon(t: TestHandle, options: DaemonOptions): Promis
   const ns = `${options.prefix}-${process.pid}`;
   const peerNs = `${ns}-p`;
   const dir = mkdtempSync(join(tmpdir(), `${options.prefix}-`));
-  const dbPath = join(dir, 'nftfarm.db');
+  const dbPath = join(dir, options.dataDir ?? '', 'nftfarm.db');
   const logPath = join(dir, 'nftfarm.log');
-  const key = `test-${randomBytes(12).toString('hex')}`;
-  const url = `http://${LISTEN}`;
+  let key = `test-${randomBytes(12).toString('hex')}`;
+  const url = `${options.caFile ? 'https' : 'http'}://${LISTEN}`;
+  const curlTls = options.caFile ? ['--cacert', options.caFile] : [];
   let child: ChildProcess | null = null;
 
   const stop = async (): Promise<void> => {
@@ -177,8 +187,12 @@ export async function startDaemon(t: TestHandle, options: DaemonOptions): Promis
       // `ip netns exec` and `env` exec (no fork), so this pid is the daemon's own.
       child = spawn(
         'ip',
-        ['netns', 'exec', ns, ...withoutTapLoader([process.execPath, BIN, 'serve', '--dry-run', '--listen', LISTEN, '--db', dbPath])],
-        { cwd: dir, env: cleanEnv({ NFTFARM_API_KEY: key, NFTFARM_LOG_LEVEL: 'info' }), stdio: ['ignore', log, log] },
+        ['netns', 'exec', ns, ...withoutTapLoader([process.execPath, BIN, 'serve', '--dry-run', '--listen', LISTEN, '--db', dbPath, ...(options.args ?? [])])],
+        {
+          cwd: dir,
+          env: cleanEnv({ ...(options.keyFile ? {} : { NFTFARM_API_KEY: key }), NFTFARM_LOG_LEVEL: 'info', ...options.env }),
+          stdio: ['ignore', log, log],
+        },
       );
     } finally {
       closeSync(log);
@@ -191,8 +205,11 @@ export async function startDaemon(t: TestHandle, options: DaemonOptions): Promis
     const deadline = Date.now() + (options.startTimeoutMs ?? 20_000);
     for (;;) {
       if (exited(proc)) throw new Error(`nftfarm exited (${proc.exitCode ?? proc.signalCode}) before answering:\n${readFileSync(logPath, 'utf8')}`);
-      const probe = await exec(['curl', '-sf', '--max-time', '2', `${url}/healthz`], { timeoutMs: 5_000 });
-      if (probe.status === 0) return;
+      const probe = await exec(['curl', '-sf', ...curlTls, '--max-time', '2', `${url}/healthz`], { timeoutMs: 5_000 });
+      if (probe.status === 0) {
+        if (options.keyFile) key = readFileSync(join(dirname(dbPath), 'api-key'), 'utf8').trim();
+        return;
+      }
       if (Date.now() > deadline) {
         await stop();
         throw new Error(`nftfarm did not answer ${url}/healthz in time:\n${readFileSync(logPath, 'utf8')}`);
@@ -202,7 +219,7 @@ export async function startDaemon(t: TestHandle, options: DaemonOptions): Promis
   };
 
   const zapi = async (method: string, path: string, body?: unknown): Promise<ZapiAnswer> => {
-    const argv = ['curl', '-sS', '-X', method, '-H', `ZAPI_KEY: ${key}`, '-w', '\n%{http_code}'];
+    const argv = ['curl', '-sS', ...curlTls, '-X', method, '-H', `ZAPI_KEY: ${key}`, '-w', '\n%{http_code}'];
     if (body !== undefined) argv.push('-H', 'Content-Type: application/json', '--data-binary', '@-');
     argv.push(`${url}${ZAPI_PATH}${path}`);
     const r = await exec(argv, body === undefined ? {} : { input: JSON.stringify(body) });
@@ -223,7 +240,9 @@ export async function startDaemon(t: TestHandle, options: DaemonOptions): Promis
     ns,
     peerNs,
     url,
-    key,
+    get key() {
+      return key;
+    },
     dbPath,
     logPath,
     exec,

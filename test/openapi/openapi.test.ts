@@ -10,6 +10,8 @@ import { Store } from '../../src/store/store.js';
 import { OPENAPI_FILE, renderOpenapi } from '../../src/tools/write-openapi.js';
 
 interface Operation {
+  operationId?: string;
+  parameters?: { in: string }[];
   requestBody?: { content?: Record<string, { schema?: unknown }> };
   responses: Record<string, { content?: Record<string, { schema?: unknown }> }>;
 }
@@ -77,11 +79,17 @@ t.test('every operation is described completely', async (t) => {
     const successSchema = schemaOf(success) ?? schemaOf(success, 'text/plain');
     t.ok(successSchema, `${name}: a 200/201 response schema`);
     t.same(schemaOf(op.responses['401']), refTo('Unauthorized'), `${name}: 401 Unauthorized`);
+    t.same(schemaOf(op.responses.default), refTo('ZapiError'), `${name}: every other refusal is a ZapiError`);
+    t.match(op.operationId, /^[a-z][A-Za-z]+$/, `${name}: an operationId`);
     if (op.requestBody) {
       t.ok(schemaOf(op.requestBody), `${name}: a JSON requestBody schema`);
-      t.same(schemaOf(op.responses['400']), refTo('ZapiError'), `${name}: 400 ZapiError`);
+      for (const code of ['400', '413', '415']) t.same(schemaOf(op.responses[code]), refTo('ZapiError'), `${name}: ${code} ZapiError`);
     }
+    if (op.parameters?.some((p) => p.in === 'path')) t.same(schemaOf(op.responses['414']), refTo('ZapiError'), `${name}: 414 for a long path parameter`);
   }
+  const ids = ops.map(({ op }) => op.operationId);
+  t.equal(new Set(ids).size, ids.length, 'operationIds are unique');
+  t.equal(committed.paths['/zapi/v4.0/zapi.cgi/farms/{farmname}/backends']?.post?.operationId, 'addBackend', 'names that say what the call does');
   const withBody = ops.filter(({ op }) => op.requestBody).map(({ name }) => name);
   for (const route of [
     'POST /zapi/v4.0/zapi.cgi/farms',
@@ -103,6 +111,7 @@ t.test('components name the ZAPI objects and the key', async (t) => {
   }
   t.same(committed.components.securitySchemes.ZapiKey, { type: 'apiKey', in: 'header', name: 'ZAPI_KEY' });
   t.same(committed.security, [{ ZapiKey: [] }]);
+  t.same((committed as unknown as { info: { license: unknown } }).info.license, { name: 'MIT', url: 'https://opensource.org/licenses/MIT' });
 });
 
 t.test('GET /openapi.json serves the committed document', async (t) => {

@@ -82,13 +82,14 @@ t.test('opening a database twice migrates nothing the second time', async (t) =>
       [3, 'health-check-hysteresis'],
       [4, 'farm-slots'],
       [5, 'bgp'],
+      [6, 'audit-log'],
     ],
   );
 
   const fresh = new Database(':memory:');
-  t.strictSame(migrate(fresh, migrations), [1, 2, 3, 4, 5], 'a new database gets every migration');
+  t.strictSame(migrate(fresh, migrations), [1, 2, 3, 4, 5, 6], 'a new database gets every migration');
   t.strictSame(migrate(fresh, migrations), [], 'and none the second time');
-  t.equal(fresh.pragma('user_version', { simple: true }), 5);
+  t.equal(fresh.pragma('user_version', { simple: true }), 6);
   fresh.close();
 
   const db1 = openDatabase(file);
@@ -109,8 +110,8 @@ t.test('opening a database twice migrates nothing the second time', async (t) =>
 
   const partial = new Database(path.join(dir, 'partial.db'));
   t.strictSame(migrate(partial, migrations.slice(0, 1)), [1]);
-  t.strictSame(migrate(partial, migrations), [2, 3, 4, 5], 'only the missing migrations run');
-  t.equal(partial.pragma('user_version', { simple: true }), 5);
+  t.strictSame(migrate(partial, migrations), [2, 3, 4, 5, 6], 'only the missing migrations run');
+  t.equal(partial.pragma('user_version', { simple: true }), 6);
   partial.close();
 });
 
@@ -126,14 +127,14 @@ t.test('a database newer than this nftfarm is refused and left alone', async (t)
   t.ok(error instanceof SchemaTooNewError, 'a SchemaTooNewError');
   t.equal(
     error?.message,
-    'the database schema is version 7, newer than this nftfarm supports (5); upgrade nftfarm or point --db at another database',
+    'the database schema is version 7, newer than this nftfarm supports (6); upgrade nftfarm or point --db at another database',
   );
   const check = new Database(file);
   t.equal(check.pragma('user_version', { simple: true }), 7, 'the version was not touched');
   check.close();
 
   const tooNew = new Database(':memory:');
-  tooNew.pragma('user_version = 6');
+  tooNew.pragma('user_version = 7');
   t.ok(thrown(() => migrate(tooNew, readMigrations())) instanceof SchemaTooNewError);
   t.equal(tooNew.prepare("SELECT count(*) FROM sqlite_master WHERE name = 'farms'").pluck().get(), 0, 'no migration ran');
   tooNew.close();

@@ -1,6 +1,6 @@
 import path from 'node:path';
 import t from 'tap';
-import { ConfigError, DEFAULT_DB, loadConfig, parseListen } from '../../src/config.js';
+import { ConfigError, DEFAULT_DB, isLoopbackHost, loadConfig, parseListen } from '../../src/config.js';
 
 /** tap's t.throws matches a class by name, and these errors keep the name 'Error'. */
 function errorOf(fn: () => unknown): unknown {
@@ -35,6 +35,7 @@ t.test('loadConfig: defaults', async (t) => {
     dryRun: false,
     logLevel: 'info',
     metrics: 'open',
+    tls: null,
   });
 });
 
@@ -56,6 +57,7 @@ t.test('loadConfig: the environment overrides the defaults, flags override the e
     dryRun: true,
     logLevel: 'debug',
     metrics: 'key',
+    tls: null,
   });
   const fromFlags = loadConfig({ listen: ':7000', db: '/abs/flag.db', dryRun: false }, env, '/cwd');
   t.equal(fromFlags.listenHost, '0.0.0.0');
@@ -80,6 +82,31 @@ t.test('loadConfig refuses bad values', async (t) => {
   t.ok(errorOf(() => loadConfig({}, { NFTFARM_LOG_LEVEL: 'verbose' }, '/')) instanceof ConfigError);
   t.throws(() => loadConfig({}, { NFTFARM_LOG_LEVEL: 'verbose' }, '/'), { message: 'NFTFARM_LOG_LEVEL must be one of fatal, error, warn, info, debug, trace, silent' });
   t.ok(errorOf(() => loadConfig({}, { NFTFARM_LISTEN: 'nope' }, '/')) instanceof ConfigError);
-  t.throws(() => loadConfig({}, { NFTFARM_METRICS: 'public' }, '/'), { message: 'NFTFARM_METRICS must be one of open, key, off' });
+  t.throws(() => loadConfig({}, { NFTFARM_METRICS: 'public' }, '/'), { message: 'NFTFARM_METRICS must be one of auto, open, key, off' });
   t.ok(errorOf(() => loadConfig({ listen: 'bad' }, { NFTFARM_LISTEN: '127.0.0.1:1' }, '/')) instanceof ConfigError, 'the flag is used, even when bad');
+});
+
+t.test('NFTFARM_METRICS auto (the default): open on loopback only, the API key anywhere else', async (t) => {
+  for (const listen of ['127.0.0.1:4444', '127.9.9.9:1', 'localhost:4444', '[::1]:4444']) {
+    t.equal(loadConfig({ listen }, {}, '/').metrics, 'open', listen);
+    t.equal(loadConfig({ listen }, { NFTFARM_METRICS: 'auto' }, '/').metrics, 'open', `${listen}, auto`);
+  }
+  for (const listen of ['0.0.0.0:4444', ':4444', '10.0.0.1:4444', '[::]:4444', 'lb.example:4444']) {
+    t.equal(loadConfig({ listen }, {}, '/').metrics, 'key', listen);
+  }
+  t.equal(loadConfig({ listen: '0.0.0.0:4444' }, { NFTFARM_METRICS: 'open' }, '/').metrics, 'open', 'an explicit choice wins');
+  t.equal(loadConfig({}, { NFTFARM_METRICS: 'off' }, '/').metrics, 'off');
+});
+
+t.test('TLS: --tls-cert and --tls-key (or NFTFARM_TLS_CERT and NFTFARM_TLS_KEY), both or neither', async (t) => {
+  t.strictSame(loadConfig({ tlsCert: 'c.pem', tlsKey: '/k.pem' }, {}, '/srv').tls, { certPath: '/srv/c.pem', keyPath: '/k.pem' });
+  t.strictSame(loadConfig({}, { NFTFARM_TLS_CERT: '/c', NFTFARM_TLS_KEY: '/k' }, '/').tls, { certPath: '/c', keyPath: '/k' });
+  t.strictSame(loadConfig({ tlsCert: '/flag' }, { NFTFARM_TLS_CERT: '/c', NFTFARM_TLS_KEY: '/k' }, '/').tls, { certPath: '/flag', keyPath: '/k' }, 'the flag wins');
+  t.throws(() => loadConfig({ tlsCert: '/c' }, {}, '/'), { message: 'HTTPS needs both a certificate and a key: --tls-cert and --tls-key (NFTFARM_TLS_CERT, NFTFARM_TLS_KEY)' });
+  t.throws(() => loadConfig({}, { NFTFARM_TLS_KEY: '/k' }, '/'), { message: /needs both/ });
+});
+
+t.test('isLoopbackHost', async (t) => {
+  for (const host of ['127.0.0.1', '127.255.0.1', '::1', 'localhost', '::ffff:127.0.0.1']) t.ok(isLoopbackHost(host), host);
+  for (const host of ['0.0.0.0', '::', '10.0.0.1', '128.0.0.1', 'example.com', '']) t.notOk(isLoopbackHost(host), host);
 });

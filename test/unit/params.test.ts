@@ -11,7 +11,7 @@ import {
   parseParams,
   patternParam,
 } from '../../src/api/params.js';
-import { backendPortParam, farmnameParam, ipv4Param, nattypeParam, persistenceParam, vportParam } from '../../src/api/farm-params.js';
+import { backendIpParam, backendPortParam, farmnameParam, nattypeParam, persistenceParam, vportParam } from '../../src/api/farm-params.js';
 
 t.test('messages use ZEVENET wording and list style', async (t) => {
   t.equal(messages.noParams, 'No parameter has been sent. Please, try with:');
@@ -102,8 +102,18 @@ t.test('patternParam, booleanParam and the farm parameters', async (t) => {
   t.equal(farmnameParam.parse('00'), '00', 'only 0 itself is reserved');
   t.equal(farmnameParam.invalidMessage('farmname', '0'), "The value '0' is a reserved word of the parameter 'farmname'.");
   t.equal(farmnameParam.invalidMessage('farmname', 'a_b'), "The value 'a_b' is not valid for the parameter 'farmname'.");
-  t.equal(ipv4Param.parse('10.250.0.1'), '10.250.0.1');
-  for (const bad of ['10.250.0.256', '10.250.00.1', '10.250.0', '::1', ' 10.250.0.1']) t.equal(ipv4Param.parse(bad), undefined, bad);
+  t.equal(farmnameParam.parse('a'.repeat(64)), 'a'.repeat(64));
+  t.equal(farmnameParam.parse('a'.repeat(65)), undefined);
+  t.equal(farmnameParam.invalidMessage('farmname', 'a'.repeat(65)), "The parameter 'farmname' accepts at most 64 characters (this one has 65).");
+  t.equal(backendIpParam.parse('10.250.0.1'), '10.250.0.1');
+  for (const bad of ['10.250.0.256', '10.250.00.1', '10.250.0', '::1', ' 10.250.0.1', '0.0.0.0', '127.0.0.1', '224.0.0.1', '240.0.0.1', '255.255.255.255']) {
+    t.equal(backendIpParam.parse(bad), undefined, bad);
+  }
+  t.equal(
+    backendIpParam.invalidMessage('ip', '224.0.0.1'),
+    "The value '224.0.0.1' is not valid for the parameter 'ip': 224.0.0.0/4 is multicast (RFC 5771); a backend must be a unicast address.",
+  );
+  t.equal(backendIpParam.invalidMessage('ip', 'x'.repeat(500)), `The value '${'x'.repeat(80)}...' is not valid for the parameter 'ip'.`, 'long values are cut');
   t.equal(vportParam.parse('80,90:100'), '80,90:100');
   t.equal(vportParam.parse('90:80'), '90:80', 'the grammar allows it; the route reports the range');
   t.equal(vportParam.parse('80-90'), undefined);

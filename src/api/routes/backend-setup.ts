@@ -21,6 +21,7 @@ export async function backendSetupRoutes(app: FastifyInstance): Promise<void> {
   zapiRoute<SetupRequest, Farm>(app, {
     method: 'GET',
     url: '/farms/:farmname/backend-setup',
+    operationId: 'getBackendSetup',
     summary: 'A script that prepares a backend of a DSR farm',
     tags: ['farms'],
     params: farmPathParams,

@@ -4,15 +4,16 @@ import type { BackendChanges, NewBackend } from '../../store/store.js';
 import { definedOnly, enumParam, messages, ParamError, parseParams } from '../params.js';
 import { badRequest, notFound, zapiRoute } from '../zapi.js';
 import { deleteEnvelope, successEnvelope } from '../schemas.js';
-import { backendPortParam, ipv4Param, maxConnsParam, priorityParam, weightParam } from '../farm-params.js';
+import { backendIpParam, backendPortParam, maxConnsParam, priorityParam, weightParam } from '../farm-params.js';
 import { backendView } from '../present.js';
-import { checkFarmRules, checkNetwork, describeFarm, farmInPath, farmPathParams } from './farms.js';
+import { checkedWrite } from '../checked-write.js';
+import { checkFarmRules, describeFarm, farmInPath, farmPathParams } from './farms.js';
 
 type FarmRequest = FastifyRequest<{ Params: { farmname: string }; Body: Record<string, unknown> }>;
 type BackendRequest = FastifyRequest<{ Params: { farmname: string; id: string }; Body: Record<string, unknown> }>;
 
 const backendSpecs = {
-  ip: ipv4Param,
+  ip: backendIpParam,
   port: backendPortParam,
   weight: weightParam,
   priority: priorityParam,
@@ -56,6 +57,7 @@ export async function backendRoutes(app: FastifyInstance): Promise<void> {
   zapiRoute<FarmRequest, Farm>(app, {
     method: 'GET',
     url: '/farms/:farmname/backends',
+    operationId: 'listBackends',
     summary: 'List the backends of a farm',
     tags: ['backends'],
     params: farmPathParams,
@@ -68,25 +70,34 @@ export async function backendRoutes(app: FastifyInstance): Promise<void> {
   zapiRoute<FarmRequest, Farm>(app, {
     method: 'POST',
     url: '/farms/:farmname/backends',
+    operationId: 'addBackend',
     summary: 'Add a backend; its id is the lowest free one',
     tags: ['backends'],
     params: farmPathParams,
     description: () => 'New farm backend',
     body: { specs: backendSpecs, required: ['ip'] },
     before: farmOf,
+    errorCodes: [409],
     response: { 201: successEnvelope({ $ref: 'Backend#' }, farmStatusProp, ['message', 'status']) },
-    handler: async (req, reply, farm) => {
+    handler: async (req, reply) => {
       const p = parseParams(backendSpecs, req.body, ['ip']);
       const candidate: NewBackend = { ip: p.ip as string, port: p.port ?? null, weight: p.weight ?? 1, priority: p.priority ?? 1, maxConns: p.max_conns ?? 0 };
-      const network = await checkNetwork(app, farm.vip, [...store.listBackends(farm.id).map((b) => b.ip), candidate.ip]);
-      const added = store.write((generation) => {
-        const current = farmOf(req);
-        const backends = store.listBackends(farm.id);
-        if (backends.some((b) => sameTarget(b, candidate))) throw duplicate(farm.name, candidate.ip);
-        // The candidate has no id yet, so the rules' messages name it "the backend".
-        checkFarmRules(app, current, [...backends, candidate], network, null);
-        return store.insertBackend(farm.id, candidate, generation);
-      });
+      const { farm, added } = await checkedWrite(
+        app,
+        () => {
+          const farm = farmOf(req);
+          return { vip: farm.vip, ips: [...store.listBackends(farm.id).map((b) => b.ip), candidate.ip] };
+        },
+        (network, generation) => {
+          // The farm as it is now: another request may have replaced it since the lookup.
+          const farm = farmOf(req);
+          const backends = store.listBackends(farm.id);
+          if (backends.some((b) => sameTarget(b, candidate))) throw duplicate(farm.name, candidate.ip);
+          // The candidate has no id yet, so the rules' messages name it "the backend".
+          checkFarmRules(app, farm, [...backends, candidate], network, null);
+          return { farm, added: store.insertBackend(farm.id, candidate, generation) };
+        },
+      );
       reply.code(201);
       const { status, runtime } = describeFarm(app, farm);
       return { description: 'New farm backend', params: backendView(added, farm, runtime), message: 'Backend added.', status };
@@ -96,25 +107,35 @@ export async function backendRoutes(app: FastifyInstance): Promise<void> {
   zapiRoute<BackendRequest, LoadedBackend>(app, {
     method: 'PUT',
     url: '/farms/:farmname/backends/:id',
+    operationId: 'modifyBackend',
     summary: 'Modify a backend',
     tags: ['backends'],
     params: backendPathParams,
     description: () => 'Modify backend',
     body: { specs: backendSpecs },
     before: backendOf,
+    errorCodes: [409],
     response: { 200: successEnvelope({ type: 'object', additionalProperties: true }, farmStatusProp, ['message', 'status']) },
-    handler: async (req, _reply, { farm, backend }) => {
+    handler: async (req) => {
       const p = parseParams(backendSpecs, req.body);
       const changes: BackendChanges = { ip: p.ip, port: p.port, weight: p.weight, priority: p.priority, maxConns: p.max_conns };
-      const network = await checkNetwork(app, farm.vip, [...store.listBackends(farm.id).map((b) => b.ip), p.ip ?? backend.ip]);
-      store.write((generation) => {
-        const { farm: current, backend: stored } = backendOf(req);
-        const merged: Backend = { ...stored, ...definedOnly(changes) };
-        const others = store.listBackends(farm.id).filter((b) => b.id !== stored.id);
-        if (others.some((b) => sameTarget(b, merged))) throw duplicate(farm.name, merged.ip);
-        checkFarmRules(app, current, [...others, merged], network, null);
-        store.updateBackend(farm.id, stored.id, changes, generation);
-      });
+      const farm = await checkedWrite(
+        app,
+        () => {
+          const { farm, backend } = backendOf(req);
+          return { vip: farm.vip, ips: [...store.listBackends(farm.id).map((b) => b.ip), p.ip ?? backend.ip] };
+        },
+        (network, generation) => {
+          // The farm and backend as they are now, by name and id: what this transaction writes.
+          const { farm, backend: stored } = backendOf(req);
+          const merged: Backend = { ...stored, ...definedOnly(changes) };
+          const others = store.listBackends(farm.id).filter((b) => b.id !== stored.id);
+          if (others.some((b) => sameTarget(b, merged))) throw duplicate(farm.name, merged.ip);
+          checkFarmRules(app, farm, [...others, merged], network, null);
+          store.updateBackend(farm.id, stored.id, changes, generation);
+          return farm;
+        },
+      );
       return { description: 'Modify backend', params: req.body, message: 'Backend modified.', status: describeFarm(app, farm).status };
     },
   });
@@ -122,6 +143,7 @@ export async function backendRoutes(app: FastifyInstance): Promise<void> {
   zapiRoute<BackendRequest, LoadedBackend>(app, {
     method: 'DELETE',
     url: '/farms/:farmname/backends/:id',
+    operationId: 'deleteBackend',
     summary: 'Remove a backend',
     tags: ['backends'],
     params: backendPathParams,
@@ -137,6 +159,7 @@ export async function backendRoutes(app: FastifyInstance): Promise<void> {
   zapiRoute<BackendRequest, LoadedBackend>(app, {
     method: 'DELETE',
     url: '/farms/:farmname/backends/:id/sessions',
+    operationId: 'deleteBackendSessions',
     summary: 'Forget the persistence sessions that stick clients to this backend',
     tags: ['backends'],
     params: backendPathParams,
@@ -157,6 +180,7 @@ export async function backendRoutes(app: FastifyInstance): Promise<void> {
   zapiRoute<BackendRequest, LoadedBackend>(app, {
     method: 'PUT',
     url: '/farms/:farmname/backends/:id/maintenance',
+    operationId: 'setBackendMaintenance',
     summary: 'Put a backend in maintenance (drain: no new flows; cut: also drop its flows) or back up',
     tags: ['backends'],
     params: backendPathParams,

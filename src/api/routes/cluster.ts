@@ -189,6 +189,7 @@ export async function clusterRoutes(app: FastifyInstance, options: { bgp?: BgpSt
   zapiRoute(app, {
     method: 'GET',
     url: '/system/bgp',
+    operationId: 'getBgp',
     summary: 'BGP settings (nftfarm, not ZAPI) with the live state: each neighbour session and the prefixes announced now',
     tags: ['cluster'],
     description: () => 'BGP settings',
@@ -199,6 +200,7 @@ export async function clusterRoutes(app: FastifyInstance, options: { bgp?: BgpSt
   zapiRoute<BodyRequest>(app, {
     method: 'PUT',
     url: '/system/bgp',
+    operationId: 'setBgp',
     summary: 'Change the BGP settings (fields left out keep their value; neighbors and communities replace the lists)',
     tags: ['cluster'],
     description: () => 'Modify BGP settings',
@@ -220,6 +222,7 @@ export async function clusterRoutes(app: FastifyInstance, options: { bgp?: BgpSt
   zapiRoute(app, {
     method: 'GET',
     url: '/system/config',
+    operationId: 'exportConfig',
     summary: 'The whole configuration as one document (nftfarm, not ZAPI): PUT it to another node to make it identical',
     tags: ['cluster'],
     description: () => 'Configuration',
@@ -233,6 +236,7 @@ export async function clusterRoutes(app: FastifyInstance, options: { bgp?: BgpSt
   zapiRoute<BodyRequest>(app, {
     method: 'PUT',
     url: '/system/config',
+    operationId: 'applyConfig',
     summary: 'Make the configuration equal a document (create, change, delete in one transaction); ?dry_run=true answers the plan only',
     tags: ['cluster'],
     description: () => 'Apply configuration',

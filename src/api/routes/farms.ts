@@ -3,6 +3,8 @@ import type { Backend, Farm } from '../../model/farm.js';
 import type { FarmChanges } from '../../store/store.js';
 import { dsrBackendPortProblem, dsrFeatureProblem, statelessBackendPortProblem, portConflict, startConflict, type BackendShape } from '../../model/rules.js';
 import { parseVport } from '../../model/ports.js';
+import { MAX_BACKENDS_PER_FARM, NAME_MAX_LENGTH } from '../../model/limits.js';
+import { notUnicastReason, subnetAddressReason } from '../../model/addresses.js';
 import { definedOnly, enumParam, parseParams } from '../params.js';
 import { badRequest, notFound, ZapiError, zapiRoute } from '../zapi.js';
 import { deleteEnvelope, successEnvelope } from '../schemas.js';
@@ -10,14 +12,15 @@ import {
   algorithmParam,
   FARMNAME_PATTERN,
   farmnameParam,
-  ipv4Param,
   nattypeParam,
   persistenceParam,
   protocolParam,
   ttlParam,
+  vipParam,
   vportParam,
 } from '../farm-params.js';
 import { backendView, dataplaneView, farmStatus, persistenceView } from '../present.js';
+import { checkedWrite } from '../checked-write.js';
 
 type FarmRequest = FastifyRequest<{ Params: { farmname: string } }>;
 type FarmBodyRequest = FastifyRequest<{ Params: { farmname: string }; Body: Record<string, unknown> }>;
@@ -27,20 +30,20 @@ type CreateRequest = FastifyRequest<{ Body: Record<string, unknown> }>;
 export const farmPathParams = {
   type: 'object',
   required: ['farmname'],
-  properties: { farmname: { type: 'string', pattern: FARMNAME_PATTERN } },
+  properties: { farmname: { type: 'string', pattern: FARMNAME_PATTERN, maxLength: NAME_MAX_LENGTH } },
 } as const;
 
 const createSpecs = {
   farmname: farmnameParam,
   profile: enumParam(['l4xnat'] as const),
-  vip: ipv4Param,
+  vip: vipParam,
   vport: vportParam,
   copy_from: farmnameParam,
 };
 
 const modifySpecs = {
   newfarmname: farmnameParam,
-  vip: ipv4Param,
+  vip: vipParam,
   vport: vportParam,
   protocol: protocolParam,
   nattype: nattypeParam,
@@ -88,34 +91,51 @@ export function describeFarm(app: FastifyInstance, farm: Farm, stored: Backend[]
   return { backends, status: farmStatus(farm, backends), runtime, stored };
 }
 
+/** The addresses a write checks are not the ones its network lookup covered (see checkedWrite). */
+export class StaleNetworkCheck extends Error {}
+
 export interface NetworkCheck {
+  /** The addresses looked up: a write may only rely on the check for these (see StaleNetworkCheck). */
+  vip: string;
+  looked: ReadonlySet<string>;
   /** Set when the VIP is in no connected network. */
   problem: string | null;
   interface: string | null;
   network: string | null;
   /** Backend IPs on the network of the VIP's interface. */
   backendsInside: Set<string>;
+  /** Addresses looked up (the VIP included) that are the network or broadcast address of their connected network, and why. */
+  subnetAddresses: Map<string, string>;
 }
 
 /** Looks up (async, read-only) where the VIP and the backends sit on this host's networks. */
 export async function checkNetwork(app: FastifyInstance, vip: string, backendIps: string[]): Promise<NetworkCheck> {
   const ips = [...new Set(backendIps)];
   const [connected, ...backendNets] = await app.deps.host.connectedNetworks([vip, ...ips]);
+  const subnetAddresses = new Map<string, string>();
+  [connected, ...backendNets].forEach((net, i) => {
+    const ip = i === 0 ? vip : (ips[i - 1] as string);
+    const why = net ? subnetAddressReason(ip, net.network) : null;
+    if (why) subnetAddresses.set(ip, why);
+  });
   // With BGP on, the router reaches a VIP through this node's address: a VIP outside the
   // connected networks is carried by the interface that leads to its backends (issue 12).
   const routed = !connected && app.deps.store.bgpSettings().enabled;
   const vipNet = connected ?? (routed ? (backendNets.find((n) => n !== null) ?? null) : null);
-  if (routed && !vipNet) return { problem: null, interface: null, network: null, backendsInside: new Set() };
+  if (routed && !vipNet) return { problem: null, interface: null, network: null, backendsInside: new Set(), subnetAddresses, vip, looked: new Set(ips) };
   if (!vipNet) {
     return {
       problem: `The VIP '${vip}' is not in a network connected to this host: nftfarm announces a VIP on the interface whose network holds it.`,
       interface: null,
       network: null,
       backendsInside: new Set(),
+      subnetAddresses,
+      vip,
+      looked: new Set(ips),
     };
   }
   const inside = new Set(ips.filter((_ip, i) => backendNets[i]?.interface === vipNet.interface && backendNets[i]?.network === vipNet.network));
-  return { problem: null, interface: vipNet.interface, network: vipNet.network, backendsInside: inside };
+  return { problem: null, interface: vipNet.interface, network: vipNet.network, backendsInside: inside, subnetAddresses, vip, looked: new Set(ips) };
 }
 
 /**
@@ -124,7 +144,14 @@ export async function checkNetwork(app: FastifyInstance, vip: string, backendIps
  * it runs inside the write transaction, after the async network lookups.
  */
 export function checkFarmRules(app: FastifyInstance, farm: Farm, backends: BackendShape[], network: NetworkCheck, conflictMessage: typeof portConflict | null = portConflict): void {
+  // Another write changed the farm between the lookup and this transaction: look up again.
+  if (network.vip !== farm.vip || backends.some((b) => !network.looked.has(b.ip))) throw new StaleNetworkCheck();
   const problem =
+    addressProblem(farm.vip, 'VIP', network) ??
+    backends.map((b) => addressProblem(b.ip, 'backend', network)).find((p) => p !== null) ??
+    (backends.length > MAX_BACKENDS_PER_FARM
+      ? `A farm can have at most ${MAX_BACKENDS_PER_FARM} backends: farm '${farm.name}' would have ${backends.length}.`
+      : null) ??
     network.problem ??
     backends.map((b) => dsrBackendPortProblem(farm, b) ?? statelessBackendPortProblem(farm, b)).find((p) => p !== null) ??
     dsrFeatureProblem(farm, backends);
@@ -146,6 +173,12 @@ export function checkFarmRules(app: FastifyInstance, farm: Farm, backends: Backe
   }
 }
 
+/** A VIP or backend address no host can own (the parameter checks say it first, for new values). */
+function addressProblem(ip: string, role: 'VIP' | 'backend', network: NetworkCheck): string | null {
+  const why = notUnicastReason(ip) ?? network.subnetAddresses.get(ip) ?? null;
+  return why ? `The ${role} address '${ip}' cannot be used: ${why}; a ${role} must be a unicast address.` : null;
+}
+
 const rangeProblem = (vport: string): string | null => {
   if (parseVport(vport)) return null;
   const bad = vport.split(',').find((part) => {
@@ -163,6 +196,7 @@ export async function farmRoutes(app: FastifyInstance): Promise<void> {
   zapiRoute(app, {
     method: 'GET',
     url: '/farms',
+    operationId: 'listFarms',
     summary: 'List the farms',
     tags: ['farms'],
     description: () => 'List farms',
@@ -177,6 +211,7 @@ export async function farmRoutes(app: FastifyInstance): Promise<void> {
   zapiRoute<CreateRequest>(app, {
     method: 'POST',
     url: '/farms',
+    operationId: 'createFarm',
     summary: 'Create a farm; it starts at once',
     tags: ['farms'],
     description: () => 'Creating a farm',
@@ -186,9 +221,10 @@ export async function farmRoutes(app: FastifyInstance): Promise<void> {
       if (typeof farmname === 'string' && store.getFarm(farmname)) {
         throw badRequest('Error trying to create a new farm, the farm name already exists.');
       }
-      if (typeof copyFrom === 'string' && !store.getFarm(copyFrom)) throw notFound(`The farm '${copyFrom}' does not exist.`);
+      // A name no farm can have is a bad parameter (400, from the body checks), not a missing farm.
+      if (farmnameParam.parse(copyFrom) !== undefined && !store.getFarm(copyFrom as string)) throw notFound(`The farm '${copyFrom}' does not exist.`);
     },
-    errorCodes: [404],
+    errorCodes: [404, 409],
     response: {
       201: successEnvelope(
         {
@@ -213,29 +249,41 @@ export async function farmRoutes(app: FastifyInstance): Promise<void> {
       const vport = p.vport as string;
       const vportProblem = rangeProblem(vport);
       if (vportProblem) throw badRequest(vportProblem);
-      const source = p.copy_from === undefined ? undefined : store.getFarm(p.copy_from);
-      const sourceBackends = source ? store.listBackends(source.id) : [];
-      const network = await checkNetwork(app, p.vip as string, sourceBackends.map((b) => b.ip));
-      store.write((generation) => {
-        if (store.getFarm(name)) throw badRequest('Error trying to create a new farm, the farm name already exists.');
-        const draft = {
-          name,
-          vip: p.vip as string,
-          vport,
-          // '*' means every port of every protocol, so it makes an 'all' farm (as in ZEVENET).
-          protocol: vport === '*' ? 'all' : source && source.protocol !== 'all' ? source.protocol : 'tcp',
-          nattype: source?.nattype ?? 'nat',
-          algorithm: source?.algorithm ?? 'weight',
-          persistence: source?.persistence ?? '',
-          ttl: source?.ttl ?? 60,
-          running: true,
-        } as const;
-        checkFarmRules(app, { ...draft, id: -1, profile: 'l4xnat', generation, slot: -1 }, sourceBackends, network);
-        const farm = store.insertFarm(draft, generation);
-        for (const b of sourceBackends) store.insertBackend(farm.id, b, generation);
-        const check = source && store.farmCheckName(source.id);
-        if (check) store.linkHealthCheck(farm.id, check, generation);
-      });
+      const sourceOf = () => {
+        if (p.copy_from === undefined) return undefined;
+        const source = store.getFarm(p.copy_from);
+        if (!source) throw notFound(`The farm '${p.copy_from}' does not exist.`);
+        return { farm: source, backends: store.listBackends(source.id) };
+      };
+      const network = await checkedWrite(
+        app,
+        () => ({ vip: p.vip as string, ips: sourceOf()?.backends.map((b) => b.ip) ?? [] }),
+        (network, generation) => {
+          if (store.getFarm(name)) throw badRequest('Error trying to create a new farm, the farm name already exists.');
+          // The source as it is now, not as it was before the lookup.
+          const copied = sourceOf();
+          const source = copied?.farm;
+          const sourceBackends = copied?.backends ?? [];
+          const draft = {
+            name,
+            vip: p.vip as string,
+            vport,
+            // '*' means every port of every protocol, so it makes an 'all' farm (as in ZEVENET).
+            protocol: vport === '*' ? 'all' : source && source.protocol !== 'all' ? source.protocol : 'tcp',
+            nattype: source?.nattype ?? 'nat',
+            algorithm: source?.algorithm ?? 'weight',
+            persistence: source?.persistence ?? '',
+            ttl: source?.ttl ?? 60,
+            running: true,
+          } as const;
+          checkFarmRules(app, { ...draft, id: -1, profile: 'l4xnat', generation, slot: -1 }, sourceBackends, network);
+          const farm = store.insertFarm(draft, generation);
+          for (const b of sourceBackends) store.insertBackend(farm.id, b, generation);
+          const check = source && store.farmCheckName(source.id);
+          if (check) store.linkHealthCheck(farm.id, check, generation);
+          return network;
+        },
+      );
       reply.code(201);
       return {
         description: 'Creating a farm',
@@ -248,6 +296,7 @@ export async function farmRoutes(app: FastifyInstance): Promise<void> {
   zapiRoute<FarmRequest, Farm>(app, {
     method: 'GET',
     url: '/farms/:farmname',
+    operationId: 'getFarm',
     summary: 'Show a farm with its backends',
     tags: ['farms'],
     params: farmPathParams,
@@ -282,6 +331,7 @@ export async function farmRoutes(app: FastifyInstance): Promise<void> {
   zapiRoute<FarmRequest, Farm>(app, {
     method: 'GET',
     url: '/farms/:farmname/status',
+    operationId: 'getFarmStatus',
     summary: 'Show the status of a farm',
     tags: ['farms'],
     params: farmPathParams,
@@ -298,6 +348,7 @@ export async function farmRoutes(app: FastifyInstance): Promise<void> {
   zapiRoute<FarmBodyRequest, Farm>(app, {
     method: 'PUT',
     url: '/farms/:farmname',
+    operationId: 'modifyFarm',
     summary: 'Modify a farm',
     tags: ['farms'],
     params: farmPathParams,
@@ -308,7 +359,7 @@ export async function farmRoutes(app: FastifyInstance): Promise<void> {
       if (req.body?.algorithm === 'prio') throw new ZapiError(410, "'Prio' algorithm is not supported anymore.");
       return farm;
     },
-    errorCodes: [410],
+    errorCodes: [409, 410],
     response: {
       200: successEnvelope({ type: 'object', additionalProperties: true }, {}, ['message']),
     },
@@ -324,14 +375,6 @@ export async function farmRoutes(app: FastifyInstance): Promise<void> {
       }
       if (p.persistence !== undefined) echo.persistence = persistenceView(p.persistence);
       if (p.ttl !== undefined) echo.ttl = p.ttl;
-      const protocol = p.protocol ?? farm.protocol;
-      const vport = p.vport ?? farm.vport;
-      if (p.protocol !== undefined && protocol !== 'all' && vport === '*') throw badRequest(`Protocol can not be '${protocol}' with port '*'`);
-      if (p.vport !== undefined && vport !== '*' && protocol === 'all') throw badRequest(`Port can not be '${vport}' with protocol 'all'`);
-      if (p.vport !== undefined) {
-        const vportProblem = rangeProblem(p.vport);
-        if (vportProblem) throw badRequest(vportProblem);
-      }
       const changes: FarmChanges = {
         name: p.newfarmname,
         vip: p.vip,
@@ -342,16 +385,28 @@ export async function farmRoutes(app: FastifyInstance): Promise<void> {
         persistence: p.persistence,
         ttl: p.ttl,
       };
-      const network = await checkNetwork(app, p.vip ?? farm.vip, store.listBackends(farm.id).map((b) => b.ip));
-      const updated = store.write((generation) => {
-        const current = store.getFarmById(farm.id);
-        if (!current) throw notFound(farmDoesNotExist(farm.name));
-        if (p.newfarmname !== undefined && p.newfarmname !== current.name && store.getFarm(p.newfarmname)) {
-          throw badRequest(`The farm ${p.newfarmname} already exists, try another name.`);
-        }
-        checkFarmRules(app, { ...current, ...definedOnly(changes) }, store.listBackends(farm.id), network);
-        return store.updateFarm(farm.id, changes, generation);
-      });
+      const updated = await checkedWrite(
+        app,
+        () => {
+          const current = farmInPath(app, req);
+          return { vip: p.vip ?? current.vip, ips: store.listBackends(current.id).map((b) => b.ip) };
+        },
+        (network, generation) => {
+          // The farm as it is now, by name: what this transaction checks and writes.
+          const current = farmInPath(app, req);
+          const protocol = p.protocol ?? current.protocol;
+          const vport = p.vport ?? current.vport;
+          if (p.protocol !== undefined && protocol !== 'all' && vport === '*') throw badRequest(`Protocol can not be '${protocol}' with port '*'`);
+          if (p.vport !== undefined && vport !== '*' && protocol === 'all') throw badRequest(`Port can not be '${vport}' with protocol 'all'`);
+          const vportProblem = p.vport === undefined ? null : rangeProblem(p.vport);
+          if (vportProblem) throw badRequest(vportProblem);
+          if (p.newfarmname !== undefined && p.newfarmname !== current.name && store.getFarm(p.newfarmname)) {
+            throw badRequest(`The farm ${p.newfarmname} already exists, try another name.`);
+          }
+          checkFarmRules(app, { ...current, ...definedOnly(changes) }, store.listBackends(current.id), network);
+          return store.updateFarm(current.id, changes, generation);
+        },
+      );
       return {
         description: `Modify L4xNAT farm '${farm.name}'`,
         params: echo,
@@ -363,6 +418,7 @@ export async function farmRoutes(app: FastifyInstance): Promise<void> {
   zapiRoute<FarmRequest, Farm>(app, {
     method: 'DELETE',
     url: '/farms/:farmname',
+    operationId: 'deleteFarm',
     summary: 'Delete a farm',
     tags: ['farms'],
     params: farmPathParams,
@@ -378,6 +434,7 @@ export async function farmRoutes(app: FastifyInstance): Promise<void> {
   zapiRoute<FarmRequest, Farm>(app, {
     method: 'DELETE',
     url: '/farms/:farmname/sessions',
+    operationId: 'deleteFarmSessions',
     summary: 'Forget every persistence session of a farm (clients are balanced again on their next new flow)',
     tags: ['farms'],
     params: farmPathParams,
@@ -393,12 +450,14 @@ export async function farmRoutes(app: FastifyInstance): Promise<void> {
   zapiRoute<FarmBodyRequest, Farm>(app, {
     method: 'PUT',
     url: '/farms/:farmname/actions',
+    operationId: 'setFarmAction',
     summary: 'Start, stop or restart a farm',
     tags: ['farms'],
     params: farmPathParams,
     description: (req) => `Set a new action in ${req.params.farmname}`,
     body: { specs: actionSpecs, required: ['action'] },
     before: (req) => farmInPath(app, req),
+    errorCodes: [409],
     response: {
       200: successEnvelope(
         {
@@ -413,14 +472,21 @@ export async function farmRoutes(app: FastifyInstance): Promise<void> {
     handler: async (req, _reply, farm) => {
       const { action } = parseParams(actionSpecs, req.body, ['action']);
       const running = action !== 'stop';
-      const network = running ? await checkNetwork(app, farm.vip, store.listBackends(farm.id).map((b) => b.ip)) : null;
-      const updated = store.write((generation) => {
-        const current = store.getFarmById(farm.id);
-        if (!current) throw notFound(farmDoesNotExist(farm.name));
-        if (network) checkFarmRules(app, { ...current, running: true }, store.listBackends(farm.id), network, startConflict);
-        // A restart is a write too: the reconciler re-renders the whole farm.
-        return store.updateFarm(farm.id, { running }, generation);
-      });
+      // A restart is a write too: the reconciler re-renders the whole farm.
+      const updated = !running
+        ? store.write((generation) => store.updateFarm(farmInPath(app, req).id, { running }, generation))
+        : await checkedWrite(
+            app,
+            () => {
+              const current = farmInPath(app, req);
+              return { vip: current.vip, ips: store.listBackends(current.id).map((b) => b.ip) };
+            },
+            (network, generation) => {
+              const current = farmInPath(app, req);
+              checkFarmRules(app, { ...current, running: true }, store.listBackends(current.id), network, startConflict);
+              return store.updateFarm(current.id, { running }, generation);
+            },
+          );
       return {
         description: `Set a new action in ${farm.name}`,
         params: { action, status: describeFarm(app, updated).status },

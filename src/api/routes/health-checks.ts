@@ -6,6 +6,7 @@ import { badRequest, notFound, zapiRoute } from '../zapi.js';
 import { deleteEnvelope, successEnvelope } from '../schemas.js';
 import { describeFarm, farmPathParams, requireFarm } from './farms.js';
 import { commandProblemMessage, parseCheckCommand } from '../../health/command.js';
+import { CHECK_COMMAND_MAX_LENGTH, CHECK_DESCRIPTION_MAX_LENGTH, NAME_MAX_LENGTH } from '../../model/limits.js';
 
 type CheckRequest = FastifyRequest<{ Params: { name: string }; Body: Record<string, unknown> }>;
 type FarmRequest = FastifyRequest<{ Params: { farmname: string }; Body: Record<string, unknown> }>;
@@ -13,14 +14,17 @@ type FarmCheckRequest = FastifyRequest<{ Params: { farmname: string; name: strin
 
 export const CHECK_NAME_PATTERN = '^[a-zA-Z0-9_-]+$';
 
-const checkNamePattern = patternParam(CHECK_NAME_PATTERN, { description: 'Letters, numbers, _ and -.' });
+const checkNamePattern = patternParam(CHECK_NAME_PATTERN, {
+  description: `Letters, numbers, _ and -, at most ${NAME_MAX_LENGTH} characters.`,
+  maxLength: NAME_MAX_LENGTH,
+});
 /** `0` is reserved, as in ZEVENET. */
 const checkNameParam: ParamSpec<string> = { ...checkNamePattern, parse: (v) => (v === '0' ? undefined : checkNamePattern.parse(v)) };
 
 /** One printable line: it becomes the checker's command line. */
-const oneLine = (description: string) => patternParam('^[^\\n\\r\\x00]+$', { check: (v) => v.trim().length > 0, description });
+const oneLine = (description: string, maxLength: number) => patternParam('^[^\\n\\r\\x00]+$', { check: (v) => v.trim().length > 0, description, maxLength });
 
-const commandLine = oneLine('The check command; HOST and PORT are replaced for each backend.');
+const commandLine = oneLine('The check command; HOST and PORT are replaced for each backend.', CHECK_COMMAND_MAX_LENGTH);
 /**
  * A command is parsed into a native checker when it is stored: anything else (another
  * program, shell syntax, unknown options) is refused with what is wrong.
@@ -28,7 +32,8 @@ const commandLine = oneLine('The check command; HOST and PORT are replaced for e
 const commandParam: ParamSpec<string> = {
   ...commandLine,
   description:
-    'The check command, one of check_tcp, check_http, check_udp, check_ping with their options; HOST and PORT are replaced for each backend. Checks run inside nftfarm: no shell command is ever run.',
+    'The check command, one of check_tcp, check_http, check_udp, check_ping with their options; HOST and PORT are replaced for each backend. Checks run inside nftfarm: no shell command is ever run. ' +
+    `At most ${CHECK_COMMAND_MAX_LENGTH} characters.`,
   parse: (v) => {
     const line = commandLine.parse(v);
     return line !== undefined && parseCheckCommand(line).ok ? line : undefined;
@@ -41,7 +46,7 @@ const commandParam: ParamSpec<string> = {
 };
 
 const fieldSpecs = {
-  description: oneLine('What the check does.'),
+  description: oneLine(`What the check does, at most ${CHECK_DESCRIPTION_MAX_LENGTH} characters.`, CHECK_DESCRIPTION_MAX_LENGTH),
   command: commandParam,
   interval: integerParam(1, 86400),
   timeout: integerParam(1, 86400),
@@ -59,13 +64,13 @@ const linkSpecs = { name: checkNameParam };
 const checkPathParams = {
   type: 'object',
   required: ['name'],
-  properties: { name: { type: 'string', pattern: CHECK_NAME_PATTERN } },
+  properties: { name: { type: 'string', pattern: CHECK_NAME_PATTERN, maxLength: NAME_MAX_LENGTH } },
 } as const;
 
 const farmCheckPathParams = {
   type: 'object',
   required: ['farmname', 'name'],
-  properties: { ...farmPathParams.properties, name: { type: 'string', pattern: CHECK_NAME_PATTERN } },
+  properties: { ...farmPathParams.properties, name: { type: 'string', pattern: CHECK_NAME_PATTERN, maxLength: NAME_MAX_LENGTH } },
 } as const;
 
 const bool = (v: boolean): 'true' | 'false' => (v ? 'true' : 'false');
@@ -123,6 +128,7 @@ export async function healthCheckRoutes(app: FastifyInstance): Promise<void> {
   zapiRoute(app, {
     method: 'GET',
     url: '/monitoring/fg',
+    operationId: 'listHealthChecks',
     summary: 'List the health checks and templates',
     tags: ['farmguardian'],
     description: () => 'List farm guardian checks and templates',
@@ -136,6 +142,7 @@ export async function healthCheckRoutes(app: FastifyInstance): Promise<void> {
   zapiRoute<CheckRequest, HealthCheck>(app, {
     method: 'GET',
     url: '/monitoring/fg/:name',
+    operationId: 'getHealthCheck',
     summary: 'Show a health check',
     tags: ['farmguardian'],
     params: checkPathParams,
@@ -150,6 +157,7 @@ export async function healthCheckRoutes(app: FastifyInstance): Promise<void> {
   zapiRoute<CheckRequest>(app, {
     method: 'POST',
     url: '/monitoring/fg',
+    operationId: 'createHealthCheck',
     summary: 'Create a health check, from scratch or as a copy (copy_from)',
     tags: ['farmguardian'],
     description: (req) => `Create a farm guardian '${String(req.body?.name ?? '')}'`,
@@ -200,6 +208,7 @@ export async function healthCheckRoutes(app: FastifyInstance): Promise<void> {
   zapiRoute<CheckRequest, HealthCheck>(app, {
     method: 'PUT',
     url: '/monitoring/fg/:name',
+    operationId: 'modifyHealthCheck',
     summary: 'Modify a health check (templates: only log, interval, timeout, fall, rise, cut_conns, backend_alias)',
     tags: ['farmguardian'],
     params: checkPathParams,
@@ -239,6 +248,7 @@ export async function healthCheckRoutes(app: FastifyInstance): Promise<void> {
   zapiRoute<CheckRequest, HealthCheck>(app, {
     method: 'DELETE',
     url: '/monitoring/fg/:name',
+    operationId: 'deleteHealthCheck',
     summary: 'Delete a health check that no farm uses',
     tags: ['farmguardian'],
     params: checkPathParams,
@@ -261,6 +271,7 @@ export async function healthCheckRoutes(app: FastifyInstance): Promise<void> {
   zapiRoute<FarmRequest, Farm>(app, {
     method: 'POST',
     url: '/farms/:farmname/fg',
+    operationId: 'linkFarmHealthCheck',
     summary: 'Link a health check to a farm (one per farm)',
     tags: ['farmguardian'],
     params: farmPathParams,
@@ -294,6 +305,7 @@ export async function healthCheckRoutes(app: FastifyInstance): Promise<void> {
   zapiRoute<FarmCheckRequest, Farm>(app, {
     method: 'DELETE',
     url: '/farms/:farmname/fg/:name',
+    operationId: 'unlinkFarmHealthCheck',
     summary: 'Unlink the health check of a farm',
     tags: ['farmguardian'],
     params: farmCheckPathParams,

@@ -32,6 +32,7 @@ export async function statsRoutes(app: FastifyInstance): Promise<void> {
   zapiRoute(app, {
     method: 'GET',
     url: '/stats/farms',
+    operationId: 'listFarmStats',
     summary: 'Connection counts and inbound counters of every farm',
     tags: ['stats'],
     description: () => 'List all farms stats',
@@ -95,6 +96,7 @@ export async function statsRoutes(app: FastifyInstance): Promise<void> {
     zapiRoute<FarmRequest, Farm>(app, {
       method: 'GET',
       url,
+      operationId: url.endsWith('/backends') ? 'getFarmBackendStats' : 'getFarmStats',
       summary: url.endsWith('/backends') ? 'Connection counts and inbound counters of the backends of one farm' : 'Connection counts and inbound counters of one farm and its backends',
       tags: ['stats'],
       params: farmPathParams,

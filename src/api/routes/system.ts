@@ -10,6 +10,7 @@ export async function systemRoutes(app: FastifyInstance): Promise<void> {
   zapiRoute<FastifyRequest<{ Querystring: { farms?: 'true' | 'false' } }>>(app, {
     method: 'GET',
     url: '/system/status',
+    operationId: 'getSystemStatus',
     summary: 'Reconciler and data-plane status',
     tags: ['system'],
     description: () => 'System status',

@@ -231,12 +231,31 @@ async function controlPlane(lab, n, workload) {
     const rss = rssMb(daemon.pid());
     log(`${workload} ${n} farms: ${elements.selection} selection elements, RSS ${rss} MB`);
 
+    // Recovery: kill -9 with writes in flight, then a plain restart (SIGTERM), each followed
+    // by a start; the kernel still holds the farms, so nftfarm should adopt, not reload.
+    const restarts = [];
+    if (n > 1) {
+      for (const signal of ['SIGKILL', 'SIGTERM']) {
+        const inflight =
+          signal === 'SIGKILL' ? Array.from({ length: 40 }, (_, i) => daemon.api('PUT', `/farms/f${(i * 7) % n}/backends/0`, { weight: 1 + (i % 9) }).catch(() => null)) : [];
+        await new Promise((r) => setTimeout(r, 30));
+        await daemon.stop(signal);
+        await Promise.all(inflight);
+        await daemon.start();
+        const upMs = Date.now() - daemon.startedAt();
+        if (!(await daemon.until(async () => (await allApplied(daemon)) && (await farmApplied(daemon, 'f0')), 600_000))) throw new Error('not converged after a restart');
+        const convergedMs = Date.now() - daemon.startedAt();
+        restarts.push({ signal, apiUpMs: upMs, convergedMs });
+        log(`${workload} ${n} farms: restart after ${signal}: API up ${upMs} ms, converged ${convergedMs} ms`);
+      }
+    }
+
     let dispatch = null;
     if (n === Math.max(...SIZES) && n > 1 && workload === WORKLOADS[0] && PARTS.has('data')) {
       await createMeasuredFarm(daemon, lab, 'measured', 'udp', PORTS.udpFarm);
       dispatch = await udpCompare(lab, { bare: [VIP, PORTS.udpBare], dsr: [VIP, PORTS.udpFarm] }, ROUNDS);
     }
-    return { farms: n, workload, apiUpMs, coldMs, change, underLoad, load, elements, rssMb: rss, dispatch };
+    return { farms: n, workload, apiUpMs, coldMs, change, underLoad, load, elements, rssMb: rss, restarts, dispatch };
   } finally {
     for (const fn of cleanups.reverse()) await fn();
     await lab.exec(lab.lb.ns, ['nft', 'delete', 'table', 'netdev', 'nftfarm']);
@@ -359,6 +378,16 @@ function table(results) {
       lines.push(
         `| ${c.workload} | ${n(c.farms)} | ${n(c.apiUpMs)} / ${n(c.coldMs)} ms | ${c.change.p50} / ${c.change.p99} / ${c.change.max} ms | ${c.underLoad ? `${c.underLoad.p50} / ${c.underLoad.p99} ms` : 'n/a'} | ${l.put.requestsPerSecond} (${l.put.p99Ms} ms), ${l.caughtUpMs} ms | ${l.get.requestsPerSecond} (${l.get.p99Ms} ms) | ${l.statsMs} ms | ${l.metricsMs} ms | ${l.underScrape.get.p99Ms} ms | ${n(c.elements.selection)} | ${c.rssMb} MB |`,
       );
+    }
+    const withRestarts = cp.filter((c) => c.restarts?.length > 0);
+    if (withRestarts.length > 0) {
+      lines.push('');
+      lines.push('| workload | farms x 4 backends | restart after kill -9 with 40 writes in flight: API up / converged | after SIGTERM: API up / converged |');
+      lines.push('|---|---:|---:|---:|');
+      for (const c of withRestarts) {
+        const [k, s] = c.restarts;
+        lines.push(`| ${c.workload} | ${n(c.farms)} | ${n(k.apiUpMs)} / ${n(k.convergedMs)} ms | ${n(s.apiUpMs)} / ${n(s.convergedMs)} ms |`);
+      }
     }
     lines.push('');
     lines.push('nftlb, measured beside an earlier nftfarm on this kind of machine (issue 10), one change p50 / p99: 3 farms 2.7 / 8.0 ms, 1,000 farms 6.3 / 12.1 ms, 10,000 farms 45.5 / 74.5 ms.');

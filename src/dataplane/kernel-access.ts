@@ -40,6 +40,7 @@ export function dryRunKernel(log: Logger): KernelAccess & { close(): void } {
     async load(operations) {
       log.info({ script: transactionText(operations) }, 'dry run: not applying the transaction');
     },
+    async check() {},
   };
   return { writer, inventory: async () => null, generation: async () => 0, sessions: async () => null, close: () => {} };
 }

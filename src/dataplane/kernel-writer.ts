@@ -37,6 +37,8 @@ export interface KernelWriter {
    * until the end, traffic simply finds no farm, as before the load.
    */
   load(operations: readonly Operation[], last: (o: ElementOperation) => boolean): Promise<void>;
+  /** Has the kernel check the operations as one transaction and commit nothing; throws as apply would. */
+  check(operations: readonly Operation[]): Promise<void>;
 }
 
 export function createKernelWriter(nft: NftRunner, elements?: ElementWriter, log?: Logger): KernelWriter {
@@ -45,6 +47,10 @@ export function createKernelWriter(nft: NftRunner, elements?: ElementWriter, log
     if (script !== '') await nft.apply(script);
   };
   return {
+    async check(operations) {
+      const script = transactionText(operations);
+      if (script !== '') await nft.check(script);
+    },
     async apply(operations) {
       if (elements && operations.length > 0 && operations.every(isElementOperation)) {
         const ops = operations as ElementOperation[];

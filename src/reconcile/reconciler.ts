@@ -44,6 +44,9 @@ import { ANY_DISPATCH_MAP, PORT_DISPATCH_MAP, RANGE_DISPATCH_MAP, farmSessionsMa
 
 /** How often the connections of leastconn and max_conns backends are counted. */
 const LOAD_INTERVAL_MS = 1000;
+/** Drift that the inventory does not show (an edited rule or element) is rewritten at most this often. */
+const DRIFT_REWRITE_MS = 8000;
+
 /** Above this many farms changed in one pass (a full pass), one summary line instead of one per farm. */
 const MAX_FARM_LOG_LINES = 50;
 
@@ -145,6 +148,16 @@ export class Reconciler implements DataplaneView {
   private stopped = false;
   /** The kernel's ruleset generation when it was last known to hold what nftfarm applied. */
   private knownGeneration = -1;
+  /**
+   * Farms whose rules the kernel refused, at the store generation it refused: left out of
+   * every transaction (the kernel keeps what it had of them) until their configuration changes.
+   */
+  private readonly refused = new Map<number, { generation: number; error: string }>();
+  /** Whether the first full pass tried to adopt what the kernel holds (see adopt). */
+  private adoptionTried = false;
+  /** Whether the store's record of the applied generation may be non-null (see record). */
+  private recordMayBeValid = true;
+  private lastDriftRewrite = 0;
   private readonly status: SystemRuntime;
   private timer: NodeJS.Timeout | null = null;
   private ticker: NodeJS.Timeout | null = null;
@@ -441,12 +454,17 @@ export class Reconciler implements DataplaneView {
   }
 
   /** Judges the farm's claims and renders it when its state changed (`changed`: its inputs changed). */
-  private judge(id: number, changes: Map<number, DesiredFarm | null>, before: Map<number, DesiredFarm | undefined>, changed: boolean): void {
+  private judge(id: number, changes: Map<number, DesiredFarm | null>, before: Map<number, DesiredFarm | undefined>, changed: boolean, retryRefused = false): void {
     const derived = this.derived.get(id);
     const problem = derived ? this.claims.problemOf(derived) : null;
     const farm = derived && problem ? { ...derived, problem } : (derived ?? null);
     const was = this.desired.get(id);
     if (!changed && was && farm && was.problem === farm.problem) return;
+    // Refused as it is: keep what the kernel has of it; a new configuration is tried again.
+    // A full pass tries every farm again (it rewrites the tables: what it leaves out is gone).
+    const refused = this.refused.get(id);
+    if (refused && farm && refused.generation === farm.generation && !retryRefused) return;
+    if (refused) this.refused.delete(id);
     before.set(id, was);
     if (farm) this.desired.set(id, farm);
     else this.desired.delete(id);
@@ -476,15 +494,61 @@ export class Reconciler implements DataplaneView {
     }
     const changes = new Map<number, DesiredFarm | null>();
     const before = new Map<number, DesiredFarm | undefined>();
-    for (const id of this.derived.keys()) this.judge(id, changes, before, true);
+    for (const id of this.derived.keys()) this.judge(id, changes, before, true, true);
     for (const id of gone) {
       before.set(id, this.desired.get(id));
       this.desired.delete(id);
       changes.set(id, null);
     }
+    const adopted = this.adoptionTried || this.dryRun ? null : await this.adopt();
+    this.adoptionTried = true;
+    if (adopted) {
+      // What the kernel holds is what was last committed: plan only the farms that differ.
+      const same = new Set<number>();
+      for (const [id, farm] of changes) {
+        const was = adopted.farms.get(id);
+        if (was && farm && JSON.stringify(was) === JSON.stringify(farm)) same.add(id);
+      }
+      this.applied = adopted;
+      this.log.info({ farms: adopted.farms.size, unchanged: same.size, generation: this.knownGeneration }, 'adopted the rules the kernel holds: they are what nftfarm last committed');
+      return this.apply(changes, before, snapshot.generation, started, 'full', same);
+    }
     // The kernel's state is unknown: plan from nothing, then rebase onto what it holds.
+    const previous = this.applied;
     this.applied = new AppliedState();
-    return this.apply(changes, before, snapshot.generation, started, 'full');
+    return this.apply(changes, before, snapshot.generation, started, 'full', null, previous);
+  }
+
+  /**
+   * After a restart: the state nftfarm last committed, when the kernel provably still holds
+   * it (its ruleset generation is the one recorded right after that commit, so nobody has
+   * committed since, and the tables' chains and sets are there); otherwise null. Adopting
+   * costs no kernel write and no element dump, whatever the number of farms.
+   */
+  private async adopt(): Promise<AppliedState | null> {
+    const recorded = this.store.appliedState();
+    if (recorded.generation === null) return null;
+    const generation = await this.kernel.generation();
+    if (generation !== recorded.generation) {
+      this.log.info({ recorded: recorded.generation, kernel: generation }, 'the kernel changed since nftfarm last committed: rewriting its tables');
+      return null;
+    }
+    const state = new AppliedState();
+    const farms = new Map<number, DesiredFarm>();
+    for (const text of recorded.farms) {
+      const farm = JSON.parse(text) as DesiredFarm;
+      farms.set(farm.farmId, farm);
+    }
+    planChanges(state, farms).commit();
+    for (const table of TABLE_NAMES) {
+      const problem = driftOf(table, await this.kernel.inventory(table), state);
+      if (problem) {
+        this.log.info({ problem }, 'the kernel does not hold what nftfarm last committed: rewriting its tables');
+        return null;
+      }
+    }
+    this.knownGeneration = generation;
+    return state;
   }
 
   /** Plans, writes and records one pass's changes. */
@@ -494,38 +558,48 @@ export class Reconciler implements DataplaneView {
     generation: number,
     started: number,
     kind: PassKind,
+    adopted: ReadonlySet<number> | null = null,
+    /** In a rewrite: what was applied before it (a refused farm keeps that). */
+    previous: AppliedState | null = null,
   ): Promise<PassResult> {
     for (const [id] of changes) this.updateIndexes(id, before.get(id), this.desired.get(id));
-    const plan = planChanges(this.applied, changes);
-    const wanted = this.wantedAnnouncements();
+    let wanted = this.wantedAnnouncements();
     if (!this.dryRun && wanted.key !== this.announcedKey) await this.announcer.retract(wanted.announcements, wanted.routed);
+    // A full pass rewrites the kernel's tables (rebased onto what they hold), unless it
+    // adopted them; an incremental one changes what the changed farms need.
+    const rewrite = kind === 'full' && !adopted && !this.dryRun;
+    const inventories = rewrite ? await Promise.all(TABLE_NAMES.map((t) => this.kernel.inventory(t))) : [];
+    const empty = inventories.every((i) => i === null);
+    const kernelHolds = new Map(TABLE_NAMES.map((t, i) => [t, inventories[i] ?? null]));
+    const planFor = (farms: ReadonlyMap<number, DesiredFarm | null>) => {
+      const plan = planChanges(this.applied, adopted ? new Map([...farms].filter(([id]) => !adopted.has(id))) : farms);
+      return { plan, operations: rewrite && !empty ? rebase(plan.operations, kernelHolds) : plan.operations };
+    };
 
+    let { plan, operations } = planFor(changes);
     let via = '';
-    let operations: Operation[] = plan.operations;
-    if (kind === 'full' && !this.dryRun) {
-      const inventories = await Promise.all(TABLE_NAMES.map((t) => this.kernel.inventory(t)));
-      const empty = inventories.every((i) => i === null);
-      operations = empty ? operations : rebase(operations, new Map(TABLE_NAMES.map((t, i) => [t, inventories[i] ?? null])));
-      if (operations.length > 0) {
-        if (empty) await this.kernel.writer.load(operations, isDispatch);
-        else await this.kernel.writer.apply(operations);
-        via = empty ? 'load' : 'nft';
-      }
-      this.knownGeneration = await this.kernel.generation();
-    } else if (operations.length > 0) {
-      if (this.dryRun) this.log.info({ generation, script: transactionText(operations) }, 'dry run: not applying the transaction');
-      else {
-        const was = await this.kernel.generation();
-        const result = await this.kernel.writer.apply(operations);
-        via = result.via;
-        // One transaction is one commit: if nothing else committed meanwhile, the kernel holds
-        // exactly what was planned. Otherwise the next check compares.
-        const now = result.generation ?? (await this.kernel.generation());
-        if (now === was + 1 && this.knownGeneration === was) this.knownGeneration = now;
+    const refusedNow = new Set<number>();
+    if (this.dryRun) {
+      if (operations.length > 0) this.log.info({ generation, script: transactionText(operations) }, 'dry run: not applying the transaction');
+    } else if (operations.length > 0 || rewrite) {
+      try {
+        via = await this.write(operations, rewrite, empty);
+      } catch (err) {
+        // Find the farms the kernel refuses, leave them out, and apply everything else.
+        const refused = await this.isolate(changes, planFor);
+        if (refused.size === 0) throw err;
+        for (const [id, error] of refused) {
+          this.leaveOut(id, error, changes, before, rewrite ? (previous?.farms.get(id) ?? null) : undefined);
+          refusedNow.add(id);
+        }
+        wanted = this.wantedAnnouncements();
+        ({ plan, operations } = planFor(changes));
+        via = await this.write(operations, rewrite, empty);
       }
     }
     plan.commit();
     this.fullNeeded = false;
+    if (!this.dryRun) this.record(changes, kind === 'full');
 
     if (!this.dryRun) {
       this.probe(changes.keys());
@@ -543,6 +617,19 @@ export class Reconciler implements DataplaneView {
       if (farm) this.runtimes.set(id, runtimeOf(farm));
       else this.runtimes.delete(id);
     }
+    for (const [id, { generation: refusedAt, error }] of this.refused) {
+      if (!refusedNow.has(id) && !rewrite) continue;
+      const runtime = this.runtimes.get(id);
+      this.runtimes.set(id, {
+        generation: refusedAt,
+        state: 'failed',
+        appliedGeneration: this.applied.farms.get(id)?.generation ?? null,
+        error: `the kernel refused this farm's rules, so it keeps what it had of them (other farms are applied): ${error}`,
+        interface: runtime?.interface ?? null,
+        notice: runtime?.notice ?? null,
+        backends: runtime?.backends ?? new Map(),
+      });
+    }
     this.status.appliedGeneration = generation;
     this.status.lastPassAt = new Date().toISOString();
     this.status.lastError = null;
@@ -550,6 +637,119 @@ export class Reconciler implements DataplaneView {
     this.status.passes++;
     this.notBefore = 0;
     return operations.length > 0 && !this.dryRun ? 'applied' : 'unchanged';
+  }
+
+  /**
+   * Writes a pass's operations: a rewrite of the tables (a first load into an empty kernel
+   * goes in batches), or one transaction. Keeps `knownGeneration` exact when it can be.
+   */
+  private async write(operations: readonly Operation[], rewrite: boolean, empty: boolean): Promise<string> {
+    if (this.recordMayBeValid) {
+      // From here until the pass is recorded, the kernel's state is not the recorded one.
+      this.store.forgetAppliedGeneration();
+      this.recordMayBeValid = false;
+    }
+    if (rewrite) {
+      let via = '';
+      if (operations.length > 0) {
+        if (empty) await this.kernel.writer.load(operations, isDispatch);
+        else await this.kernel.writer.apply(operations);
+        via = empty ? 'load' : 'nft';
+      }
+      this.knownGeneration = await this.kernel.generation();
+      return via;
+    }
+    const was = await this.kernel.generation();
+    const result = await this.kernel.writer.apply(operations);
+    // One transaction is one commit: if nothing else committed meanwhile, the kernel holds
+    // exactly what was planned. Otherwise the next check compares.
+    const now = result.generation ?? (await this.kernel.generation());
+    if (now === was + 1 && this.knownGeneration === was) this.knownGeneration = now;
+    else this.knownGeneration = -1;
+    return result.via;
+  }
+
+  /**
+   * Which of the changed farms the kernel refuses, found by having it check (nft -c, nothing
+   * committed) halves of them in turn. Empty when the transaction fails without any of them
+   * (not a farm's fault), or when no single farm explains the refusal.
+   */
+  private async isolate(
+    changes: ReadonlyMap<number, DesiredFarm | null>,
+    planFor: (farms: ReadonlyMap<number, DesiredFarm | null>) => { operations: Operation[] },
+  ): Promise<Map<number, string>> {
+    const candidates = [...changes].filter(([, f]) => f !== null && isRendered(f)).map(([id]) => id);
+    const found = new Map<number, string>();
+    if (candidates.length === 0) return found;
+    const without = (kept: ReadonlySet<number>) => new Map([...changes].filter(([id, f]) => f === null || !isRendered(f) || kept.has(id)));
+    const refusal = async (ids: readonly number[]): Promise<string | null> => {
+      try {
+        await this.kernel.writer.check(planFor(without(new Set(ids))).operations);
+        return null;
+      } catch (err) {
+        return messageOf(err);
+      }
+    };
+    // Bounded: k refused farms among n cost about 2k log2(n) checks.
+    let budget = 64;
+    const search = async (ids: readonly number[]): Promise<void> => {
+      if (budget-- <= 0) return;
+      const refused = await refusal(ids);
+      if (refused === null) return;
+      if (ids.length === 1) {
+        found.set(ids[0]!, refused);
+        return;
+      }
+      const half = ids.length >> 1;
+      await search(ids.slice(0, half));
+      await search(ids.slice(half));
+    };
+    if ((await refusal([])) !== null) return found;
+    // The failed commit is not evidence against the farms (it may have been transient): checked anew.
+    await search(candidates);
+    if (budget <= 0) return new Map();
+    if (found.size > 0) this.log.warn({ farms: [...found].map(([id, err]) => ({ farm: changes.get(id)?.name, err })) }, 'the kernel refuses these farms\' rules: applying every other change without them');
+    return found;
+  }
+
+  /**
+   * Leaves a refused farm's new state out of the pass: the kernel keeps what was applied of
+   * it. `rewritten`: in a rewrite of the tables, what was applied before it, which the
+   * rewrite then carries (null: nothing); undefined in an incremental pass.
+   */
+  private leaveOut(id: number, error: string, changes: Map<number, DesiredFarm | null>, before: Map<number, DesiredFarm | undefined>, rewritten: DesiredFarm | null | undefined): void {
+    const farm = changes.get(id);
+    if (farm) this.refused.set(id, { generation: farm.generation, error });
+    const was = rewritten === undefined ? before.get(id) : (rewritten ?? undefined);
+    this.updateIndexes(id, this.desired.get(id), was);
+    if (was) this.desired.set(id, was);
+    else this.desired.delete(id);
+    if (rewritten) {
+      changes.set(id, rewritten);
+      return;
+    }
+    changes.delete(id);
+    before.delete(id);
+  }
+
+  /**
+   * Records in the store what the kernel now holds (the farms this pass changed, or all after
+   * a rewrite) and its generation when exactly known, so that a restart can adopt it.
+   */
+  private record(changes: ReadonlyMap<number, DesiredFarm | null>, all: boolean): void {
+    const farms = new Map<number, string | null>();
+    const ids = all ? this.applied.farms.keys() : changes.keys();
+    for (const id of ids) {
+      const farm = this.applied.farms.get(id);
+      farms.set(id, farm ? JSON.stringify(farm) : null);
+    }
+    const exact = this.knownGeneration >= 0 ? this.knownGeneration : null;
+    try {
+      this.store.recordApplied(farms, exact, all);
+      this.recordMayBeValid = exact !== null;
+    } catch (err) {
+      this.log.warn({ err: messageOf(err) }, 'could not record the applied state: the next start rewrites the tables');
+    }
   }
 
   private failed(err: unknown, passMs: number, carried: Set<number>): void {
@@ -608,7 +808,14 @@ export class Reconciler implements DataplaneView {
     this.kick();
   }
 
-  /** Someone else committed to nftables: compare what the kernel holds with what was applied. */
+  /**
+   * Someone else committed to nftables (the generation moved without us): nftfarm's tables
+   * may have lost or changed a chain, a rule or an element. A missing or extra chain or set,
+   * or a changed rule count, is repaired at once; otherwise the tables are rewritten anyway
+   * (an edited rule or element does not show in the inventory), at most once per
+   * DRIFT_REWRITE_MS, since a host with other nftables users commits for its own reasons.
+   * Checking costs one generation read while nobody else commits.
+   */
   private async checkDrift(): Promise<void> {
     if (this.fullNeeded) return;
     const generation = await this.kernel.generation();
@@ -623,7 +830,12 @@ export class Reconciler implements DataplaneView {
     if (drift) {
       this.log.warn({ drift }, 'the kernel ruleset drifted from what nftfarm applied: repairing with a full pass');
       this.fullNeeded = true;
-    } else this.knownGeneration = generation;
+      this.lastDriftRewrite = Date.now();
+    } else if (Date.now() - this.lastDriftRewrite >= DRIFT_REWRITE_MS) {
+      this.log.warn({ generation, known: this.knownGeneration }, 'another process committed to nftables: rewriting nftfarm\'s tables in case it changed a rule or an element of theirs');
+      this.fullNeeded = true;
+      this.lastDriftRewrite = Date.now();
+    }
   }
 
   /** Asks the kernel to resolve the MACs of the backends of these farms that still have none. */

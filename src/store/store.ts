@@ -490,6 +490,37 @@ export class Store {
       .run(iface, ip, mac, new Date().toISOString());
   }
 
+  // ---- what the reconciler committed (adoption after a restart) ----
+
+  /** The farms the reconciler last committed (JSON of its DesiredFarm) and the kernel generation right after, or null. */
+  appliedState(): { generation: number | null; farms: string[] } {
+    const generation = (this.sql('SELECT value FROM applied_generation WHERE id = 1').get() as { value: number | null }).value;
+    const farms = this.sql('SELECT state FROM applied_farms ORDER BY farm_id').pluck().all() as string[];
+    return { generation, farms };
+  }
+
+  /** A commit is under way (or its outcome unknown): a restart must not adopt the kernel. */
+  forgetAppliedGeneration(): void {
+    this.sql('UPDATE applied_generation SET value = NULL WHERE id = 1').run();
+  }
+
+  /**
+   * Records what a pass committed: each farm's state (null: no rules any more), all of them
+   * when `replaceAll`, and the kernel generation right after (null when not known exactly).
+   */
+  recordApplied(farms: ReadonlyMap<number, string | null>, generation: number | null, replaceAll: boolean): void {
+    this.db.transaction(() => {
+      if (replaceAll) this.sql('DELETE FROM applied_farms').run();
+      const upsert = this.sql('INSERT INTO applied_farms (farm_id, state) VALUES (?, ?) ON CONFLICT (farm_id) DO UPDATE SET state = excluded.state');
+      const remove = this.sql('DELETE FROM applied_farms WHERE farm_id = ?');
+      for (const [id, state] of farms) {
+        if (state === null) remove.run(id);
+        else upsert.run(id, state);
+      }
+      this.sql('UPDATE applied_generation SET value = ? WHERE id = 1').run(generation);
+    })();
+  }
+
   // ---- BGP (issue 12) ----
 
   bgpSettings(): BgpSettings {

@@ -35,6 +35,10 @@ export class FakeKernel implements KernelAccess {
   readonly attempts: { at: number; operations: Operation[]; ok: boolean }[] = [];
   /** Milliseconds each transaction takes. */
   delayMs = 0;
+  /** Refuses, with this message, every transaction (commit or check) holding an operation it returns a message for. */
+  refuse: ((o: Operation) => string | null) | null = null;
+  /** Transactions checked (nft -c): nothing committed. */
+  checks = 0;
 
   readonly writer = {
     apply: async (operations: readonly Operation[]) => {
@@ -44,7 +48,20 @@ export class FakeKernel implements KernelAccess {
     load: async (operations: readonly Operation[]) => {
       await this.commit(operations);
     },
+    check: async (operations: readonly Operation[]) => {
+      this.checks++;
+      apply(clone(this.tables), operations);
+      this.refusal(operations);
+    },
   };
+
+  private refusal(operations: readonly Operation[]): void {
+    if (!this.refuse) return;
+    for (const o of operations) {
+      const message = this.refuse(o);
+      if (message) throw new KernelRefusal(`nft -f - failed (exit 1): ${message}`);
+    }
+  }
 
   async inventory(table: TableName): Promise<TableInventory | null> {
     const t = this.tables.get(table);
@@ -85,6 +102,7 @@ export class FakeKernel implements KernelAccess {
     const next = clone(this.tables);
     try {
       apply(next, operations);
+      this.refusal(operations);
       if (this.failNext > 0) {
         this.failNext--;
         throw new KernelRefusal('nft -f - failed (exit 1): Error: Could not process rule: No such file or directory (injected)');

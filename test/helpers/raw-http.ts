@@ -94,7 +94,9 @@ function dechunk(body: string): string {
 export function isZapiErrorEnvelope(body: unknown): boolean {
   if (body === null || typeof body !== 'object' || Array.isArray(body)) return false;
   const b = body as Record<string, unknown>;
-  const keys = Object.keys(b).filter((k) => k !== 'params');
+  // `problems`: the list of every problem, where one request can have several (BGP settings, configuration documents).
+  if ('problems' in b && !(Array.isArray(b.problems) && b.problems.length > 0 && b.problems.every((p) => typeof p === 'string'))) return false;
+  const keys = Object.keys(b).filter((k) => k !== 'params' && k !== 'problems');
   return (
     keys.length === 3 &&
     typeof b.description === 'string' &&

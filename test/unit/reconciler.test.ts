@@ -46,6 +46,10 @@ const memorySysctl = () => {
 function setup(t: Tap.Test, farms = 3) {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'nftfarm-rec-'));
   const store = new Store(openDatabase(path.join(dir, 'nftfarm.db')));
+  t.teardown(() => {
+    store.close();
+    fs.rmSync(dir, { recursive: true, force: true });
+  });
   const ids: number[] = [];
   store.write((g) => {
     for (let i = 0; i < farms; i++) {
@@ -55,6 +59,12 @@ function setup(t: Tap.Test, farms = 3) {
     }
   });
   const kernel = new FakeKernel();
+  const { reconciler, passes } = startReconciler(t, store, kernel);
+  return { store, kernel, reconciler, ids, passes };
+}
+
+/** A reconciler on this store and kernel (a second one on the same: a restart). */
+function startReconciler(t: Tap.Test, store: Store, kernel: FakeKernel) {
   const passes: string[] = [];
   const reconciler = new Reconciler({
     store,
@@ -68,12 +78,8 @@ function setup(t: Tap.Test, farms = 3) {
     maxBackoffMs: 160,
     onPass: (p) => passes.push(`${p.kind}:${p.result}`),
   });
-  t.teardown(async () => {
-    await reconciler.stop();
-    store.close();
-    fs.rmSync(dir, { recursive: true, force: true });
-  });
-  return { store, kernel, reconciler, ids, passes };
+  t.teardown(() => reconciler.stop());
+  return { reconciler, passes };
 }
 
 const until = async (check: () => boolean | Promise<boolean>, ms = 5000): Promise<boolean> => {
@@ -168,4 +174,100 @@ t.test('changes that arrive during a pass share the next one; a deleted farm los
   for (const id of [ids[0]!, ids[2]!]) store.write(() => store.deleteFarm(id));
   await reconciler.idle();
   t.equal(kernel.tables.size, 0, 'no farm, no table');
+});
+
+t.test('a farm the kernel refuses is left out: every other change is applied, and the farm recovers once corrected', async (t) => {
+  const { store, kernel, reconciler, ids } = setup(t);
+  await reconciler.start();
+  // The seam: this kernel refuses any transaction that writes the new farm's chain.
+  let bad = '';
+  kernel.refuse = (o) => (o.op === 'add-chain' && o.chain.name === bad ? 'Error: Could not process rule: Numerical result out of range (injected)' : null);
+  const created = store.write((g) => {
+    const farm = store.insertFarm({ name: 'refused', vip: '10.250.0.100', vport: '9000', protocol: 'tcp', nattype: 'dsr', algorithm: 'weight', persistence: '', ttl: 60, running: true }, g);
+    store.insertBackend(farm.id, { ip: '10.250.0.21', port: null, weight: 1, priority: 1, maxConns: 0 }, g);
+    store.updateBackend(ids[0]!, 0, { weight: 7 }, g);
+    return farm;
+  });
+  bad = `farm_${created.slot}`;
+  store.write((g) => store.updateBackend(ids[2]!, 0, { weight: 5 }, g));
+  await reconciler.idle();
+  t.equal(reconciler.farm(created.id)?.state, 'failed', 'the refused farm is failed');
+  t.match(reconciler.farm(created.id)?.error, /refused this farm's rules.*injected/);
+  t.notOk(kernel.tables.get('netdev')!.chains.has(bad), 'none of its objects are in');
+  for (const id of ids) {
+    t.equal(reconciler.farm(id)?.state, 'applied', `farm ${id} applied`);
+    t.equal(reconciler.farm(id)?.appliedGeneration, store.getFarmById(id)!.generation, `farm ${id} at its latest generation`);
+  }
+  t.equal(reconciler.system().consecutiveFailures, 0, 'the pass itself succeeded');
+  t.ok(kernel.checks > 0 && kernel.checks <= 8, `found by ${kernel.checks} checks`);
+
+  // Unchanged, it is not tried again: other changes go through in one transaction each.
+  const attempts = kernel.attempts.length;
+  store.write((g) => store.updateBackend(ids[1]!, 0, { weight: 4 }, g));
+  await reconciler.idle();
+  t.equal(kernel.attempts.length, attempts + 1, 'one transaction, accepted');
+  t.equal(reconciler.farm(created.id)?.state, 'failed');
+
+  // Corrected (here: the kernel accepts it now), it is applied at its next change.
+  kernel.refuse = null;
+  store.write((g) => store.updateBackend(created.id, 0, { weight: 2 }, g));
+  t.ok(await until(() => reconciler.farm(created.id)?.state === 'applied'), 'applied once its configuration changed');
+  t.ok(kernel.tables.get('netdev')!.chains.has(bad));
+});
+
+t.test('a cold start with a farm the kernel refuses applies all the others', async (t) => {
+  const { store, kernel, reconciler, ids } = setup(t, 4);
+  const bad = `farm_${store.getFarmById(ids[2]!)!.slot}`;
+  kernel.refuse = (o) => (o.op === 'add-chain' && o.chain.name === bad ? 'Error: comment too long (injected)' : null);
+  await reconciler.start();
+  t.equal(reconciler.farm(ids[2]!)?.state, 'failed');
+  for (const id of [ids[0]!, ids[1]!, ids[3]!]) t.equal(reconciler.farm(id)?.state, 'applied');
+  t.ok(kernel.tables.get('netdev')!.chains.has(`farm_${store.getFarmById(ids[0]!)!.slot}`));
+});
+
+t.test('a restart adopts a kernel that holds what was committed: nothing rewritten, only what changed meanwhile', async (t) => {
+  const { store, kernel, reconciler, ids } = setup(t);
+  await reconciler.start();
+  await reconciler.stop();
+  const held = kernel.snapshot();
+  const commits = kernel.accepted.length;
+
+  const second = startReconciler(t, store, kernel).reconciler;
+  await second.start();
+  t.equal(kernel.accepted.length, commits, 'no transaction at all');
+  t.equal(kernel.snapshot(), held);
+  for (const id of ids) t.equal(second.farm(id)?.state, 'applied', `farm ${id} applied`);
+  await second.stop();
+
+  // Changed while it was down: one transaction, about that farm's elements only.
+  const farm = store.getFarmById(ids[1]!)!;
+  store.write((g) => store.updateBackend(farm.id, 0, { weight: 8 }, g));
+  const third = startReconciler(t, store, kernel).reconciler;
+  await third.start();
+  t.equal(kernel.accepted.length, commits + 1, 'one transaction');
+  const ops = kernel.accepted.at(-1)!;
+  t.ok(ops.every(isElementOperation), 'elements only');
+  const base = 0x80000000 + farm.slot * 4096;
+  t.ok(elementKeys(ops).every((k) => !k.startsWith('selection ') || (Number(k.split(' ')[1]) >= base && Number(k.split(' ')[1]) < base + 4096)), 'of that farm');
+  await third.stop();
+
+  // Someone else committed while it was down: its tables are rewritten (rules replaced).
+  kernel.tamper(() => {});
+  const fourth = startReconciler(t, store, kernel).reconciler;
+  await fourth.start();
+  t.ok(kernel.accepted.at(-1)!.some((o) => o.op === 'replace-rules'), 'a rewrite');
+  t.equal(fourth.farm(ids[0]!)?.state, 'applied');
+});
+
+t.test('drift that the inventory cannot see (an edited element) is repaired', async (t) => {
+  const { kernel, reconciler } = setup(t);
+  await reconciler.start();
+  const before = kernel.snapshot();
+  kernel.tamper((tables) => {
+    const selection = tables.get('netdev')!.sets.get('selection')!;
+    const [key] = selection.elements.keys();
+    selection.elements.set(key!, '12345');
+  });
+  t.not(kernel.snapshot(), before);
+  t.ok(await until(() => kernel.snapshot() === before, 3000), 'repaired');
 });

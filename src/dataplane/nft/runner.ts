@@ -19,6 +19,8 @@ export class NftError extends Error {
 export interface NftRunner {
   /** Applies a script atomically; throws NftError with nft's complaint when rejected. */
   apply(script: string): Promise<void>;
+  /** Has the kernel check a script and commit nothing (nft -c); throws NftError as apply would. */
+  check(script: string): Promise<void>;
   /** Runs nft with arguments and returns stdout (listings). */
   run(args: string[]): Promise<string>;
 }
@@ -38,6 +40,10 @@ export function createNftRunner(options: RunnerOptions = {}): NftRunner {
       // with the table); a fixed limit would kill it and retry forever. Scale with the script.
       const limit = Math.max(timeoutMs, Math.round((text.length / 1e6) * 20_000));
       await execNft(binary, ['-f', '-'], text, limit);
+    },
+    async check(text) {
+      const limit = Math.max(timeoutMs, Math.round((text.length / 1e6) * 20_000));
+      await execNft(binary, ['-c', '-f', '-'], text, limit);
     },
     run: (args) => exec(args),
   };

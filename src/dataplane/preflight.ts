@@ -33,10 +33,13 @@ export async function preflight(nft: NftRunner, caps: ProcessCapabilities = read
     throw err;
   }
   try {
-    await nft.run(['-t', 'list', 'tables']);
+    // A transaction the kernel checks and does not commit: it needs CAP_NET_ADMIN like every
+    // write, and unlike a listing it costs nothing with a large ruleset in place (`nft list
+    // tables` reads the whole ruleset first: 2.2 s with 1,000 farms' selection elements).
+    await nft.run(['-c', 'add', 'table', 'inet', 'nftfarm_preflight']);
   } catch (err) {
     if (err instanceof NftError && (err.kind === 'permission' || err.kind === 'rejected')) {
-      throw new KernelAccessError(`nft cannot read the kernel ruleset: nftfarm needs CAP_NET_ADMIN: ${HOW}. nft said: ${err.stderr || err.message}`);
+      throw new KernelAccessError(`nft cannot change the kernel ruleset: nftfarm needs CAP_NET_ADMIN: ${HOW}. nft said: ${err.stderr || err.message}`);
     }
     throw err;
   }

@@ -45,7 +45,7 @@ import { ANY_DISPATCH_MAP, PORT_DISPATCH_MAP, RANGE_DISPATCH_MAP, farmSessionsMa
 /** How often the connections of leastconn and max_conns backends are counted. */
 const LOAD_INTERVAL_MS = 1000;
 /** Drift that the inventory does not show (an edited rule or element) is rewritten at most this often. */
-const DRIFT_REWRITE_MS = 8000;
+const DRIFT_REWRITE_MS = 6000;
 
 /** Above this many farms changed in one pass (a full pass), one summary line instead of one per farm. */
 const MAX_FARM_LOG_LINES = 50;

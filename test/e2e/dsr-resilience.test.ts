@@ -93,8 +93,11 @@ t.test('resilience of a running DSR farm', async (t) => {
       await daemon.stop(signal);
       t.match(await daemon.nft(['list', 'chains']), 'farm_1', 'the rules stay while nftfarm is down');
       await new Promise((r) => setTimeout(r, 500));
+      const adoptions = () => daemon.logs().split('adopted the rules the kernel holds').length - 1;
+      const adoptedBefore = adoptions();
       await daemon.start();
       t.ok(await daemon.until(() => farmReady(daemon, 'web'), 10_000), 'the farm is applied again');
+      t.equal(adoptions(), adoptedBefore + 1, 'by adopting what the kernel holds, not by loading it again');
       await new Promise((r) => setTimeout(r, 1000));
       const result = await hold.stop();
       t.equal(result.broken, 0, `no connection broke: ${JSON.stringify(result.errors)}`);

@@ -47,6 +47,9 @@ const LOAD_INTERVAL_MS = 1000;
 /** Drift that the inventory does not show (an edited rule or element) is rewritten at most this often. */
 const DRIFT_REWRITE_MS = 6000;
 
+/** A first load of more farms than this goes in chunks of this many (see loadInChunks). */
+const LOAD_CHUNK_FARMS = 500;
+
 /** Above this many farms changed in one pass (a full pass), one summary line instead of one per farm. */
 const MAX_FARM_LOG_LINES = 50;
 
@@ -576,10 +579,16 @@ export class Reconciler implements DataplaneView {
       return { plan, operations: rewrite && !empty ? rebase(plan.operations, kernelHolds) : plan.operations };
     };
 
-    let { plan, operations } = planFor(changes);
+    // A first load of many farms goes in chunks: the plan of 10,000 farms at once (every
+    // element of every region) made the heap peak, and the process kept that memory.
+    const chunked = rewrite && empty && changes.size > LOAD_CHUNK_FARMS;
+    let { plan, operations } = chunked ? { plan: null, operations: [] as Operation[] } : planFor(changes);
     let via = '';
     const refusedNow = new Set<number>();
-    if (this.dryRun) {
+    if (chunked) {
+      via = 'load';
+      for (const id of await this.loadInChunks(changes, before)) refusedNow.add(id);
+    } else if (this.dryRun) {
       if (operations.length > 0) this.log.info({ generation, script: transactionText(operations) }, 'dry run: not applying the transaction');
     } else if (operations.length > 0 || rewrite) {
       try {
@@ -597,7 +606,7 @@ export class Reconciler implements DataplaneView {
         via = await this.write(operations, rewrite, empty);
       }
     }
-    plan.commit();
+    plan?.commit();
     this.fullNeeded = false;
     if (!this.dryRun) this.record(changes, kind === 'full');
 
@@ -611,7 +620,7 @@ export class Reconciler implements DataplaneView {
     }
     this.updateServable(changes.keys());
     const passMs = Math.round((performance.now() - started) * 10) / 10;
-    this.logChanges(changes, before, plan.touched, passMs, kind, via);
+    this.logChanges(changes, before, plan?.touched ?? new Map(), passMs, kind, via);
     for (const id of changes.keys()) {
       const farm = this.desired.get(id);
       if (farm) this.runtimes.set(id, runtimeOf(farm));
@@ -644,11 +653,7 @@ export class Reconciler implements DataplaneView {
    * goes in batches), or one transaction. Keeps `knownGeneration` exact when it can be.
    */
   private async write(operations: readonly Operation[], rewrite: boolean, empty: boolean): Promise<string> {
-    if (this.recordMayBeValid) {
-      // From here until the pass is recorded, the kernel's state is not the recorded one.
-      this.store.forgetAppliedGeneration();
-      this.recordMayBeValid = false;
-    }
+    this.forgetRecord();
     if (rewrite) {
       let via = '';
       if (operations.length > 0) {
@@ -667,6 +672,46 @@ export class Reconciler implements DataplaneView {
     if (now === was + 1 && this.knownGeneration === was) this.knownGeneration = now;
     else this.knownGeneration = -1;
     return result.via;
+  }
+
+  /**
+   * A first load into an empty kernel, LOAD_CHUNK_FARMS farms at a time, each chunk's
+   * elements before its dispatch (no packet reaches a farm before its elements are in) and
+   * recorded as applied once loaded. A chunk the kernel refuses is bisected like any pass;
+   * the refused farms are left out. Returns them.
+   */
+  private async loadInChunks(changes: Map<number, DesiredFarm | null>, before: Map<number, DesiredFarm | undefined>): Promise<number[]> {
+    this.forgetRecord();
+    const refused: number[] = [];
+    const ids = [...changes.keys()];
+    for (let i = 0; i < ids.length; i += LOAD_CHUNK_FARMS) {
+      const chunk = new Map(ids.slice(i, i + LOAD_CHUNK_FARMS).map((id) => [id, changes.get(id)!]));
+      const planFor = (farms: ReadonlyMap<number, DesiredFarm | null>) => planChanges(this.applied, farms);
+      let plan = planFor(chunk);
+      try {
+        await this.kernel.writer.load(plan.operations, isDispatch);
+      } catch (err) {
+        const found = await this.isolate(chunk, planFor);
+        if (found.size === 0) throw err;
+        for (const [id, error] of found) {
+          this.leaveOut(id, error, changes, before, null);
+          chunk.delete(id);
+          refused.push(id);
+        }
+        plan = planFor(chunk);
+        await this.kernel.writer.load(plan.operations, isDispatch);
+      }
+      plan.commit();
+    }
+    this.knownGeneration = await this.kernel.generation();
+    return refused;
+  }
+
+  /** From here until the pass is recorded, the kernel's state is not the recorded one. */
+  private forgetRecord(): void {
+    if (!this.recordMayBeValid) return;
+    this.store.forgetAppliedGeneration();
+    this.recordMayBeValid = false;
   }
 
   /**

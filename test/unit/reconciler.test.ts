@@ -271,3 +271,13 @@ t.test('drift that the inventory cannot see (an edited element) is repaired', as
   t.not(kernel.snapshot(), before);
   t.ok(await until(() => kernel.snapshot() === before, 3000), 'repaired');
 });
+
+t.test('a first load of many farms goes in chunks', async (t) => {
+  const { store, kernel, reconciler } = setup(t, 1200);
+  await reconciler.start();
+  t.equal(kernel.accepted.length, 3, 'three chunks of at most 500 farms');
+  const netdev = kernel.tables.get('netdev')!;
+  t.equal([...netdev.chains.keys()].filter((c) => /^farm_\d+$/.test(c)).length, 1200, 'every farm chain');
+  t.equal(netdev.sets.get('ipv4_vip_ports')!.elements.size, 1200, 'every dispatch entry');
+  t.ok(store.listFarms().every((f) => reconciler.farm(f.id)?.state === 'applied'), 'every farm applied');
+});

@@ -16,7 +16,8 @@ COPY src ./src
 COPY bin ./bin
 COPY migrations ./migrations
 # npm ci compiles the TypeScript (prepare); the dev dependencies go afterwards.
-RUN npm ci --no-audit --no-fund && npm prune --omit=dev
+# The network-namespace labs of the tests, the bench and the demo (dist/lab) stay out of the image.
+RUN npm ci --no-audit --no-fund && npm prune --omit=dev && rm -rf dist/lab
 
 FROM node:24-bookworm-slim
 RUN apt-get update \

@@ -8,9 +8,9 @@ CREATE TABLE applied_farms (
   state    TEXT NOT NULL
 );
 
--- The nftables ruleset generation right after that commit, or NULL while unknown (a commit
--- under way, or one that someone else's commit may have followed). A restart adopts the
--- applied farms only when the kernel's generation still equals it: nobody committed since.
+-- The nftables ruleset generation right after that commit, or NULL when not known exactly
+-- (someone else's commit may have come between). Written after the commit: a restart adopts
+-- the applied farms only when the kernel's generation still equals it (nobody committed since).
 CREATE TABLE applied_generation (
   id     INTEGER PRIMARY KEY CHECK (id = 1),
   value  INTEGER

@@ -158,8 +158,6 @@ export class Reconciler implements DataplaneView {
   private readonly refused = new Map<number, { generation: number; error: string }>();
   /** Whether the first full pass tried to adopt what the kernel holds (see adopt). */
   private adoptionTried = false;
-  /** Whether the store's record of the applied generation may be non-null (see record). */
-  private recordMayBeValid = true;
   private lastDriftRewrite = 0;
   private readonly status: SystemRuntime;
   private timer: NodeJS.Timeout | null = null;
@@ -653,7 +651,6 @@ export class Reconciler implements DataplaneView {
    * goes in batches), or one transaction. Keeps `knownGeneration` exact when it can be.
    */
   private async write(operations: readonly Operation[], rewrite: boolean, empty: boolean): Promise<string> {
-    this.forgetRecord();
     if (rewrite) {
       let via = '';
       if (operations.length > 0) {
@@ -681,7 +678,6 @@ export class Reconciler implements DataplaneView {
    * the refused farms are left out. Returns them.
    */
   private async loadInChunks(changes: Map<number, DesiredFarm | null>, before: Map<number, DesiredFarm | undefined>): Promise<number[]> {
-    this.forgetRecord();
     const refused: number[] = [];
     const ids = [...changes.keys()];
     for (let i = 0; i < ids.length; i += LOAD_CHUNK_FARMS) {
@@ -705,13 +701,6 @@ export class Reconciler implements DataplaneView {
     }
     this.knownGeneration = await this.kernel.generation();
     return refused;
-  }
-
-  /** From here until the pass is recorded, the kernel's state is not the recorded one. */
-  private forgetRecord(): void {
-    if (!this.recordMayBeValid) return;
-    this.store.forgetAppliedGeneration();
-    this.recordMayBeValid = false;
   }
 
   /**
@@ -779,7 +768,10 @@ export class Reconciler implements DataplaneView {
 
   /**
    * Records in the store what the kernel now holds (the farms this pass changed, or all after
-   * a rewrite) and its generation when exactly known, so that a restart can adopt it.
+   * a rewrite) and its generation when exactly known, so that a restart can adopt it. Written
+   * after the commit, never before: a crash in between leaves a record whose generation the
+   * kernel has moved past, so the restart rewrites instead of adopting (every commit, by
+   * anyone, bumps the generation; it is never the same with other contents).
    */
   private record(changes: ReadonlyMap<number, DesiredFarm | null>, all: boolean): void {
     const farms = new Map<number, string | null>();
@@ -791,7 +783,6 @@ export class Reconciler implements DataplaneView {
     const exact = this.knownGeneration >= 0 ? this.knownGeneration : null;
     try {
       this.store.recordApplied(farms, exact, all);
-      this.recordMayBeValid = exact !== null;
     } catch (err) {
       this.log.warn({ err: messageOf(err) }, 'could not record the applied state: the next start rewrites the tables');
     }

@@ -499,11 +499,6 @@ export class Store {
     return { generation, farms };
   }
 
-  /** A commit is under way (or its outcome unknown): a restart must not adopt the kernel. */
-  forgetAppliedGeneration(): void {
-    this.sql('UPDATE applied_generation SET value = NULL WHERE id = 1').run();
-  }
-
   /**
    * Records what a pass committed: each farm's state (null: no rules any more), all of them
    * when `replaceAll`, and the kernel generation right after (null when not known exactly).

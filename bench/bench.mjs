@@ -21,6 +21,8 @@
  * Writes bench/RESULTS.md (the tables between the markers), bench/change-latency.svg, and
  * prints the raw JSON. Options (environment): BENCH_SIZES=1,1000,10000  BENCH_ROUNDS=5
  * BENCH_CHANGES=30  BENCH_WORKLOADS=uniform,random  BENCH_PARTS=data,control,stateless
+ * (BENCH_PARTS=data,dispatch: the data plane and the 10,000-farm dispatch ratio without the
+ * control-plane measurements).
  */
 import fs from 'node:fs';
 import os from 'node:os';
@@ -243,6 +245,22 @@ async function controlPlane(lab, n, workload) {
   }
 }
 
+/** The measured farm beside N-1 other farms, against the ceiling: the dispatch ratio alone. */
+async function dispatchOnly(lab, n) {
+  const cleanups = [];
+  const t = { teardown: (fn) => cleanups.push(fn) };
+  try {
+    const daemon = await startLabDaemon(t, lab, { NFTFARM_LOG_LEVEL: 'warn' }, { beforeStart: (db) => prepareStore(db, n, lab.backends, 'uniform') });
+    if (!(await daemon.until(async () => (await allApplied(daemon)) && (await farmApplied(daemon, 'f0')), 600_000))) throw new Error('farms not applied');
+    await createMeasuredFarm(daemon, lab, 'measured', 'udp', PORTS.udpFarm);
+    const dispatch = await udpCompare(lab, { bare: [VIP, PORTS.udpBare], dsr: [VIP, PORTS.udpFarm] }, ROUNDS);
+    return { farms: n, workload: 'uniform', dispatch };
+  } finally {
+    for (const fn of cleanups.reverse()) await fn();
+    await lab.exec(lab.lb.ns, ['nft', 'delete', 'table', 'netdev', 'nftfarm']);
+  }
+}
+
 /** 10,000 stateless_dnat farms: cold start, and how long a pass that changes nothing takes. */
 async function stateless(lab, n = 10_000) {
   const cleanups = [];
@@ -348,13 +366,14 @@ function table(results) {
       lines.push(`| **${n(big.farms)} farms / 1 farm** | | | **${(ratioN / ratio1).toFixed(3)}** |`);
     }
   }
-  if (cp.length > 0) {
+  const ctl = cp.filter((c) => c.change);
+  if (ctl.length > 0) {
     lines.push('');
     lines.push(
       `| workload | farms x 4 backends | cold start: API up / all applied | one change, request -> kernel: p50 / p99 / max (${CHANGES}) | the same under 100 PUTs/s: p50 / p99 | backend PUTs/s (p99), caught up after | GET /farms/{f}/s (p99) | GET /stats/farms | GET /metrics | GET /farms/{f} p99 while both are scraped | selection elements | nftfarm RSS after all |`,
     );
     lines.push('|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|');
-    for (const c of cp) {
+    for (const c of ctl) {
       const l = c.load;
       lines.push(
         `| ${c.workload} | ${n(c.farms)} | ${n(c.apiUpMs)} / ${n(c.coldMs)} ms | ${c.change.p50} / ${c.change.p99} / ${c.change.max} ms | ${c.underLoad ? `${c.underLoad.p50} / ${c.underLoad.p99} ms` : 'n/a'} | ${l.put.requestsPerSecond} (${l.put.p99Ms} ms), ${l.caughtUpMs} ms | ${l.get.requestsPerSecond} (${l.get.p99Ms} ms) | ${l.statsMs} ms | ${l.metricsMs} ms | ${l.underScrape.get.p99Ms} ms | ${n(c.elements.selection)} | ${c.rssMb} MB |`,
@@ -432,9 +451,10 @@ async function main() {
     const dp = PARTS.has('data') ? await dataPlane(lab) : null;
     const cp = [];
     if (PARTS.has('control')) for (const workload of WORKLOADS) for (const n of SIZES) cp.push(await controlPlane(lab, n, workload));
+    else if (PARTS.has('dispatch')) cp.push(await dispatchOnly(lab, Math.max(...SIZES)));
     const sl = PARTS.has('stateless') ? await stateless(lab) : null;
     const results = { m, dp, cp, sl, seconds: Math.round((Date.now() - started) / 1000) };
-    if (cp.length > 0) fs.writeFileSync(path.join(here, 'change-latency.svg'), chart(cp));
+    if (cp.some((c) => c.change)) fs.writeFileSync(path.join(here, 'change-latency.svg'), chart(cp.filter((c) => c.change)));
     console.log(JSON.stringify(results));
     const text = table(results);
     console.log(`\n${text}\n`);

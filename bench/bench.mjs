@@ -185,6 +185,18 @@ async function udpCompare(lab, paths, rounds) {
   return Object.fromEntries(Object.entries(runs).map(([k, v]) => [k, { medianPps: median(v.map((r) => r.pps)), runs: v }]));
 }
 
+/** The established packet's path through the netdev table, walked on the kernel's dump (lib/packet-path.mjs). */
+async function packetPath(lab, port, proto) {
+  const r = await lab.exec(lab.lb.ns, [process.execPath, path.join(here, 'lib', 'packet-path.mjs'), VIP, String(port), proto], { timeoutMs: 120_000 });
+  if (r.code !== 0) {
+    log(`packet path ${proto}/${port}: ${r.stderr.trim().split('\n').pop()}`);
+    return null;
+  }
+  const p = JSON.parse(r.stdout);
+  log(`packet path ${proto}/${port}: ${p.chains} chains, ${p.rules} rules, ${p.jumps} jumps, ${p.expressions} expressions (${p.path.join(' -> ')})`);
+  return p;
+}
+
 async function createMeasuredFarm(daemon, lab, name, protocol, port) {
   const ok = (r, what) => {
     if (r.status !== 200 && r.status !== 201) throw new Error(`${what}: ${JSON.stringify(r.body)}`);
@@ -293,6 +305,7 @@ async function dataPlane(lab) {
     await createMeasuredFarm(daemon, lab, 'measured', 'udp', PORTS.udpFarm);
     const b1 = lab.backends[0];
     const udp = await udpCompare(lab, { direct: [b1.ip, PORTS.udpFarm], bare: [VIP, PORTS.udpBare], dsr: [VIP, PORTS.udpFarm] }, ROUNDS);
+    const paths = { dsr: await packetPath(lab, PORTS.udpFarm, 'udp') };
 
     await createMeasuredFarm(daemon, lab, 'tcpbench', 'tcp', PORTS.tcpFarm);
     const servers = [PORTS.tcpFarm, PORTS.tcpBare].map((p) => lab.spawn(b1.ns, ['iperf3', '-s', '-p', String(p)], { stdio: 'ignore' }));
@@ -305,6 +318,7 @@ async function dataPlane(lab) {
       log(`tcp round ${i + 1}: direct ${round(tcp.direct[i], 2)} bare ${round(tcp.bare[i], 2)} dsr ${round(tcp.dsr[i], 2)} Gbit/s`);
     }
     for (const s of servers) await lab.stopProcess(s);
+    paths.dsrTcp = await packetPath(lab, PORTS.tcpFarm, 'tcp');
 
     // The other modes, UDP only (the blast needs no replies), each against its own ceiling runs.
     // b1 routes the clients through the load balancer, as dnat and stateless_dnat need.
@@ -315,10 +329,12 @@ async function dataPlane(lab) {
       if (changed.status !== 200) throw new Error(`measured -> ${mode}: ${JSON.stringify(changed.body)}`);
       if (!(await daemon.until(() => farmApplied(daemon, 'measured'), 60_000))) throw new Error(`measured not applied in ${mode}`);
       modes[mode] = await udpCompare(lab, { bare: [VIP, PORTS.udpBare], [mode]: [VIP, PORTS.udpFarm] }, MODE_ROUNDS);
+      if (mode === 'stateless_dnat') paths.stateless_dnat = await packetPath(lab, PORTS.udpFarm, 'udp');
     }
     await lab.execOk(b1.ns, ['ip', 'route', 'del', `${CLIENT_IP}/32`]);
     return {
       udp,
+      paths,
       modes,
       tcp: Object.fromEntries(Object.entries(tcp).map(([k, v]) => [k, { medianGbps: round(median(v), 2), runs: v.map((x) => round(x, 2)) }])),
     };
@@ -347,6 +363,17 @@ function table(results) {
     lines.push(`| 64-byte UDP, packets/s (median of ${ROUNDS}) | ${u.direct.medianPps} | ${u.bare.medianPps} | ${u.dsr.medianPps} | ${r(u.dsr.medianPps, u.direct.medianPps)} | ${r(u.dsr.medianPps, u.bare.medianPps)} |`);
     const tc = dp.tcp;
     lines.push(`| TCP, Gbit/s (iperf3, median of ${TCP_ROUNDS}) | ${tc.direct.medianGbps} | ${tc.bare.medianGbps} | ${tc.dsr.medianGbps} | ${r(tc.dsr.medianGbps, tc.direct.medianGbps)} | ${r(tc.dsr.medianGbps, tc.bare.medianGbps)} |`);
+    if (dp.paths) {
+      lines.push('');
+      lines.push('| an established packet, walked on the kernel\'s dump (`bench/lib/packet-path.mjs`) | chains (visits) | rules | jumps | expressions | packets/s | / ceiling |');
+      lines.push('|---|---:|---:|---:|---:|---:|---:|');
+      const row = (label, p, pps, ceiling) =>
+        p && lines.push(`| ${label}: ${p.path.join(' → ')} | ${p.chains} | ${p.rules} | ${p.jumps} | ${p.expressions} | ${pps ?? 'n/a'} | ${pps ? r(pps, ceiling) : 'n/a'} |`);
+      row('DSR, UDP, pinned', dp.paths.dsr, u.dsr.medianPps, u.bare.medianPps);
+      row('DSR, TCP (ACK), pinned', dp.paths.dsrTcp, null, null);
+      const sd = dp.modes?.stateless_dnat;
+      row('stateless_dnat, UDP, pinned', dp.paths.stateless_dnat, sd?.stateless_dnat.medianPps, sd?.bare.medianPps);
+    }
     if (dp.modes) {
       lines.push('');
       lines.push(`| other modes, 64-byte UDP (median of ${MODE_ROUNDS}, interleaved with the ceiling) | ceiling pps | mode pps | mode / ceiling | mode / direct |`);

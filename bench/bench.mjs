@@ -182,7 +182,10 @@ async function udpCompare(lab, paths, rounds) {
       log(`udp ${name} round ${i + 1}: ${r.pps} pps (${r.received}/${r.sent})`);
     }
   }
-  return Object.fromEntries(Object.entries(runs).map(([k, v]) => [k, { medianPps: median(v.map((r) => r.pps)), runs: v }]));
+  // Besides the ratio of medians: the median of each round's ratio to the ceiling run next to
+  // it, which drifts less when other work on the machine comes and goes.
+  const paired = (v) => (runs.bare && v !== runs.bare ? median(v.map((r, i) => r.pps / runs.bare[i].pps)) : undefined);
+  return Object.fromEntries(Object.entries(runs).map(([k, v]) => [k, { medianPps: median(v.map((r) => r.pps)), pairedRatio: paired(v), runs: v }]));
 }
 
 /** The established packet's path through the netdev table, walked on the kernel's dump (lib/packet-path.mjs). */
@@ -350,6 +353,7 @@ const NFTLB = { 3: [2.7, 8.0], 1000: [6.3, 12.1], 10000: [45.5, 74.5] };
 function table(results) {
   const { dp, cp, sl, m } = results;
   const r = (a, b) => (a / b).toFixed(3);
+  const pr = (x) => (x === undefined ? '' : ` (paired ${x.toFixed(3)})`);
   const n = (x) => x.toLocaleString('en-US');
   const lines = [];
   lines.push(`Machine: ${m.cpu}, ${m.memory}, ${m.os}, kernel ${m.kernel}; ${m.nft}; Node ${m.node}; ${m.python}; ${m.iperf3}. ${m.date}.`);
@@ -360,7 +364,7 @@ function table(results) {
     lines.push('| data plane (client -> b1) | direct | bare MAC-rewrite ceiling | nftfarm DSR | DSR / direct | DSR / ceiling |');
     lines.push('|---|---:|---:|---:|---:|---:|');
     const u = dp.udp;
-    lines.push(`| 64-byte UDP, packets/s (median of ${ROUNDS}) | ${u.direct.medianPps} | ${u.bare.medianPps} | ${u.dsr.medianPps} | ${r(u.dsr.medianPps, u.direct.medianPps)} | ${r(u.dsr.medianPps, u.bare.medianPps)} |`);
+    lines.push(`| 64-byte UDP, packets/s (median of ${ROUNDS}) | ${u.direct.medianPps} | ${u.bare.medianPps} | ${u.dsr.medianPps} | ${r(u.dsr.medianPps, u.direct.medianPps)} | ${r(u.dsr.medianPps, u.bare.medianPps)}${pr(u.dsr.pairedRatio)} |`);
     const tc = dp.tcp;
     lines.push(`| TCP, Gbit/s (iperf3, median of ${TCP_ROUNDS}) | ${tc.direct.medianGbps} | ${tc.bare.medianGbps} | ${tc.dsr.medianGbps} | ${r(tc.dsr.medianGbps, tc.direct.medianGbps)} | ${r(tc.dsr.medianGbps, tc.bare.medianGbps)} |`);
     if (dp.paths) {
@@ -379,7 +383,7 @@ function table(results) {
       lines.push(`| other modes, 64-byte UDP (median of ${MODE_ROUNDS}, interleaved with the ceiling) | ceiling pps | mode pps | mode / ceiling | mode / direct |`);
       lines.push('|---|---:|---:|---:|---:|');
       for (const [mode, runs] of Object.entries(dp.modes)) {
-        lines.push(`| ${mode} | ${runs.bare.medianPps} | ${runs[mode].medianPps} | ${r(runs[mode].medianPps, runs.bare.medianPps)} | ${r(runs[mode].medianPps, u.direct.medianPps)} |`);
+        lines.push(`| ${mode} | ${runs.bare.medianPps} | ${runs[mode].medianPps} | ${r(runs[mode].medianPps, runs.bare.medianPps)}${pr(runs[mode].pairedRatio)} | ${r(runs[mode].medianPps, u.direct.medianPps)} |`);
       }
     }
     if (big) {
@@ -388,9 +392,11 @@ function table(results) {
       lines.push('');
       lines.push(`| dispatch cost (UDP, median of ${ROUNDS}) | ceiling pps | DSR pps | DSR / ceiling |`);
       lines.push('|---|---:|---:|---:|');
-      lines.push(`| the measured farm alone | ${u.bare.medianPps} | ${u.dsr.medianPps} | ${ratio1.toFixed(3)} |`);
-      lines.push(`| with ${n(big.farms)} other farms | ${big.dispatch.bare.medianPps} | ${big.dispatch.dsr.medianPps} | ${ratioN.toFixed(3)} |`);
-      lines.push(`| **${n(big.farms)} farms / 1 farm** | | | **${(ratioN / ratio1).toFixed(3)}** |`);
+      const p1 = u.dsr.pairedRatio;
+      const pN = big.dispatch.dsr.pairedRatio;
+      lines.push(`| the measured farm alone | ${u.bare.medianPps} | ${u.dsr.medianPps} | ${ratio1.toFixed(3)}${pr(p1)} |`);
+      lines.push(`| with ${n(big.farms)} other farms | ${big.dispatch.bare.medianPps} | ${big.dispatch.dsr.medianPps} | ${ratioN.toFixed(3)}${pr(pN)} |`);
+      lines.push(`| **${n(big.farms)} farms / 1 farm** | | | **${(ratioN / ratio1).toFixed(3)}**${p1 && pN ? ` (paired ${(pN / p1).toFixed(3)})` : ''} |`);
     }
   }
   const ctl = cp.filter((c) => c.change);

@@ -8,7 +8,8 @@
  * until the packet leaves (fwd, accept, drop). Chains are counted per visit: a return to the
  * calling chain is a visit too.
  *
- *   node packet-path.mjs VIP PORT [udp|tcp]   (in the load balancer's namespace)
+ *   node packet-path.mjs VIP PORT [udp|tcp] [--trace]   (in the load balancer's namespace;
+ *   --trace also lists every expression evaluated, as chain #rule: expression)
  *
  * The packet: an established flow to VIP:PORT, taken from the flow map (a pin the traffic
  * left there), as a 64-byte frame; TCP with ACK set. Prints JSON.
@@ -78,7 +79,7 @@ export function frame({ saddr, daddr, sport, dport, proto }) {
 }
 
 /** Walks the packet from `base` (the ingress chain) until a final verdict. */
-export function walk(dump, base, pkt) {
+export function walk(dump, base, pkt, trace = null) {
   const regs = new Uint8Array(REGS * 4);
   const store = (r, bytes) => {
     const at = regOffset(r);
@@ -119,6 +120,7 @@ export function walk(dump, base, pkt) {
     let broke = false;
     for (const e of rule) {
       count.expressions++;
+      if (trace) trace.push(`${chain} #${index}: ${e}`);
       let m;
       if ((m = /^meta load (\S+) => reg (\d+)$/.exec(e))) {
         const v = { pkttype: [pkt.pkttype], protocol: pkt.protocol, l4proto: [pkt.l4], iiftype: pkt.iiftype, mark: [pkt.mark & 0xff, (pkt.mark >>> 8) & 0xff, (pkt.mark >>> 16) & 0xff, pkt.mark >>> 24] }[m[1]];
@@ -215,8 +217,10 @@ async function main() {
   const flow = establishedFlow(dump, vip, Number(port), proto);
   if (!flow) throw new Error(`no pinned flow to ${vip}:${port}/${proto} in flows_${proto}`);
   const base = [...dump.chains.keys()].find((c) => c.startsWith('ingress_'));
-  const result = walk(dump, base, frame(flow));
+  const trace = process.argv.includes('--trace') ? [] : null;
+  const result = walk(dump, base, frame(flow), trace);
   console.log(JSON.stringify({ flow, ...result }));
+  if (trace) console.log(trace.join('\n'));
 }
 
 if (process.argv[1] === fileURLToPath(import.meta.url)) await main();

@@ -21,6 +21,8 @@
  * Writes bench/RESULTS.md (the tables between the markers), bench/change-latency.svg, and
  * prints the raw JSON. Options (environment): BENCH_SIZES=1,1000,10000  BENCH_ROUNDS=5
  * BENCH_CHANGES=30  BENCH_WORKLOADS=uniform,random  BENCH_PARTS=data,control,stateless
+ * (BENCH_PARTS=data,dispatch: the data plane and the 10,000-farm dispatch ratio without the
+ * control-plane measurements).
  */
 import fs from 'node:fs';
 import os from 'node:os';
@@ -180,7 +182,22 @@ async function udpCompare(lab, paths, rounds) {
       log(`udp ${name} round ${i + 1}: ${r.pps} pps (${r.received}/${r.sent})`);
     }
   }
-  return Object.fromEntries(Object.entries(runs).map(([k, v]) => [k, { medianPps: median(v.map((r) => r.pps)), runs: v }]));
+  // Besides the ratio of medians: the median of each round's ratio to the ceiling run next to
+  // it, which drifts less when other work on the machine comes and goes.
+  const paired = (v) => (runs.bare && v !== runs.bare ? median(v.map((r, i) => r.pps / runs.bare[i].pps)) : undefined);
+  return Object.fromEntries(Object.entries(runs).map(([k, v]) => [k, { medianPps: median(v.map((r) => r.pps)), pairedRatio: paired(v), runs: v }]));
+}
+
+/** The established packet's path through the netdev table, walked on the kernel's dump (lib/packet-path.mjs). */
+async function packetPath(lab, port, proto) {
+  const r = await lab.exec(lab.lb.ns, [process.execPath, path.join(here, 'lib', 'packet-path.mjs'), VIP, String(port), proto], { timeoutMs: 120_000 });
+  if (r.code !== 0) {
+    log(`packet path ${proto}/${port}: ${r.stderr.trim().split('\n').pop()}`);
+    return null;
+  }
+  const p = JSON.parse(r.stdout);
+  log(`packet path ${proto}/${port}: ${p.chains} chains, ${p.rules} rules, ${p.jumps} jumps, ${p.expressions} expressions (${p.path.join(' -> ')})`);
+  return p;
 }
 
 async function createMeasuredFarm(daemon, lab, name, protocol, port) {
@@ -262,6 +279,22 @@ async function controlPlane(lab, n, workload) {
   }
 }
 
+/** The measured farm beside N-1 other farms, against the ceiling: the dispatch ratio alone. */
+async function dispatchOnly(lab, n) {
+  const cleanups = [];
+  const t = { teardown: (fn) => cleanups.push(fn) };
+  try {
+    const daemon = await startLabDaemon(t, lab, { NFTFARM_LOG_LEVEL: 'warn' }, { beforeStart: (db) => prepareStore(db, n, lab.backends, 'uniform') });
+    if (!(await daemon.until(async () => (await allApplied(daemon)) && (await farmApplied(daemon, 'f0')), 600_000))) throw new Error('farms not applied');
+    await createMeasuredFarm(daemon, lab, 'measured', 'udp', PORTS.udpFarm);
+    const dispatch = await udpCompare(lab, { bare: [VIP, PORTS.udpBare], dsr: [VIP, PORTS.udpFarm] }, ROUNDS);
+    return { farms: n, workload: 'uniform', dispatch };
+  } finally {
+    for (const fn of cleanups.reverse()) await fn();
+    await lab.exec(lab.lb.ns, ['nft', 'delete', 'table', 'netdev', 'nftfarm']);
+  }
+}
+
 /** 10,000 stateless_dnat farms: cold start, and how long a pass that changes nothing takes. */
 async function stateless(lab, n = 10_000) {
   const cleanups = [];
@@ -294,6 +327,7 @@ async function dataPlane(lab) {
     await createMeasuredFarm(daemon, lab, 'measured', 'udp', PORTS.udpFarm);
     const b1 = lab.backends[0];
     const udp = await udpCompare(lab, { direct: [b1.ip, PORTS.udpFarm], bare: [VIP, PORTS.udpBare], dsr: [VIP, PORTS.udpFarm] }, ROUNDS);
+    const paths = { dsr: await packetPath(lab, PORTS.udpFarm, 'udp') };
 
     await createMeasuredFarm(daemon, lab, 'tcpbench', 'tcp', PORTS.tcpFarm);
     const servers = [PORTS.tcpFarm, PORTS.tcpBare].map((p) => lab.spawn(b1.ns, ['iperf3', '-s', '-p', String(p)], { stdio: 'ignore' }));
@@ -306,6 +340,7 @@ async function dataPlane(lab) {
       log(`tcp round ${i + 1}: direct ${round(tcp.direct[i], 2)} bare ${round(tcp.bare[i], 2)} dsr ${round(tcp.dsr[i], 2)} Gbit/s`);
     }
     for (const s of servers) await lab.stopProcess(s);
+    paths.dsrTcp = await packetPath(lab, PORTS.tcpFarm, 'tcp');
 
     // The other modes, UDP only (the blast needs no replies), each against its own ceiling runs.
     // b1 routes the clients through the load balancer, as dnat and stateless_dnat need.
@@ -316,10 +351,12 @@ async function dataPlane(lab) {
       if (changed.status !== 200) throw new Error(`measured -> ${mode}: ${JSON.stringify(changed.body)}`);
       if (!(await daemon.until(() => farmApplied(daemon, 'measured'), 60_000))) throw new Error(`measured not applied in ${mode}`);
       modes[mode] = await udpCompare(lab, { bare: [VIP, PORTS.udpBare], [mode]: [VIP, PORTS.udpFarm] }, MODE_ROUNDS);
+      if (mode === 'stateless_dnat') paths.stateless_dnat = await packetPath(lab, PORTS.udpFarm, 'udp');
     }
     await lab.execOk(b1.ns, ['ip', 'route', 'del', `${CLIENT_IP}/32`]);
     return {
       udp,
+      paths,
       modes,
       tcp: Object.fromEntries(Object.entries(tcp).map(([k, v]) => [k, { medianGbps: round(median(v), 2), runs: v.map((x) => round(x, 2)) }])),
     };
@@ -335,6 +372,7 @@ const NFTLB = { 3: [2.7, 8.0], 1000: [6.3, 12.1], 10000: [45.5, 74.5] };
 function table(results) {
   const { dp, cp, sl, m } = results;
   const r = (a, b) => (a / b).toFixed(3);
+  const pr = (x) => (x === undefined ? '' : ` (paired ${x.toFixed(3)})`);
   const n = (x) => x.toLocaleString('en-US');
   const lines = [];
   lines.push(`Machine: ${m.cpu}, ${m.memory}, ${m.os}, kernel ${m.kernel}; ${m.nft}; Node ${m.node}; ${m.python}; ${m.iperf3}. ${m.date}.`);
@@ -345,15 +383,26 @@ function table(results) {
     lines.push('| data plane (client -> b1) | direct | bare MAC-rewrite ceiling | nftfarm DSR | DSR / direct | DSR / ceiling |');
     lines.push('|---|---:|---:|---:|---:|---:|');
     const u = dp.udp;
-    lines.push(`| 64-byte UDP, packets/s (median of ${ROUNDS}) | ${u.direct.medianPps} | ${u.bare.medianPps} | ${u.dsr.medianPps} | ${r(u.dsr.medianPps, u.direct.medianPps)} | ${r(u.dsr.medianPps, u.bare.medianPps)} |`);
+    lines.push(`| 64-byte UDP, packets/s (median of ${ROUNDS}) | ${u.direct.medianPps} | ${u.bare.medianPps} | ${u.dsr.medianPps} | ${r(u.dsr.medianPps, u.direct.medianPps)} | ${r(u.dsr.medianPps, u.bare.medianPps)}${pr(u.dsr.pairedRatio)} |`);
     const tc = dp.tcp;
     lines.push(`| TCP, Gbit/s (iperf3, median of ${TCP_ROUNDS}) | ${tc.direct.medianGbps} | ${tc.bare.medianGbps} | ${tc.dsr.medianGbps} | ${r(tc.dsr.medianGbps, tc.direct.medianGbps)} | ${r(tc.dsr.medianGbps, tc.bare.medianGbps)} |`);
+    if (dp.paths) {
+      lines.push('');
+      lines.push('| an established packet, walked on the kernel\'s dump (`bench/lib/packet-path.mjs`) | chains (visits) | rules | jumps | expressions | packets/s | / ceiling |');
+      lines.push('|---|---:|---:|---:|---:|---:|---:|');
+      const row = (label, p, pps, ceiling) =>
+        p && lines.push(`| ${label}: ${p.path.join(' → ')} | ${p.chains} | ${p.rules} | ${p.jumps} | ${p.expressions} | ${pps ?? 'n/a'} | ${pps ? r(pps, ceiling) : 'n/a'} |`);
+      row('DSR, UDP, pinned', dp.paths.dsr, u.dsr.medianPps, u.bare.medianPps);
+      row('DSR, TCP (ACK), pinned', dp.paths.dsrTcp, null, null);
+      const sd = dp.modes?.stateless_dnat;
+      row('stateless_dnat, UDP, pinned', dp.paths.stateless_dnat, sd?.stateless_dnat.medianPps, sd?.bare.medianPps);
+    }
     if (dp.modes) {
       lines.push('');
       lines.push(`| other modes, 64-byte UDP (median of ${MODE_ROUNDS}, interleaved with the ceiling) | ceiling pps | mode pps | mode / ceiling | mode / direct |`);
       lines.push('|---|---:|---:|---:|---:|');
       for (const [mode, runs] of Object.entries(dp.modes)) {
-        lines.push(`| ${mode} | ${runs.bare.medianPps} | ${runs[mode].medianPps} | ${r(runs[mode].medianPps, runs.bare.medianPps)} | ${r(runs[mode].medianPps, u.direct.medianPps)} |`);
+        lines.push(`| ${mode} | ${runs.bare.medianPps} | ${runs[mode].medianPps} | ${r(runs[mode].medianPps, runs.bare.medianPps)}${pr(runs[mode].pairedRatio)} | ${r(runs[mode].medianPps, u.direct.medianPps)} |`);
       }
     }
     if (big) {
@@ -362,18 +411,21 @@ function table(results) {
       lines.push('');
       lines.push(`| dispatch cost (UDP, median of ${ROUNDS}) | ceiling pps | DSR pps | DSR / ceiling |`);
       lines.push('|---|---:|---:|---:|');
-      lines.push(`| the measured farm alone | ${u.bare.medianPps} | ${u.dsr.medianPps} | ${ratio1.toFixed(3)} |`);
-      lines.push(`| with ${n(big.farms)} other farms | ${big.dispatch.bare.medianPps} | ${big.dispatch.dsr.medianPps} | ${ratioN.toFixed(3)} |`);
-      lines.push(`| **${n(big.farms)} farms / 1 farm** | | | **${(ratioN / ratio1).toFixed(3)}** |`);
+      const p1 = u.dsr.pairedRatio;
+      const pN = big.dispatch.dsr.pairedRatio;
+      lines.push(`| the measured farm alone | ${u.bare.medianPps} | ${u.dsr.medianPps} | ${ratio1.toFixed(3)}${pr(p1)} |`);
+      lines.push(`| with ${n(big.farms)} other farms | ${big.dispatch.bare.medianPps} | ${big.dispatch.dsr.medianPps} | ${ratioN.toFixed(3)}${pr(pN)} |`);
+      lines.push(`| **${n(big.farms)} farms / 1 farm** | | | **${(ratioN / ratio1).toFixed(3)}**${p1 && pN ? ` (paired ${(pN / p1).toFixed(3)})` : ''} |`);
     }
   }
-  if (cp.length > 0) {
+  const ctl = cp.filter((c) => c.change);
+  if (ctl.length > 0) {
     lines.push('');
     lines.push(
       `| workload | farms x 4 backends | cold start: API up / all applied | one change, request -> kernel: p50 / p99 / max (${CHANGES}) | the same under 100 PUTs/s: p50 / p99 | backend PUTs/s (p99), caught up after | GET /farms/{f}/s (p99) | GET /stats/farms | GET /metrics | GET /farms/{f} p99 while both are scraped | selection elements | nftfarm RSS after all |`,
     );
     lines.push('|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|');
-    for (const c of cp) {
+    for (const c of ctl) {
       const l = c.load;
       lines.push(
         `| ${c.workload} | ${n(c.farms)} | ${n(c.apiUpMs)} / ${n(c.coldMs)} ms | ${c.change.p50} / ${c.change.p99} / ${c.change.max} ms | ${c.underLoad ? `${c.underLoad.p50} / ${c.underLoad.p99} ms` : 'n/a'} | ${l.put.requestsPerSecond} (${l.put.p99Ms} ms), ${l.caughtUpMs} ms | ${l.get.requestsPerSecond} (${l.get.p99Ms} ms) | ${l.statsMs} ms | ${l.metricsMs} ms | ${l.underScrape.get.p99Ms} ms | ${n(c.elements.selection)} | ${c.rssMb} MB |`,
@@ -461,9 +513,10 @@ async function main() {
     const dp = PARTS.has('data') ? await dataPlane(lab) : null;
     const cp = [];
     if (PARTS.has('control')) for (const workload of WORKLOADS) for (const n of SIZES) cp.push(await controlPlane(lab, n, workload));
+    else if (PARTS.has('dispatch')) cp.push(await dispatchOnly(lab, Math.max(...SIZES)));
     const sl = PARTS.has('stateless') ? await stateless(lab) : null;
     const results = { m, dp, cp, sl, seconds: Math.round((Date.now() - started) / 1000) };
-    if (cp.length > 0) fs.writeFileSync(path.join(here, 'change-latency.svg'), chart(cp));
+    if (cp.some((c) => c.change)) fs.writeFileSync(path.join(here, 'change-latency.svg'), chart(cp.filter((c) => c.change)));
     console.log(JSON.stringify(results));
     const text = table(results);
     console.log(`\n${text}\n`);

@@ -11,9 +11,10 @@
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createLab, LAB_VIP, LB_MAC, macForIp } from '../dist/lab/lab.js';
-import { desiredState } from '../dist/reconcile/desired.js';
-import { renderTables } from '../dist/reconcile/render.js';
-import { renderTableText } from '../dist/dataplane/nft/ruleset.js';
+import { desiredState, isRendered } from '../dist/reconcile/desired.js';
+import { renderFarm } from '../dist/reconcile/farm-render.js';
+import { assembleTables } from '../dist/reconcile/assemble.js';
+import { renderTableText } from '../dist/dataplane/nft/objects.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const ROUNDS = Number(process.argv[2] ?? 3);
@@ -50,14 +51,14 @@ try {
   await lab.execOk(lab.client.ns, ['ip', 'neigh', 'replace', VIP, 'lladdr', LB_MAC, 'dev', 'eth0']);
   const links = JSON.parse((await lab.execOk(lab.lb.ns, ['ip', '-j', 'link', 'show', 'eth0'])).stdout);
   const iface = { name: 'eth0', index: links[0].ifindex, mac: LB_MAC, up: true, addresses: [{ address: lab.lb.ip, prefixLength: 24 }] };
-  const farm = { id: 1, name: 'measured', profile: 'l4xnat', vip: VIP, vport: String(PORT), protocol: 'udp', nattype: 'dsr', algorithm: 'weight', persistence: '', ttl: 60, running: true, generation: 1 };
+  const farm = { id: 1, slot: 1, name: 'measured', profile: 'l4xnat', vip: VIP, vport: String(PORT), protocol: 'udp', nattype: 'dsr', algorithm: 'weight', persistence: '', ttl: 60, running: true, generation: 1 };
   const backends = lab.backends.map((b, i) => ({ uid: i + 1, farmId: 1, id: i, ip: b.ip, port: null, weight: 1, priority: 1, maxConns: 0, maintenance: 'none' }));
-  const state = desiredState({ generation: 1, farms: [{ farm, backends }] }, { interfaces: [iface], macOf: (_i, ip) => macForIp(ip) });
-  const pinned = renderTableText(renderTables(state).netdev);
+  const state = desiredState({ generation: 1, farms: [{ farm, backends, healthCheck: null }] }, { interfaces: [iface], macOf: (_i, ip) => macForIp(ip) });
+  const pinned = renderTableText(assembleTables(state.farms.filter(isRendered).map(renderFarm)).netdev);
   const unpinned = pinned
     .split('\n')
-    // The pin rules (in the pin, keep and forget stage chains) and the farm's jumps to them.
-    .filter((line) => !line.includes('@flows_udp') && !/jump (pin|keep|forget)_udp/.test(line))
+    // The pin rules (the pin stage chain's, and serve's refresh and forget) and the farm's jump to the pin stage.
+    .filter((line) => !line.includes('@flows_udp') && !/jump pin_/.test(line))
     .join('\n');
   const load = async (text) => {
     await lab.exec(lab.lb.ns, ['nft', 'delete', 'table', 'netdev', 'nftfarm']);

@@ -51,6 +51,7 @@ import {
   pinChain,
   regionBase,
   selectChain,
+  sendChain,
   serveChain,
 } from './names.js';
 
@@ -226,19 +227,40 @@ function renderNetdevFarm(farm: DesiredFarm): FarmObjects {
   const flow = FLOW_KEYS[farm.protocol === 'all' ? 'all' : 'ports'].expr;
   const flows = flowsMap(farm.protocol);
   const session = farm.persistence === '' ? null : { ...SESSION_KEYS[farm.persistence], map: farmSessionsMap(slot) };
-  const serve = serveChain(farm.nattype as 'dsr' | 'stateless_dnat', kind, iface.name, iface.index);
+  const mode = farm.nattype as 'dsr' | 'stateless_dnat';
+  const serve = serveChain(mode, kind, iface.name, iface.index);
+  const pin = pinChain(mode, kind, iface.name, iface.index);
+  // `fwd to` is bound to the interface index when loaded: a re-created interface needs a reload.
+  const signature = `fwd ${iface.name}#${iface.index}`;
+  // Our MAC as source, or the switch learns the client's MAC here.
+  const send = `ether saddr set ${iface.mac} ether daddr set meta mark map @${BACKEND_MACS_MAP} fwd to "${iface.name}"`;
+  // The backend's address (and port, for backends that have one) replace the VIP's; nft fixes the checksums.
+  const rewrite = stateless
+    ? [
+        `ip daddr set meta mark map @${BACKEND_ADDRESSES_MAP}`,
+        ...(farm.protocol === 'tcp' || farm.protocol === 'udp' ? [`${farm.protocol} dport set meta mark map @${BACKEND_PORTS_MAP}`] : []),
+      ]
+    : [];
+  // stateless_dnat sends from a chain of its own: a backend without a port misses the ports
+  // map, which must end only that rule. dsr sends in the same rule.
+  const sendChainName = stateless ? sendChain(mode, kind, iface.name, iface.index) : null;
 
   const stages: ChainDecl[] = [
     {
-      name: pinChain(kind),
+      name: pin,
       rules: [
         // A SYN starts a new connection: a pin left by an earlier connection on the same ports
         // (pins outlive connections) must not send it to that backend, which may be down or drained.
         ...(farm.protocol === 'tcp' ? [`tcp flags & (fin | syn | rst | ack) == syn delete @${flows} { ${flow} : meta mark }`] : []),
+        // The established packet's whole path: its pin, refreshed (an existing entry: the
+        // update cannot fail for want of room), then sent. A miss anywhere ends the rule.
+        `meta mark set ${flow} map @${flows} update @${flows} { ${flow} : meta mark } ${sendChainName ? `goto ${sendChainName}` : send}`,
         // The mark carries the chosen backend; a map miss leaves it as it was, so start from 0.
         'meta mark set 0',
+        // Still a pin (dsr): its backend is gone; serve forgets it and the farm drops the packet.
         `meta mark set ${flow} map @${flows}`,
       ],
+      signature,
     },
     {
       name: serve,
@@ -247,26 +269,19 @@ function renderNetdevFarm(farm: DesiredFarm): FarmObjects {
         `meta mark >= ${SELECTION_KEY} meta mark set meta mark map @${SELECTION_MAP} meta mark @${NEW_FLOWS_SET}`,
         // A rule of its own: when the map is full the update fails, ending only this rule.
         `meta mark < ${SELECTION_KEY} update @${flows} { ${flow} : meta mark }`,
-        ...(stateless
-          ? [
-              // The backend's address (and port, for backends that have one) replace the VIP's; nft fixes the checksums.
-              `ip daddr set meta mark map @${BACKEND_ADDRESSES_MAP}`,
-              ...(farm.protocol === 'tcp' || farm.protocol === 'udp' ? [`${farm.protocol} dport set meta mark map @${BACKEND_PORTS_MAP}`] : []),
-            ]
-          : []),
-        // Our MAC as source, or the switch learns the client's MAC here.
-        `ether saddr set ${iface.mac} ether daddr set meta mark map @${BACKEND_MACS_MAP} fwd to "${iface.name}"`,
+        ...rewrite,
+        send,
         // Reached only when the pinned backend is gone (cut, removed): forget the pin so the
         // client's next attempt is balanced again.
         `meta mark < ${SELECTION_KEY} delete @${flows} { ${flow} : meta mark }`,
       ],
-      // `fwd to` is bound to the interface index when loaded: a re-created interface needs a reload.
-      signature: `fwd ${iface.name}#${iface.index}`,
+      signature,
     },
+    ...(sendChainName ? [{ name: sendChainName, rules: [...rewrite, send], signature }] : []),
     countDropChain(),
   ];
   const rules = [
-    `jump ${pinChain(kind)}`,
+    `jump ${pin}`,
     ...(session ? [`meta mark 0 meta mark set ${session.expr} map @${session.map} jump ${countNewFlowChain('meta')}`] : []),
     `meta mark 0 meta mark set ${bucketExpression(farm)}`,
     ...(session

@@ -94,15 +94,24 @@ export const flowsMap = (protocol: string): string => `flows_${flowKind(protocol
  * against every rule bound to the map (and each new binding against every element), so maps
  * bound from 10,000 farm chains made loads quadratic.
  */
-/** dsr, stateless_dnat: forgets a stale pin on a TCP SYN, then looks the flow's pin up. */
-export const pinChain = (kind: string): string => `pin_${kind}`;
+/**
+ * dsr, stateless_dnat: forgets a stale pin on a TCP SYN; a pinned flow is refreshed and sent
+ * from here (the established packet's short path); otherwise the mark says whether a pin was
+ * found (its backend gone) or not. Per mode and interface, as it sends.
+ */
+export const pinChain = (nattype: 'dsr' | 'stateless_dnat', kind: string, ifname: string, ifindex: number): string =>
+  `pin_${modeTag(nattype)}_${kind}_${interfaceTag(ifname, ifindex)}`;
+/** stateless_dnat: rewrites and sends a pinned flow's packet (the pin stage goes here). */
+export const sendChain = (nattype: 'dsr' | 'stateless_dnat', kind: string, ifname: string, ifindex: number): string =>
+  `send_${modeTag(nattype)}_${kind}_${interfaceTag(ifname, ifindex)}`;
 /** Bucket key -> backend mark, counted as a new flow (meta mark or ct mark). */
 export const selectChain = (mark: 'meta' | 'ct'): string => (mark === 'meta' ? 'select' : 'select_ct');
 /** A persistence session answered: counted as a new flow. */
 export const countNewFlowChain = (mark: 'meta' | 'ct'): string => (mark === 'meta' ? 'count_new_flow' : 'count_new_flow_ct');
 /** dsr, stateless_dnat: select, pin, rewrite (stateless_dnat), send, or forget a dead pin. */
 export const serveChain = (nattype: 'dsr' | 'stateless_dnat', kind: string, ifname: string, ifindex: number): string =>
-  `serve_${nattype === 'dsr' ? 'dsr' : 'sdnat'}_${kind}_${interfaceTag(ifname, ifindex)}`;
+  `serve_${modeTag(nattype)}_${kind}_${interfaceTag(ifname, ifindex)}`;
+const modeTag = (nattype: 'dsr' | 'stateless_dnat'): string => (nattype === 'dsr' ? 'dsr' : 'sdnat');
 /** nat, dnat: DNAT to the chosen backend, per protocol. */
 export const dnatChain = (protocol: string): string => `dnat_${protocol}`;
 /** Counts the packet for the farm whose slot is in the mark, then drops it. */

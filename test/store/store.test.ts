@@ -83,13 +83,14 @@ t.test('opening a database twice migrates nothing the second time', async (t) =>
       [4, 'farm-slots'],
       [5, 'bgp'],
       [6, 'audit-log'],
+      [7, 'applied-state'],
     ],
   );
 
   const fresh = new Database(':memory:');
-  t.strictSame(migrate(fresh, migrations), [1, 2, 3, 4, 5, 6], 'a new database gets every migration');
+  t.strictSame(migrate(fresh, migrations), [1, 2, 3, 4, 5, 6, 7], 'a new database gets every migration');
   t.strictSame(migrate(fresh, migrations), [], 'and none the second time');
-  t.equal(fresh.pragma('user_version', { simple: true }), 6);
+  t.equal(fresh.pragma('user_version', { simple: true }), 7);
   fresh.close();
 
   const db1 = openDatabase(file);
@@ -110,8 +111,8 @@ t.test('opening a database twice migrates nothing the second time', async (t) =>
 
   const partial = new Database(path.join(dir, 'partial.db'));
   t.strictSame(migrate(partial, migrations.slice(0, 1)), [1]);
-  t.strictSame(migrate(partial, migrations), [2, 3, 4, 5, 6], 'only the missing migrations run');
-  t.equal(partial.pragma('user_version', { simple: true }), 6);
+  t.strictSame(migrate(partial, migrations), [2, 3, 4, 5, 6, 7], 'only the missing migrations run');
+  t.equal(partial.pragma('user_version', { simple: true }), 7);
   partial.close();
 });
 
@@ -120,21 +121,21 @@ t.test('a database newer than this nftfarm is refused and left alone', async (t)
   const file = path.join(dir, 'nftfarm.db');
   openDatabase(file).close();
   const raw = new Database(file);
-  raw.pragma('user_version = 7');
+  raw.pragma('user_version = 8');
   raw.close();
 
   const error = thrown(() => openDatabase(file));
   t.ok(error instanceof SchemaTooNewError, 'a SchemaTooNewError');
   t.equal(
     error?.message,
-    'the database schema is version 7, newer than this nftfarm supports (6); upgrade nftfarm or point --db at another database',
+    'the database schema is version 8, newer than this nftfarm supports (7); upgrade nftfarm or point --db at another database',
   );
   const check = new Database(file);
-  t.equal(check.pragma('user_version', { simple: true }), 7, 'the version was not touched');
+  t.equal(check.pragma('user_version', { simple: true }), 8, 'the version was not touched');
   check.close();
 
   const tooNew = new Database(':memory:');
-  tooNew.pragma('user_version = 7');
+  tooNew.pragma('user_version = 8');
   t.ok(thrown(() => migrate(tooNew, readMigrations())) instanceof SchemaTooNewError);
   t.equal(tooNew.prepare("SELECT count(*) FROM sqlite_master WHERE name = 'farms'").pluck().get(), 0, 'no migration ran');
   tooNew.close();

@@ -6,7 +6,7 @@
  * checkFarmRules) the lookup and the transaction run again.
  */
 import type { FastifyInstance } from 'fastify';
-import { checkNetwork, StaleNetworkCheck, type NetworkCheck } from './routes/farms.js';
+import { checkNetwork, StaleNetworkCheck, type NetworkCheck } from './farm-service.js';
 import { ZapiError } from './zapi.js';
 
 const ATTEMPTS = 5;

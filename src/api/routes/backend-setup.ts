@@ -10,7 +10,7 @@ import {
 } from '../../model/backend-setup.js';
 import { messages } from '../params.js';
 import { badRequest, zapiRoute } from '../zapi.js';
-import { farmPathParams, requireFarm } from './farms.js';
+import { farmPathParams, requireFarm } from '../farm-service.js';
 
 type SetupRequest = FastifyRequest<{
   Params: { farmname: string };

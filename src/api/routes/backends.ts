@@ -7,7 +7,7 @@ import { deleteEnvelope, successEnvelope } from '../schemas.js';
 import { backendIpParam, backendPortParam, maxConnsParam, priorityParam, weightParam } from '../farm-params.js';
 import { backendView } from '../present.js';
 import { checkedWrite } from '../checked-write.js';
-import { checkFarmRules, describeFarm, farmInPath, farmPathParams } from './farms.js';
+import { checkFarmRules, describeFarm, farmInPath, farmPathParams } from '../farm-service.js';
 
 type FarmRequest = FastifyRequest<{ Params: { farmname: string }; Body: Record<string, unknown> }>;
 type BackendRequest = FastifyRequest<{ Params: { farmname: string; id: string }; Body: Record<string, unknown> }>;

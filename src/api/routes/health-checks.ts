@@ -4,7 +4,7 @@ import type { HealthCheckFields } from '../../store/store.js';
 import { booleanParam, definedOnly, integerParam, parseParams, patternParam, type ParamSpec } from '../params.js';
 import { badRequest, notFound, zapiRoute } from '../zapi.js';
 import { deleteEnvelope, successEnvelope } from '../schemas.js';
-import { describeFarm, farmPathParams, requireFarm } from './farms.js';
+import { describeFarm, farmPathParams, requireFarm } from '../farm-service.js';
 import { commandProblemMessage, parseCheckCommand } from '../../health/command.js';
 import { CHECK_COMMAND_MAX_LENGTH, CHECK_DESCRIPTION_MAX_LENGTH, NAME_MAX_LENGTH } from '../../model/limits.js';
 

@@ -3,7 +3,7 @@ import type { Farm } from '../../model/farm.js';
 import { noCounters, type BackendCounters, type FarmCounters } from '../../observe/farm-counters.js';
 import { zapiRoute } from '../zapi.js';
 import { counterDescriptor } from '../present.js';
-import { describeFarm, farmInPath, farmPathParams, farmSummary, sessionViews } from './farms.js';
+import { describeFarm, farmInPath, farmPathParams, farmSummary, sessionViews } from '../farm-service.js';
 
 type FarmRequest = FastifyRequest<{ Params: { farmname: string } }>;
 

@@ -1,6 +1,6 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { zapiRoute } from '../zapi.js';
-import { describeFarm } from './farms.js';
+import { describeFarm } from '../farm-service.js';
 import { dataplaneView } from '../present.js';
 import { configDigest } from '../../config-doc/document.js';
 

@@ -2,7 +2,8 @@
 /** Runs inside the load balancer's namespace: prints the element count of each of nftfarm's selection maps, and of all their sets, as JSON. */
 import { openNftObjectReader } from '../../dist/dataplane/netlink/nft-objects.js';
 
-const reader = openNftObjectReader();
+// A 640,000-element dump takes seconds, more on a busy machine.
+const reader = openNftObjectReader({ timeoutMs: 300_000 });
 const out = { selection: 0, all: 0 };
 for (const [family, table] of [['netdev', 'nftfarm'], ['ip', 'nftfarm']]) {
   const inventory = await reader.inventory(family, table);

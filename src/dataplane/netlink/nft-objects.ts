@@ -100,7 +100,9 @@ export interface NftObjectReader {
  * One netlink socket for many reads. A socket runs one dump at a time (the kernel answers
  * EBUSY to a second), so reads on it are queued; open more readers to read in parallel.
  */
-export function openNftObjectReader(): NftObjectReader {
+/** `timeoutMs`: how long one request or dump may take (a 640,000-element dump on a busy machine: many seconds). */
+export function openNftObjectReader(options: { timeoutMs?: number } = {}): NftObjectReader {
+  const timeout = options.timeoutMs ?? 10_000;
   let socket: NetlinkSocket | null = null;
   let queue: Promise<unknown> = Promise.resolve();
   // Large receive buffers: the kernel sizes each dump chunk by the reader's buffer (up to
@@ -116,7 +118,7 @@ export function openNftObjectReader(): NftObjectReader {
     const header = Buffer.from([familyId, 0, 0, 0]);
     const run = async (): Promise<Buffer[] | null> => {
       try {
-        const [messages] = await sock().request((NFNL_SUBSYS_NFTABLES << 8) | msgType, [header, attrs], { flags, timeout: 10_000 });
+        const [messages] = await sock().request((NFNL_SUBSYS_NFTABLES << 8) | msgType, [header, attrs], { flags, timeout });
         return messages.map((m) => Buffer.from(m.data.buffer, m.data.byteOffset, m.data.byteLength).subarray(4));
       } catch (err) {
         // The table or the object is not there (a farm not rendered yet, or no table at all).

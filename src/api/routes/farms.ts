@@ -1,7 +1,7 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { Backend, Farm } from '../../model/farm.js';
 import type { FarmChanges } from '../../store/store.js';
-import { dsrBackendPortProblem, dsrFeatureProblem, statelessBackendPortProblem, portConflict, startConflict, type BackendShape } from '../../model/rules.js';
+import { dsrBackendPortProblem, dsrFeatureProblem, familyProblem, statelessBackendPortProblem, portConflict, startConflict, type BackendShape } from '../../model/rules.js';
 import { parseVport } from '../../model/ports.js';
 import { MAX_BACKENDS_PER_FARM, NAME_MAX_LENGTH } from '../../model/limits.js';
 import { notUnicastReason, subnetAddressReason } from '../../model/addresses.js';
@@ -149,6 +149,7 @@ export function checkFarmRules(app: FastifyInstance, farm: Farm, backends: Backe
   const problem =
     addressProblem(farm.vip, 'VIP', network) ??
     backends.map((b) => addressProblem(b.ip, 'backend', network)).find((p) => p !== null) ??
+    backends.map((b) => familyProblem(farm, b)).find((p) => p !== null) ??
     (backends.length > MAX_BACKENDS_PER_FARM
       ? `A farm can have at most ${MAX_BACKENDS_PER_FARM} backends: farm '${farm.name}' would have ${backends.length}.`
       : null) ??
@@ -287,7 +288,8 @@ export async function farmRoutes(app: FastifyInstance): Promise<void> {
       reply.code(201);
       return {
         description: 'Creating a farm',
-        params: { ...(req.body as Record<string, string>), interface: network.interface },
+        // The VIP as stored: IPv6 in its canonical form.
+        params: { ...(req.body as Record<string, string>), vip: p.vip as string, interface: network.interface },
         message: `The farm ${name} has been created successfully.`,
       };
     },
@@ -366,6 +368,7 @@ export async function farmRoutes(app: FastifyInstance): Promise<void> {
     handler: async (req, _reply, farm) => {
       const p = parseParams(modifySpecs, req.body);
       const echo: Record<string, unknown> = { ...req.body };
+      if (p.vip !== undefined) echo.vip = p.vip;
       // As in ZEVENET: protocol 'all' and vport '*' go together, so either one sets both.
       if (p.protocol === 'all' || p.vport === '*') {
         p.protocol = 'all';

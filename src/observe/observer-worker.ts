@@ -64,8 +64,9 @@ async function takeSample(farms: readonly FarmDescriptor[]): Promise<Taken> {
       for (const e of (await next().setElements(family, table, set)) ?? []) if (e.counter) byMark.set(readMark(e.key), e.counter);
       sets.set(setKey(family, table, set), byMark);
     }),
-    ...['tcp', 'udp', 'sctp', 'all'].map((protocol) => async () => {
-      for (const e of (await next().setElements(TABLE_FAMILY, TABLE_NAME, flowsMap(protocol))) ?? []) {
+    // The flow maps of both families: IPv6 farms pin their flows in maps of their own.
+    ...['tcp', 'udp', 'sctp', 'all'].flatMap((protocol) => [flowsMap(protocol), flowsMap(protocol, true)]).map((map) => async () => {
+      for (const e of (await next().setElements(TABLE_FAMILY, TABLE_NAME, map)) ?? []) {
         if (!e.data) continue;
         const mark = readMark(e.data);
         pins.set(mark, (pins.get(mark) ?? 0) + 1);

@@ -22,9 +22,12 @@ import type { ChainDecl, Element, SetDecl, TableName } from '../dataplane/nft/ob
 import { usesConntrack, type DesiredBackend, type DesiredFarm, type VipInterface } from './desired.js';
 import { replyClaims } from './claims.js';
 import { consistentTable, roundRobinTable, type SelectionMember } from './selection.js';
+import { isIpv6Text } from '../model/ip.js';
 import {
   ANY_DISPATCH_MAP,
+  ANY_DISPATCH_MAP6,
   BACKEND_ADDRESSES_MAP,
+  BACKEND_ADDRESSES_MAP6,
   BACKEND_ENDPOINTS_MAP,
   BACKEND_MACS_MAP,
   BACKEND_PORTS_MAP,
@@ -32,13 +35,18 @@ import {
   FARM_DROPS_SET,
   FORWARDED_SET,
   GUARDED_VIPS_SET,
+  GUARDED_VIPS_SET6,
   HASH_SEED,
   MASQUERADED_BACKENDS_SET,
   NEW_FLOWS_SET,
   PORT_DISPATCH_MAP,
+  PORT_DISPATCH_MAP6,
   RANGE_DISPATCH_MAP,
+  RANGE_DISPATCH_MAP6,
   REPLY_ANY_DISPATCH_MAP,
+  REPLY_ANY_DISPATCH_MAP6,
   REPLY_DISPATCH_MAP,
+  REPLY_DISPATCH_MAP6,
   SELECTION_BASE,
   SELECTION_MAP,
   countNewFlowChain,
@@ -128,6 +136,79 @@ export const SESSION_KEYS: Record<Exclude<Persistence, ''>, FlowKey> = {
   srcip_dstport: { expr: 'ip saddr . th dport', type: 'ipv4_addr . inet_service' },
 };
 
+/**
+ * The IPv6 flow keys. nft 1.0.6 cannot write (`update`, `delete`) a map element whose key
+ * holds two IPv6 addresses, or an IPv6 address followed by anything, or more than 24 bytes
+ * with one (its register allocation asserts: "dreg < ctx->reg_low"): the key is the client's
+ * ports and address, without the VIP. Two farms' flows can then share a key (the same client
+ * address and ports to two IPv6 VIPs): each farm ignores a pin that is not one of its own
+ * backends (see pinnedElsewhere), so such a flow is balanced by its hash, never misdirected.
+ */
+export const FLOW_KEYS6: Record<'ports' | 'all', FlowKey> = {
+  ports: { expr: 'th sport . th dport . ip6 saddr', type: 'inet_service . inet_service . ipv6_addr' },
+  all: { expr: 'ip6 saddr', type: 'ipv6_addr' },
+};
+
+/** The same constraint: the IPv6 address last. */
+export const SESSION_KEYS6: Record<Exclude<Persistence, ''>, FlowKey> = {
+  srcip: { expr: 'ip6 saddr', type: 'ipv6_addr' },
+  srcport: SESSION_KEYS.srcport,
+  srcmac: SESSION_KEYS.srcmac,
+  srcip_srcport: { expr: 'th sport . ip6 saddr', type: 'inet_service . ipv6_addr' },
+  srcip_dstport: { expr: 'th dport . ip6 saddr', type: 'inet_service . ipv6_addr' },
+};
+
+/**
+ * What differs between an IPv4 and an IPv6 farm: the header its addresses are read from and
+ * the table-wide maps of that address type. Everything else (marks, selection, counters,
+ * stage chains of the same shape) is shared.
+ */
+export interface FamilyNames {
+  ipv6: boolean;
+  /** The nft protocol of the address fields: `ip` or `ip6`. */
+  ip: 'ip' | 'ip6';
+  flowKeys: Record<'ports' | 'all', FlowKey>;
+  sessionKeys: Record<Exclude<Persistence, ''>, FlowKey>;
+  portDispatch: string;
+  rangeDispatch: string;
+  anyDispatch: string;
+  guard: string;
+  replies: string;
+  anyReplies: string;
+  addresses: string;
+}
+
+export const IPV4_NAMES: FamilyNames = {
+  ipv6: false,
+  ip: 'ip',
+  flowKeys: FLOW_KEYS,
+  sessionKeys: SESSION_KEYS,
+  portDispatch: PORT_DISPATCH_MAP,
+  rangeDispatch: RANGE_DISPATCH_MAP,
+  anyDispatch: ANY_DISPATCH_MAP,
+  guard: GUARDED_VIPS_SET,
+  replies: REPLY_DISPATCH_MAP,
+  anyReplies: REPLY_ANY_DISPATCH_MAP,
+  addresses: BACKEND_ADDRESSES_MAP,
+};
+
+export const IPV6_NAMES: FamilyNames = {
+  ipv6: true,
+  ip: 'ip6',
+  flowKeys: FLOW_KEYS6,
+  sessionKeys: SESSION_KEYS6,
+  portDispatch: PORT_DISPATCH_MAP6,
+  rangeDispatch: RANGE_DISPATCH_MAP6,
+  anyDispatch: ANY_DISPATCH_MAP6,
+  guard: GUARDED_VIPS_SET6,
+  replies: REPLY_DISPATCH_MAP6,
+  anyReplies: REPLY_ANY_DISPATCH_MAP6,
+  addresses: BACKEND_ADDRESSES_MAP6,
+};
+
+/** The names of a farm's family (its VIP's). */
+export const familyNames = (vip: string): FamilyNames => (isIpv6Text(vip) ? IPV6_NAMES : IPV4_NAMES);
+
 /** A dynamic map filled by the packet path (pins, sessions). */
 export function dynamicMap(name: string, keyType: string, timeoutSeconds: number): SetDecl {
   return {
@@ -142,16 +223,17 @@ export function dynamicMap(name: string, keyType: string, timeoutSeconds: number
 /** What a new flow is hashed on. */
 function hashInput(farm: DesiredFarm): string {
   const ports = farm.protocol !== 'all';
+  const ip = familyNames(farm.vip).ip;
   switch (farm.algorithm) {
     case 'hash_srcip':
-      return 'ip saddr';
+      return `${ip} saddr`;
     case 'hash_srcip_srcport':
-      return ports ? 'ip saddr . th sport' : 'ip saddr';
+      return ports ? `${ip} saddr . th sport` : `${ip} saddr`;
     default:
       // weight, leastconn where connections are not counted (dsr, stateless_dnat), and
       // symhash: the load balancer chooses on one direction only, so a flow hash is as
       // symmetric as it needs to be, and unlike nft's symhash it has a fixed seed.
-      return ports ? 'ip saddr . ip daddr . th sport . th dport' : 'ip saddr . ip daddr';
+      return ports ? `${ip} saddr . ${ip} daddr . th sport . th dport` : `${ip} saddr . ${ip} daddr`;
   }
 }
 
@@ -195,11 +277,12 @@ export function regionElements(region: Region): Element[] {
 
 /** The dispatch keys of the farm, each with its verdict. */
 function dispatchElements(farm: DesiredFarm, table: TableName, verdict: string): Contribution[] {
-  if (farm.ports === null) return [{ table, set: ANY_DISPATCH_MAP, key: farm.vip, value: verdict }];
+  const names = familyNames(farm.vip);
+  if (farm.ports === null) return [{ table, set: names.anyDispatch, key: farm.vip, value: verdict }];
   return farm.ports.map((r) =>
     r.low === r.high
-      ? { table, set: PORT_DISPATCH_MAP, key: `${farm.vip} . ${farm.protocol} . ${r.low}`, value: verdict }
-      : { table, set: RANGE_DISPATCH_MAP, key: `${farm.vip} . ${farm.protocol} . ${r.low}-${r.high}`, value: verdict },
+      ? { table, set: names.portDispatch, key: `${farm.vip} . ${farm.protocol} . ${r.low}`, value: verdict }
+      : { table, set: names.rangeDispatch, key: `${farm.vip} . ${farm.protocol} . ${r.low}-${r.high}`, value: verdict },
   );
 }
 
@@ -213,7 +296,7 @@ export function renderFarm(farm: DesiredFarm): FarmObjects {
 
 function guardElements(farm: DesiredFarm): Contribution[] {
   // Forwarding is on for proxy ARP: traffic to a VIP that no farm takes would loop.
-  return farm.iface && farm.proxied ? [{ table: 'netdev', set: GUARDED_VIPS_SET, key: farm.vip, value: '' }] : [];
+  return farm.iface && farm.proxied ? [{ table: 'netdev', set: familyNames(farm.vip).guard, key: farm.vip, value: '' }] : [];
 }
 
 function renderNetdevFarm(farm: DesiredFarm): FarmObjects {
@@ -222,10 +305,11 @@ function renderNetdevFarm(farm: DesiredFarm): FarmObjects {
   const stateless = farm.nattype === 'stateless_dnat';
   // Frames go to the backends' MAC addresses: excluded ones (cut, no MAC) receive nothing.
   const sendable = farm.backends.filter((b) => b.role !== 'excluded' && b.mac !== null).sort((a, b) => a.uid - b.uid);
-  const kind = flowKind(farm.protocol);
-  const flow = FLOW_KEYS[farm.protocol === 'all' ? 'all' : 'ports'].expr;
-  const flows = flowsMap(farm.protocol);
-  const session = farm.persistence === '' ? null : { ...SESSION_KEYS[farm.persistence], map: farmSessionsMap(slot) };
+  const names = familyNames(farm.vip);
+  const kind = flowKind(farm.protocol, names.ipv6);
+  const flow = names.flowKeys[farm.protocol === 'all' ? 'all' : 'ports'].expr;
+  const flows = flowsMap(farm.protocol, names.ipv6);
+  const session = farm.persistence === '' ? null : { ...names.sessionKeys[farm.persistence], map: farmSessionsMap(slot) };
   const serve = serveChain(farm.nattype as 'dsr' | 'stateless_dnat', kind, iface.name, iface.index);
 
   const stages: ChainDecl[] = [
@@ -250,7 +334,7 @@ function renderNetdevFarm(farm: DesiredFarm): FarmObjects {
         ...(stateless
           ? [
               // The backend's address (and port, for backends that have one) replace the VIP's; nft fixes the checksums.
-              `ip daddr set meta mark map @${BACKEND_ADDRESSES_MAP}`,
+              `${names.ip} daddr set meta mark map @${names.addresses}`,
               ...(farm.protocol === 'tcp' || farm.protocol === 'udp' ? [`${farm.protocol} dport set meta mark map @${BACKEND_PORTS_MAP}`] : []),
             ]
           : []),
@@ -267,6 +351,7 @@ function renderNetdevFarm(farm: DesiredFarm): FarmObjects {
   ];
   const rules = [
     `jump ${pinChain(kind)}`,
+    ...(names.ipv6 ? [pinnedElsewhere(farm)] : []),
     ...(session ? [`meta mark 0 meta mark set ${session.expr} map @${session.map} jump ${countNewFlowChain('meta')}`] : []),
     `meta mark 0 meta mark set ${bucketExpression(farm)}`,
     ...(session
@@ -292,7 +377,7 @@ function renderNetdevFarm(farm: DesiredFarm): FarmObjects {
     ...sendable.map((b): Contribution => ({ table: 'netdev', set: BACKEND_MACS_MAP, key: String(b.uid), value: b.mac! })),
   ];
   if (stateless) {
-    elements.push(...sendable.map((b): Contribution => ({ table: 'netdev', set: BACKEND_ADDRESSES_MAP, key: String(b.uid), value: b.ip })));
+    elements.push(...sendable.map((b): Contribution => ({ table: 'netdev', set: names.addresses, key: String(b.uid), value: b.ip })));
     elements.push(
       ...sendable.filter((b) => b.port !== null).map((b): Contribution => ({ table: 'netdev', set: BACKEND_PORTS_MAP, key: String(b.uid), value: String(b.port) })),
     );
@@ -300,11 +385,11 @@ function renderNetdevFarm(farm: DesiredFarm): FarmObjects {
     const rewritesPort = farm.protocol !== 'all' && sendable.some((b) => b.port !== null);
     const restorePort = rewritesPort && single !== null ? ` ${farm.protocol} sport set ${single}` : '';
     // Back to the VIP, then the kernel routes the reply to the client (forwarding is on).
-    chains.push({ table: 'netdev', chain: { name: farmRepliesChain(slot), rules: [`ip saddr set ${farm.vip}${restorePort} accept`] } });
+    chains.push({ table: 'netdev', chain: { name: farmRepliesChain(slot), rules: [`${names.ip} saddr set ${farm.vip}${restorePort} accept`] } });
     const verdict = `jump ${farmRepliesChain(slot)}`;
     for (const c of replyClaims(farm)) {
-      if (c.protocol === 'all') elements.push({ table: 'netdev', set: REPLY_ANY_DISPATCH_MAP, key: c.ip, value: verdict });
-      else elements.push({ table: 'netdev', set: REPLY_DISPATCH_MAP, key: `${c.ip} . ${c.protocol} . ${c.low === c.high ? c.low : `${c.low}-${c.high}`}`, value: verdict });
+      if (c.protocol === 'all') elements.push({ table: 'netdev', set: names.anyReplies, key: c.ip, value: verdict });
+      else elements.push({ table: 'netdev', set: names.replies, key: `${c.ip} . ${c.protocol} . ${c.low === c.high ? c.low : `${c.low}-${c.high}`}`, value: verdict });
     }
   }
   return {
@@ -316,6 +401,15 @@ function renderNetdevFarm(farm: DesiredFarm): FarmObjects {
     region: selectionRegion(farm, 'netdev'),
     ingress: { iface, replies: stateless },
   };
+}
+
+/**
+ * IPv6 flow keys do not name the VIP (FLOW_KEYS6): a pin that is none of this farm's backends
+ * belongs to another farm's flow with the same key, and is ignored (the flow is balanced).
+ */
+function pinnedElsewhere(farm: DesiredFarm): string {
+  const uids = [...new Set(farm.backends.map((b) => b.uid))].sort((a, b) => a - b);
+  return uids.length === 0 ? 'meta mark != 0 meta mark set 0' : `meta mark != 0 meta mark != { ${uids.join(', ')} } meta mark set 0`;
 }
 
 function renderNatFarm(farm: DesiredFarm): FarmObjects {

@@ -33,6 +33,18 @@ export const REPLY_DISPATCH_MAP = 'ipv4_backend_replies';
 /** The same for stateless_dnat farms of protocol 'all': backend address -> jump. */
 export const REPLY_ANY_DISPATCH_MAP = 'ipv4_backend_any_replies';
 
+/*
+ * The same for IPv6 VIPs (issue 13): one netdev table serves both families, each with maps
+ * of its own address type; a farm's family is its VIP's.
+ */
+export const PORT_DISPATCH_MAP6 = 'ipv6_vip_ports';
+export const RANGE_DISPATCH_MAP6 = 'ipv6_vip_port_ranges';
+export const ANY_DISPATCH_MAP6 = 'ipv6_vip_any';
+/** IPv6 VIPs announced by proxy NDP: what no farm takes is dropped (forwarding is on). */
+export const GUARDED_VIPS_SET6 = 'ipv6_proxied_vips';
+export const REPLY_DISPATCH_MAP6 = 'ipv6_backend_replies';
+export const REPLY_ANY_DISPATCH_MAP6 = 'ipv6_backend_any_replies';
+
 export const farmChain = (slot: number): string => `farm_${slot}`;
 /** stateless_dnat: the replies of the farm's backends get the VIP (and virtual port) back here. */
 export const farmRepliesChain = (slot: number): string => `farm_${slot}_replies`;
@@ -61,6 +73,8 @@ export const SELECTION_MAP = 'selection';
 export const BACKEND_MACS_MAP = 'backend_macs';
 /** Backend mark -> address (stateless_dnat rewrites; nat and dnat backends keeping the virtual port). */
 export const BACKEND_ADDRESSES_MAP = 'backend_addresses';
+/** Backend mark -> IPv6 address (stateless_dnat rewrites on IPv6 farms). */
+export const BACKEND_ADDRESSES_MAP6 = 'backend_addresses6';
 /** Backend mark -> port (stateless_dnat backends with a port of their own). */
 export const BACKEND_PORTS_MAP = 'backend_ports';
 /** Backend mark -> address . port (nat and dnat backends with a port of their own). */
@@ -85,8 +99,8 @@ export const NAT_POSTROUTING_CHAIN = 'postrouting';
  * Flow -> backend mark, one map per protocol (each with its idle timeout): the flow's
  * addresses and ports include the VIP and virtual port, so one map holds every farm's pins.
  */
-export const flowKind = (protocol: string): string => (protocol === 'all' ? 'any' : protocol);
-export const flowsMap = (protocol: string): string => `flows_${flowKind(protocol)}`;
+export const flowKind = (protocol: string, ipv6 = false): string => `${protocol === 'all' ? 'any' : protocol}${ipv6 ? '6' : ''}`;
+export const flowsMap = (protocol: string, ipv6 = false): string => `flows_${flowKind(protocol, ipv6)}`;
 
 /*
  * Stage chains, shared by the farms: every rule that reads or writes a table-wide map lives in

@@ -4,11 +4,12 @@
  * nftfarm` while any farm has rules, `ip nftfarm` while any nat or dnat farm has.
  */
 import type { ChainDecl, SetDecl, TableName, TableRef } from '../dataplane/nft/objects.js';
-import { dynamicMap, FLOW_KEYS, FLOW_TIMEOUT_SECONDS } from './farm-render.js';
+import { dynamicMap, FLOW_KEYS, FLOW_KEYS6, FLOW_TIMEOUT_SECONDS, IPV4_NAMES, IPV6_NAMES, type FamilyNames } from './farm-render.js';
 import type { IngressNeed } from './farm-render.js';
 import {
   ANY_DISPATCH_MAP,
   BACKEND_ADDRESSES_MAP,
+  BACKEND_ADDRESSES_MAP6,
   BACKEND_ENDPOINTS_MAP,
   BACKEND_MACS_MAP,
   BACKEND_PORTS_MAP,
@@ -58,6 +59,18 @@ function dispatchMaps(): SetDecl[] {
   ];
 }
 
+/** The netdev table's maps for IPv6 farms: the same roles, IPv6 keys. */
+const NETDEV_SETS6: SetDecl[] = [
+  map(IPV6_NAMES.portDispatch, 'ipv6_addr . inet_proto . inet_service : verdict'),
+  map(IPV6_NAMES.rangeDispatch, 'ipv6_addr . inet_proto . inet_service : verdict', ['flags interval']),
+  map(IPV6_NAMES.anyDispatch, 'ipv6_addr : verdict'),
+  set(IPV6_NAMES.guard, 'ipv6_addr'),
+  map(IPV6_NAMES.replies, 'ipv6_addr . inet_proto . inet_service : verdict', ['flags interval']),
+  map(IPV6_NAMES.anyReplies, 'ipv6_addr : verdict'),
+  map(BACKEND_ADDRESSES_MAP6, 'mark : ipv6_addr'),
+  ...(['tcp', 'udp', 'sctp', 'all'] as const).map((p) => dynamicMap(flowsMap(p, true), FLOW_KEYS6[p === 'all' ? 'all' : 'ports'].type, FLOW_TIMEOUT_SECONDS[p])),
+];
+
 const NETDEV_SETS: SetDecl[] = [
   ...dispatchMaps(),
   set(GUARDED_VIPS_SET, 'ipv4_addr'),
@@ -70,6 +83,7 @@ const NETDEV_SETS: SetDecl[] = [
   map(BACKEND_ADDRESSES_MAP, 'mark : ipv4_addr'),
   map(BACKEND_PORTS_MAP, 'mark : inet_service'),
   ...(['tcp', 'udp', 'sctp', 'all'] as const).map((p) => dynamicMap(flowsMap(p), FLOW_KEYS[p === 'all' ? 'all' : 'ports'].type, FLOW_TIMEOUT_SECONDS[p])),
+  ...NETDEV_SETS6,
 ];
 
 const IP_SETS: SetDecl[] = [
@@ -136,15 +150,28 @@ export function ingressChainOf(need: IngressNeed): ChainDecl {
       `meta pkttype host ip frag-off & 0x1fff == 0 ip daddr . meta l4proto . th dport vmap @${RANGE_DISPATCH_MAP}`,
       `meta pkttype host ip daddr vmap @${ANY_DISPATCH_MAP}`,
       // stateless_dnat: the backends' replies, routed through this host, get the VIP back.
-      ...(need.replies
-        ? [
-            `meta pkttype host ip frag-off & 0x1fff == 0 ip saddr . meta l4proto . th sport vmap @${REPLY_DISPATCH_MAP}`,
-            `meta pkttype host ip saddr vmap @${REPLY_ANY_DISPATCH_MAP}`,
-          ]
-        : []),
+      ...(need.replies ? replyRules(IPV4_NAMES) : []),
       // Forwarding is on for proxy ARP: traffic to a VIP that no farm takes would loop.
       `meta pkttype host ip daddr @${GUARDED_VIPS_SET} counter drop`,
+      // IPv6. Neighbour discovery for a VIP (the unicast solicitations that re-check a cached
+      // entry are addressed to the VIP) goes up to the kernel, which answers it by proxy NDP:
+      // a protocol 'all' farm or the guard must never take it.
+      `meta pkttype host icmpv6 type { nd-neighbor-solicit, nd-neighbor-advert } accept`,
+      // The transport header of a non-first fragment is not read (th fails): no match.
+      `meta pkttype host ip6 daddr . meta l4proto . th dport vmap @${IPV6_NAMES.portDispatch}`,
+      `meta pkttype host ip6 daddr . meta l4proto . th dport vmap @${IPV6_NAMES.rangeDispatch}`,
+      `meta pkttype host ip6 daddr vmap @${IPV6_NAMES.anyDispatch}`,
+      ...(need.replies ? replyRules(IPV6_NAMES) : []),
+      `meta pkttype host ip6 daddr @${IPV6_NAMES.guard} counter drop`,
     ],
     signature: `ingress ${iface.name}#${iface.index}`,
   };
+}
+
+function replyRules(names: FamilyNames): string[] {
+  const unfragmented = names.ipv6 ? '' : ' ip frag-off & 0x1fff == 0';
+  return [
+    `meta pkttype host${unfragmented} ${names.ip} saddr . meta l4proto . th sport vmap @${names.replies}`,
+    `meta pkttype host ${names.ip} saddr vmap @${names.anyReplies}`,
+  ];
 }

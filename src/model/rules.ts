@@ -6,6 +6,7 @@
 import type { Backend, Farm } from './farm.js';
 import { isSinglePort, parseVport, portSpecsOverlap, singlePortOf } from './ports.js';
 import { ipFamily } from './ip.js';
+import { NAT_TYPES_IPV6 } from './farm.js';
 
 type FarmShape = Pick<Farm, 'name' | 'vip' | 'vport' | 'protocol' | 'nattype' | 'algorithm'>;
 /** A stored backend, or one being added (no id yet). */
@@ -35,6 +36,22 @@ export function familyProblem(farm: Pick<Farm, 'vip'>, backend: BackendShape): s
   if (vip === null || ip === null || vip === ip) return null;
   const which = backend.id === undefined ? 'The backend' : `The backend ${backend.id}`;
   return `${which} address '${backend.ip}' is IPv${ip} but the VIP '${farm.vip}' is IPv${vip}: a farm's VIP and backends must be of one family (nftfarm does not translate between IPv4 and IPv6).`;
+}
+
+/**
+ * What an IPv6 farm cannot have (yet): nat and dnat (no IPv6 NAT table), and persistence keys
+ * that pair an IPv6 address with a port (nft 1.0.6 writes such map keys wrongly: see
+ * FLOW_KEYS6 in src/reconcile/farm-render.ts).
+ */
+export function ipv6FarmProblem(farm: Pick<Farm, 'vip' | 'nattype' | 'persistence'>): string | null {
+  if (ipFamily(farm.vip) !== 6) return null;
+  if (!NAT_TYPES_IPV6.includes(farm.nattype)) {
+    return `nattype '${farm.nattype}' does not serve IPv6 VIPs yet: an IPv6 farm takes nattype '${NAT_TYPES_IPV6.join("' or '")}'.`;
+  }
+  if (farm.persistence === 'srcip_srcport' || farm.persistence === 'srcip_dstport') {
+    return `persistence '${farm.persistence}' is not available for IPv6 VIPs (nft 1.0.6 cannot write keys of an IPv6 address and a port): use 'ip', 'srcport' or 'srcmac'.`;
+  }
+  return null;
 }
 
 /**

@@ -11,11 +11,10 @@ import { normalizeRanges, parseVport, type PortRange } from '../model/ports.js';
 import type { FarmConfig, Snapshot } from '../store/store.js';
 import { findConnectedInterface } from '../dataplane/netlink/ipv4.js';
 import { MAX_BACKEND_MARK, MAX_FARM_SLOT } from './names.js';
-import { statelessBackendPortProblem } from '../model/rules.js';
+import { ipv6FarmProblem, statelessBackendPortProblem } from '../model/rules.js';
 import { FarmClaims } from './claims.js';
 import type { HostInterface } from '../dataplane/netlink/host-network.js';
 import { regionSize } from './selection.js';
-import { isIpv6Text } from '../model/ip.js';
 
 /**
  * serving: receives new flows. standby: a lower priority is up, keeps its pinned flows.
@@ -183,8 +182,9 @@ export function desiredFarm(config: FarmConfig, facts: HostFacts, localAddresses
   } else if (backends.some((b) => statelessBackendPortProblem(farm, b) !== null)) {
     // The API refuses these; a store written otherwise (an import) still gets no broken rules.
     problem = backends.map((b) => statelessBackendPortProblem(farm, b)).find((p) => p !== null)!;
-  } else if (isIpv6Text(farm.vip) && usesConntrack(farm.nattype)) {
-    problem = `nattype '${farm.nattype}' does not serve IPv6 VIPs yet: use 'dsr' or 'stateless_dnat' for ${farm.vip}`;
+  } else if (ipv6FarmProblem(farm)) {
+    // The API refuses these; a store written otherwise (an import) still gets no broken rules.
+    problem = ipv6FarmProblem(farm)!;
   } else if (farm.slot > MAX_FARM_SLOT || backends.some((b) => b.uid > MAX_BACKEND_MARK)) {
     problem = `the data plane numbers at most ${MAX_FARM_SLOT + 1} farms and ${MAX_BACKEND_MARK} backends`;
   }

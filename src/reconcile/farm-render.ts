@@ -137,25 +137,33 @@ export const SESSION_KEYS: Record<Exclude<Persistence, ''>, FlowKey> = {
 };
 
 /**
- * The IPv6 flow keys. nft 1.0.6 cannot write (`update`, `delete`) a map element whose key
- * holds two IPv6 addresses, or an IPv6 address followed by anything, or more than 24 bytes
- * with one (its register allocation asserts: "dreg < ctx->reg_low"): the key is the client's
- * ports and address, without the VIP. Two farms' flows can then share a key (the same client
- * address and ports to two IPv6 VIPs): each farm ignores a pin that is not one of its own
- * backends (see pinnedElsewhere), so such a flow is balanced by its hash, never misdirected.
+ * The IPv6 flow keys. nft 1.0.6 writes (`update`, `delete`) map elements whose key holds an
+ * IPv6 address beside other fields wrongly: the data register overlaps the key (seen: a pin
+ * of fd00::1 stored as fd00::700:0:0:1, so every packet missed), or it asserts ("dreg <
+ * ctx->reg_low") for two addresses. A key of one IPv6 address alone is written right. So an
+ * IPv6 flow is pinned under a 32-bit hash of its tuple (VIP included), carried in the packet's
+ * priority (skb->priority, reset to 0 before the frame is sent): two live flows of one
+ * protocol collide with odds of 1 in 2^32 per pair. A pin that is none of the farm's backends
+ * is ignored (see pinnedElsewhere), so a collision across farms never misdirects a flow.
  */
 export const FLOW_KEYS6: Record<'ports' | 'all', FlowKey> = {
-  ports: { expr: 'th sport . th dport . ip6 saddr', type: 'inet_service . inet_service . ipv6_addr' },
-  all: { expr: 'ip6 saddr', type: 'ipv6_addr' },
+  ports: { expr: 'meta priority', type: 'classid' },
+  all: { expr: 'meta priority', type: 'classid' },
 };
 
-/** The same constraint: the IPv6 address last. */
+/** What the IPv6 flow key hashes: the same tuple as the IPv4 key. */
+export const FLOW_TUPLES6: Record<'ports' | 'all', string> = {
+  ports: 'ip6 saddr . ip6 daddr . th sport . th dport',
+  all: 'ip6 saddr . ip6 daddr',
+};
+
+/** Persistence keys with an IPv6 address and a port are refused for IPv6 farms (FLOW_KEYS6, ipv6FarmProblem). */
 export const SESSION_KEYS6: Record<Exclude<Persistence, ''>, FlowKey> = {
   srcip: { expr: 'ip6 saddr', type: 'ipv6_addr' },
   srcport: SESSION_KEYS.srcport,
   srcmac: SESSION_KEYS.srcmac,
-  srcip_srcport: { expr: 'th sport . ip6 saddr', type: 'inet_service . ipv6_addr' },
-  srcip_dstport: { expr: 'th dport . ip6 saddr', type: 'inet_service . ipv6_addr' },
+  srcip_srcport: { expr: 'ip6 saddr . th sport', type: 'ipv6_addr . inet_service' },
+  srcip_dstport: { expr: 'ip6 saddr . th dport', type: 'ipv6_addr . inet_service' },
 };
 
 /**
@@ -316,6 +324,8 @@ function renderNetdevFarm(farm: DesiredFarm): FarmObjects {
     {
       name: pinChain(kind),
       rules: [
+        // IPv6: the flow's key is a hash of its tuple (FLOW_KEYS6 says why).
+        ...(names.ipv6 ? [`meta priority set jhash ${FLOW_TUPLES6[farm.protocol === 'all' ? 'all' : 'ports']} mod 4294967295 seed ${SEED}`] : []),
         // A SYN starts a new connection: a pin left by an earlier connection on the same ports
         // (pins outlive connections) must not send it to that backend, which may be down or drained.
         ...(farm.protocol === 'tcp' ? [`tcp flags & (fin | syn | rst | ack) == syn delete @${flows} { ${flow} : meta mark }`] : []),
@@ -339,7 +349,8 @@ function renderNetdevFarm(farm: DesiredFarm): FarmObjects {
             ]
           : []),
         // Our MAC as source, or the switch learns the client's MAC here.
-        `ether saddr set ${iface.mac} ether daddr set meta mark map @${BACKEND_MACS_MAP} fwd to "${iface.name}"`,
+        // (IPv6: the priority held the flow key; it leaves as it came, 0.)
+        `ether saddr set ${iface.mac} ether daddr set meta mark map @${BACKEND_MACS_MAP}${names.ipv6 ? ' meta priority set 0' : ''} fwd to "${iface.name}"`,
         // Reached only when the pinned backend is gone (cut, removed): forget the pin so the
         // client's next attempt is balanced again.
         `meta mark < ${SELECTION_KEY} delete @${flows} { ${flow} : meta mark }`,

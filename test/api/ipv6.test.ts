@@ -97,3 +97,15 @@ t.test('the IPv4 equivalents stay refused for nat farms too', async (t) => {
     t.match(r.body.message, /a backend must be a unicast address/);
   }
 });
+
+t.test('persistence keys of an IPv6 address and a port are refused for IPv6 farms', async (t) => {
+  const { app, store } = await buildTestApp(t);
+  t.equal((await call(app, 'POST', '/farms', { farmname: 'v6', profile: 'l4xnat', vip: VIP6, vport: '80' })).status, 201);
+  t.equal((await call(app, 'PUT', '/farms/v6', { nattype: 'dsr', persistence: 'ip' })).status, 200, 'source address persistence is fine');
+  for (const persistence of ['srcip_srcport', 'srcip_dstport']) {
+    const r = await call(app, 'PUT', '/farms/v6', { persistence });
+    t.equal(r.status, 400, persistence);
+    t.match(r.body.message, new RegExp(`persistence '${persistence}' is not available for IPv6 VIPs`));
+  }
+  t.equal(store.getFarm('v6')?.persistence, 'srcip', 'nothing stored');
+});

@@ -121,7 +121,7 @@ const cases: Case[] = [
           backends: [backend(1, 1, 0, 'fd00:250::21', { port: 80 }), backend(2, 1, 1, 'fd00:250::22', { weight: 2 }), backend(3, 1, 2, 'fd00:250::23', { maintenance: 'drain' })],
         },
         {
-          farm: farm(2, { name: 'dns6', vip: 'fd00:250::101', vport: '53', protocol: 'udp', nattype: 'stateless_dnat', algorithm: 'hash_srcip_srcport', persistence: 'srcip_dstport' }),
+          farm: farm(2, { name: 'dns6', vip: 'fd00:250::101', vport: '53', protocol: 'udp', nattype: 'stateless_dnat', algorithm: 'hash_srcip_srcport', persistence: 'srcport' }),
           backends: [backend(4, 2, 0, 'fd00:250::21', { port: 5353 }), backend(5, 2, 1, 'fd00:250::22')],
         },
         {

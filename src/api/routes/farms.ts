@@ -1,7 +1,7 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { Backend, Farm } from '../../model/farm.js';
 import type { FarmChanges } from '../../store/store.js';
-import { dsrBackendPortProblem, dsrFeatureProblem, familyProblem, statelessBackendPortProblem, portConflict, startConflict, type BackendShape } from '../../model/rules.js';
+import { dsrBackendPortProblem, dsrFeatureProblem, familyProblem, ipv6FarmProblem, statelessBackendPortProblem, portConflict, startConflict, type BackendShape } from '../../model/rules.js';
 import { parseVport } from '../../model/ports.js';
 import { MAX_BACKENDS_PER_FARM, NAME_MAX_LENGTH } from '../../model/limits.js';
 import { notUnicastReason, subnetAddressReason } from '../../model/addresses.js';
@@ -150,6 +150,9 @@ export function checkFarmRules(app: FastifyInstance, farm: Farm, backends: Backe
     addressProblem(farm.vip, 'VIP', network) ??
     backends.map((b) => addressProblem(b.ip, 'backend', network)).find((p) => p !== null) ??
     backends.map((b) => familyProblem(farm, b)).find((p) => p !== null) ??
+    // nat and dnat on an IPv6 VIP are accepted (a farm is created as 'nat' before it is
+    // changed): the farm then reports its problem and gets no rules.
+    (farm.persistence === 'srcip_srcport' || farm.persistence === 'srcip_dstport' ? ipv6FarmProblem({ ...farm, nattype: 'dsr' }) : null) ??
     (backends.length > MAX_BACKENDS_PER_FARM
       ? `A farm can have at most ${MAX_BACKENDS_PER_FARM} backends: farm '${farm.name}' would have ${backends.length}.`
       : null) ??

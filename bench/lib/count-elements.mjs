@@ -4,7 +4,7 @@ import { openNftObjectReader } from '../../dist/dataplane/netlink/nft-objects.js
 
 const reader = openNftObjectReader();
 const out = { selection: 0, all: 0 };
-for (const [family, table] of [['netdev', 'nftfarm'], ['ip', 'nftfarm']]) {
+for (const [family, table] of [['netdev', 'nftfarm'], ['inet', 'nftfarm']]) {
   const inventory = await reader.inventory(family, table);
   if (!inventory) continue;
   for (const [name, set] of inventory.sets) {

@@ -29,6 +29,7 @@ import {
   BACKEND_ADDRESSES_MAP,
   BACKEND_ADDRESSES_MAP6,
   BACKEND_ENDPOINTS_MAP,
+  BACKEND_ENDPOINTS_MAP6,
   BACKEND_MACS_MAP,
   BACKEND_PORTS_MAP,
   COUNT_DROP_CHAIN,
@@ -184,6 +185,7 @@ export interface FamilyNames {
   replies: string;
   anyReplies: string;
   addresses: string;
+  endpoints: string;
 }
 
 export const IPV4_NAMES: FamilyNames = {
@@ -198,6 +200,7 @@ export const IPV4_NAMES: FamilyNames = {
   replies: REPLY_DISPATCH_MAP,
   anyReplies: REPLY_ANY_DISPATCH_MAP,
   addresses: BACKEND_ADDRESSES_MAP,
+  endpoints: BACKEND_ENDPOINTS_MAP,
 };
 
 export const IPV6_NAMES: FamilyNames = {
@@ -212,6 +215,7 @@ export const IPV6_NAMES: FamilyNames = {
   replies: REPLY_DISPATCH_MAP6,
   anyReplies: REPLY_ANY_DISPATCH_MAP6,
   addresses: BACKEND_ADDRESSES_MAP6,
+  endpoints: BACKEND_ENDPOINTS_MAP6,
 };
 
 /** The names of a farm's family (its VIP's). */
@@ -427,17 +431,18 @@ function renderNatFarm(farm: DesiredFarm): FarmObjects {
   const slot = farm.slot;
   // Who may still receive new connections' packets: everyone but the excluded (cut).
   const reachable = farm.backends.filter((b) => b.role !== 'excluded').sort((a, b) => a.uid - b.uid);
-  const session = farm.persistence === '' ? null : { ...SESSION_KEYS[farm.persistence], map: farmSessionsMap(slot) };
+  const names = familyNames(farm.vip);
+  const session = farm.persistence === '' ? null : { ...names.sessionKeys[farm.persistence], map: farmSessionsMap(slot) };
   const withPort = farm.protocol === 'all' ? [] : reachable.filter((b) => b.port !== null);
   const withoutPort = reachable.filter((b) => !withPort.includes(b));
   const stages: ChainDecl[] = [
     selectStage('ct'),
     {
-      name: dnatChain(farm.protocol),
+      name: dnatChain(farm.protocol, names.ipv6),
       // A map miss ends a rule: backends with a port of their own first, then the others.
       rules: [
-        ...(farm.protocol === 'all' ? [] : [`meta l4proto ${farm.protocol} dnat ip addr . port to ct mark map @${BACKEND_ENDPOINTS_MAP}`]),
-        `dnat ip to ct mark map @${BACKEND_ADDRESSES_MAP}`,
+        ...(farm.protocol === 'all' ? [] : [`meta l4proto ${farm.protocol} dnat ${names.ip} addr . port to ct mark map @${names.endpoints}`]),
+        `dnat ${names.ip} to ct mark map @${names.addresses}`,
       ],
     },
     countDropChain(),
@@ -450,7 +455,7 @@ function renderNatFarm(farm: DesiredFarm): FarmObjects {
     `ct mark 0 ct mark set ${bucketExpression(farm)}`,
     `jump ${selectChain('ct')}`,
     ...(session ? [`ct mark != 0 ct mark < ${SELECTION_KEY} update @${session.map} { ${session.expr} : ct mark }`] : []),
-    `jump ${dnatChain(farm.protocol)}`,
+    `jump ${dnatChain(farm.protocol, names.ipv6)}`,
     // Reached only when the session's backend is gone (cut, removed): forget the session,
     // or the client's every retry would refresh it and be dropped again.
     ...(session ? [`delete @${session.map} { ${session.expr} : ct mark }`] : []),
@@ -465,8 +470,8 @@ function renderNatFarm(farm: DesiredFarm): FarmObjects {
     ...marks('ip', FORWARDED_SET, farm.backends),
     ...(farm.nattype === 'nat' ? marks('ip', MASQUERADED_BACKENDS_SET, farm.backends) : []),
     { table: 'ip', set: FARM_DROPS_SET, key: String(slot), value: '' },
-    ...withoutPort.map((b): Contribution => ({ table: 'ip', set: BACKEND_ADDRESSES_MAP, key: String(b.uid), value: b.ip })),
-    ...withPort.map((b): Contribution => ({ table: 'ip', set: BACKEND_ENDPOINTS_MAP, key: String(b.uid), value: `${b.ip} . ${b.port}` })),
+    ...withoutPort.map((b): Contribution => ({ table: 'ip', set: names.addresses, key: String(b.uid), value: b.ip })),
+    ...withPort.map((b): Contribution => ({ table: 'ip', set: names.endpoints, key: String(b.uid), value: `${b.ip} . ${b.port}` })),
   ];
   return {
     farmId: farm.farmId,

@@ -8,10 +8,14 @@ export const TABLE_FAMILY = 'netdev';
 export const TABLE_NAME = 'nftfarm';
 
 /**
- * Farms in the conntrack NAT modes (nat, dnat) live in a second table of family ip: NAT needs
- * the IP stack's nat hooks, which the netdev family does not have.
+ * Farms in the conntrack NAT modes (nat, dnat) live in a second table, of family inet: NAT
+ * needs the IP stack's nat hooks, which the netdev family does not have, and one inet table
+ * serves IPv4 and IPv6 farms (issue 13). (Versions before IPv6 used a table of family ip:
+ * the daemon deletes a leftover one at start.)
  */
-export const NAT_TABLE_FAMILY = 'ip';
+export const NAT_TABLE_FAMILY = 'inet';
+/** The NAT table of versions before IPv6. */
+export const LEGACY_NAT_TABLE_FAMILY = 'ip';
 export const NAT_TABLE_NAME = 'nftfarm';
 
 /**
@@ -73,8 +77,10 @@ export const SELECTION_MAP = 'selection';
 export const BACKEND_MACS_MAP = 'backend_macs';
 /** Backend mark -> address (stateless_dnat rewrites; nat and dnat backends keeping the virtual port). */
 export const BACKEND_ADDRESSES_MAP = 'backend_addresses';
-/** Backend mark -> IPv6 address (stateless_dnat rewrites on IPv6 farms). */
+/** Backend mark -> IPv6 address (stateless_dnat rewrites, nat and dnat backends keeping the virtual port, on IPv6 farms). */
 export const BACKEND_ADDRESSES_MAP6 = 'backend_addresses6';
+/** Backend mark -> IPv6 address . port (nat and dnat backends of IPv6 farms with a port of their own). */
+export const BACKEND_ENDPOINTS_MAP6 = 'backend_endpoints6';
 /** Backend mark -> port (stateless_dnat backends with a port of their own). */
 export const BACKEND_PORTS_MAP = 'backend_ports';
 /** Backend mark -> address . port (nat and dnat backends with a port of their own). */
@@ -118,7 +124,9 @@ export const countNewFlowChain = (mark: 'meta' | 'ct'): string => (mark === 'met
 export const serveChain = (nattype: 'dsr' | 'stateless_dnat', kind: string, ifname: string, ifindex: number): string =>
   `serve_${nattype === 'dsr' ? 'dsr' : 'sdnat'}_${kind}_${interfaceTag(ifname, ifindex)}`;
 /** nat, dnat: DNAT to the chosen backend, per protocol. */
-export const dnatChain = (protocol: string): string => `dnat_${protocol}`;
+export const dnatChain = (protocol: string, ipv6 = false): string => `dnat${ipv6 ? '6' : ''}_${protocol}`;
+/** nat, dnat: drops the ICMPv6 redirects this host would send (IPv6 has no send_redirects). */
+export const NAT_OUTPUT_CHAIN = 'output';
 /** Counts the packet for the farm whose slot is in the mark, then drops it. */
 export const COUNT_DROP_CHAIN = 'count_drop';
 

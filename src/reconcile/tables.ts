@@ -1,7 +1,7 @@
 /**
  * The skeleton of nftfarm's two tables: the table-wide sets and maps every farm writes its
  * elements into, and the base chains. Pure. They exist while the table exists: `netdev
- * nftfarm` while any farm has rules, `ip nftfarm` while any nat or dnat farm has.
+ * nftfarm` while any farm has rules, `inet nftfarm` while any nat or dnat farm has.
  */
 import type { ChainDecl, SetDecl, TableName, TableRef } from '../dataplane/nft/objects.js';
 import { dynamicMap, FLOW_KEYS, FLOW_KEYS6, FLOW_TIMEOUT_SECONDS, IPV4_NAMES, IPV6_NAMES, type FamilyNames } from './farm-render.js';
@@ -11,6 +11,7 @@ import {
   BACKEND_ADDRESSES_MAP,
   BACKEND_ADDRESSES_MAP6,
   BACKEND_ENDPOINTS_MAP,
+  BACKEND_ENDPOINTS_MAP6,
   BACKEND_MACS_MAP,
   BACKEND_PORTS_MAP,
   FARM_DROPS_SET,
@@ -19,6 +20,7 @@ import {
   INGRESS_PRIORITY,
   MASQUERADED_BACKENDS_SET,
   NAT_FORWARD_CHAIN,
+  NAT_OUTPUT_CHAIN,
   NAT_POSTROUTING_CHAIN,
   NAT_PREROUTING_CHAIN,
   NAT_TABLE_FAMILY,
@@ -95,6 +97,12 @@ const IP_SETS: SetDecl[] = [
   map(SELECTION_MAP, 'mark : mark', [`size ${SELECTION_MAP_SIZE}`]),
   map(BACKEND_ADDRESSES_MAP, 'mark : ipv4_addr'),
   map(BACKEND_ENDPOINTS_MAP, 'mark : ipv4_addr . inet_service'),
+  // IPv6 farms.
+  map(IPV6_NAMES.portDispatch, 'ipv6_addr . inet_proto . inet_service : verdict'),
+  map(IPV6_NAMES.rangeDispatch, 'ipv6_addr . inet_proto . inet_service : verdict', ['flags interval']),
+  map(IPV6_NAMES.anyDispatch, 'ipv6_addr : verdict'),
+  map(BACKEND_ADDRESSES_MAP6, 'mark : ipv6_addr'),
+  map(BACKEND_ENDPOINTS_MAP6, 'mark : ipv6_addr . inet_service'),
 ];
 
 /** The table-wide sets and maps of a table, in the order they are written. */
@@ -114,6 +122,9 @@ const IP_BASE_CHAINS: ChainDecl[] = [
       `ip daddr . meta l4proto . th dport vmap @${PORT_DISPATCH_MAP}`,
       `ip daddr . meta l4proto . th dport vmap @${RANGE_DISPATCH_MAP}`,
       `ip daddr vmap @${ANY_DISPATCH_MAP}`,
+      `ip6 daddr . meta l4proto . th dport vmap @${IPV6_NAMES.portDispatch}`,
+      `ip6 daddr . meta l4proto . th dport vmap @${IPV6_NAMES.rangeDispatch}`,
+      `ip6 daddr vmap @${IPV6_NAMES.anyDispatch}`,
     ],
   },
   {
@@ -128,6 +139,13 @@ const IP_BASE_CHAINS: ChainDecl[] = [
     // Every packet to a backend, by its connection's mark (statistics; under the nat chains
     // only the first packet of a connection passes).
     rules: [`ct direction original ct mark @${FORWARDED_SET}`],
+  },
+  {
+    name: NAT_OUTPUT_CHAIN,
+    hook: 'type filter hook output priority filter; policy accept;',
+    // IPv6 has no send_redirects: on a one-armed segment traffic leaves by the interface it
+    // came in, and a redirect would tell clients and backends to bypass the load balancer.
+    rules: ['icmpv6 type nd-redirect drop'],
   },
 ];
 

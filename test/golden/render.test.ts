@@ -131,8 +131,14 @@ const cases: Case[] = [
         { farm: farm(4, { name: 'web4', vip: '10.250.0.100', vport: '80' }), backends: [backend(7, 4, 0, '10.250.0.21')] },
         // A second IPv6 farm on a VIP already guarded: the guard is shared.
         { farm: farm(5, { name: 'web6b', vip: 'fd00:250::100', vport: '8443', protocol: 'udp' }), backends: [backend(8, 5, 0, 'fd00:250::22')] },
+        // The conntrack modes on IPv6: the inet table's ip6 paths.
+        {
+          farm: farm(6, { name: 'nat6', vip: 'fd00:250::103', vport: '80', nattype: 'nat', persistence: 'srcip' }),
+          backends: [backend(9, 6, 0, 'fd00:250::21', { port: 8080 }), backend(10, 6, 1, 'fd00:250::22')],
+        },
+        { farm: farm(7, { name: 'dnat6', vip: 'fd00:250::104', vport: '*', protocol: 'all', nattype: 'dnat' }), backends: [backend(11, 7, 0, 'fd00:250::23')] },
       ],
-      5,
+      7,
     ),
   },
 ];

@@ -12,7 +12,8 @@ const NETLINK_NETFILTER = 12;
 const NFNL_SUBSYS_CTNETLINK = 1;
 const IPCTNL_MSG_CT_GET = 1;
 const NLM_F_DUMP = 0x300;
-const AF_INET = 2;
+/** Both families: IPv4 and IPv6 farms mark their connections alike (issue 13). */
+const AF_UNSPEC = 0;
 // include/uapi/linux/netfilter/nfnetlink_conntrack.h
 const CTA_PROTOINFO = 4;
 const CTA_MARK = 8;
@@ -22,7 +23,7 @@ const CTA_PROTOINFO_TCP_STATE = 1;
 const CLOSING_TCP_STATES = new Set([4, 5, 6, 7, 8]);
 
 export interface ConnectionCounter {
-  /** Tracked connections per non-zero mark (IPv4), closing TCP connections left out. */
+  /** Tracked connections per non-zero mark (IPv4 and IPv6), closing TCP connections left out. */
   countByMark(): Promise<Map<number, number>>;
   close(): void;
 }
@@ -36,7 +37,7 @@ export function openConnectionCounter(): ConnectionCounter {
       const counts = new Map<number, number>();
       let messages;
       try {
-        [messages] = await socket.request((NFNL_SUBSYS_CTNETLINK << 8) | IPCTNL_MSG_CT_GET, Buffer.from([AF_INET, 0, 0, 0]), { flags: NLM_F_DUMP, timeout: 30_000 });
+        [messages] = await socket.request((NFNL_SUBSYS_CTNETLINK << 8) | IPCTNL_MSG_CT_GET, Buffer.from([AF_UNSPEC, 0, 0, 0]), { flags: NLM_F_DUMP, timeout: 30_000 });
       } catch (err) {
         // No conntrack module loaded yet: nothing is tracked.
         if (netlinkErrorCode(err) === 'ENOENT') return counts;

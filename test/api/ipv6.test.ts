@@ -109,3 +109,28 @@ t.test('persistence keys of an IPv6 address and a port are refused for IPv6 farm
   }
   t.equal(store.getFarm('v6')?.persistence, 'srcip', 'nothing stored');
 });
+
+t.test('the configuration document carries IPv6 farms: exported canonical, applied back unchanged', async (t) => {
+  const { app, store } = await buildTestApp(t);
+  t.equal((await call(app, 'POST', '/farms', { farmname: 'v6', profile: 'l4xnat', vip: VIP6, vport: '80' })).status, 201);
+  t.equal((await call(app, 'PUT', '/farms/v6', { nattype: 'dsr' })).status, 200);
+  t.equal((await call(app, 'POST', '/farms/v6/backends', { ip: '2001:db8:250::21' })).status, 201);
+  const doc = (await call(app, 'GET', '/system/config')).body.params;
+  t.equal(doc.farms[0].vip, VIP6);
+  t.equal(doc.farms[0].backends[0].ip, '2001:db8:250::21');
+  const generation = store.generation();
+  const again = await call(app, 'PUT', '/system/config', doc);
+  t.equal(again.status, 200, JSON.stringify(again.body));
+  t.equal(store.generation(), generation, 'applying the same document changes nothing');
+  // Another spelling of the same addresses is the same configuration.
+  const spelled = JSON.parse(JSON.stringify(doc));
+  spelled.farms[0].vip = '2001:0DB8:0250:0:0:0:0:100';
+  spelled.farms[0].backends[0].ip = '2001:db8:250:0::21';
+  t.equal((await call(app, 'PUT', '/system/config', spelled)).status, 200);
+  t.equal(store.generation(), generation, 'nothing changed');
+  const mixed = JSON.parse(JSON.stringify(doc));
+  mixed.farms[0].backends[0].ip = '10.250.0.21';
+  const refused = await call(app, 'PUT', '/system/config', mixed);
+  t.equal(refused.status, 400);
+  t.match(JSON.stringify(refused.body), /'10\.250\.0\.21' is IPv4 but the VIP '2001:db8:250::100' is IPv6/);
+});

@@ -1,5 +1,6 @@
 /**
- * The IPv6 version of flow-stability.test.ts (issue 13), in a lab with IPv6 only on its links:
+ * The IPv6 version of flow-stability.test.ts (issue 13), in dsr, stateless_dnat and nat, in a
+ * lab with IPv6 only on its links:
  * 60 long-lived TCP connections over 3 backends; a 4th backend added, a weight changed and a
  * backend drained break none of them; deleting a backend breaks exactly the connections it
  * carried. IPv6 flows are pinned under a hash of their tuple (FLOW_KEYS6 in farm-render.ts).
@@ -32,7 +33,7 @@ async function routeReplies(viaLoadBalancer: boolean): Promise<void> {
 const applied = (daemon: LabDaemon) => daemon.until(() => farmReady(daemon, 'web'), 10_000);
 const pause = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-for (const mode of ['dsr', 'stateless_dnat'] as const) {
+for (const mode of ['dsr', 'stateless_dnat', 'nat'] as const) {
   t.test(`${mode}: ${CONNECTIONS} long-lived connections through backend changes`, async (t) => {
     await routeReplies(mode === 'stateless_dnat');
     const daemon = await startLabDaemon(t, lab);

@@ -134,3 +134,21 @@ t.test('the configuration document carries IPv6 farms: exported canonical, appli
   t.equal(refused.status, 400);
   t.match(JSON.stringify(refused.body), /'10\.250\.0\.21' is IPv4 but the VIP '2001:db8:250::100' is IPv6/);
 });
+
+t.test('backend set-up scripts for an IPv6 VIP: a /128 on the loopback, no ARP settings', async (t) => {
+  const { app } = await buildTestApp(t);
+  t.equal((await call(app, 'POST', '/farms', { farmname: 'v6', profile: 'l4xnat', vip: VIP6, vport: '53' })).status, 201);
+  t.equal((await call(app, 'PUT', '/farms/v6', { nattype: 'dsr', protocol: 'udp' })).status, 200);
+  const linux = await app.inject({ method: 'GET', url: '/zapi/v4.0/zapi.cgi/farms/v6/backend-setup?os=linux', headers: { ZAPI_KEY: 'test-key-123456' } });
+  t.equal(linux.statusCode, 200);
+  t.match(linux.body, `VIP=${VIP6}`);
+  t.match(linux.body, 'ip -6 addr add "$VIP/128" dev lo nodad');
+  t.match(linux.body, 'ExecStart=/bin/sh -c \'ip -6 addr show dev lo | grep -q " $VIP/128 " || ip -6 addr add $VIP/128 dev lo nodad\'', 'kept across reboots');
+  t.notMatch(linux.body, 'net.ipv4', 'no ARP settings');
+  t.match(linux.body, 'not to ::', 'UDP services must bind to the VIP');
+  const windows = await app.inject({ method: 'GET', url: '/zapi/v4.0/zapi.cgi/farms/v6/backend-setup?os=windows', headers: { ZAPI_KEY: 'test-key-123456' } });
+  t.equal(windows.statusCode, 200);
+  t.match(windows.body, 'netsh interface ipv6 add address "$Loopback" $Vip/128 store=persistent');
+  t.match(windows.body, 'netsh interface ipv6 set interface "$Nic" weakhostreceive=enabled');
+  t.notMatch(windows.body, 'ipv4');
+});

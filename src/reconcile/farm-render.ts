@@ -141,22 +141,18 @@ export const SESSION_KEYS: Record<Exclude<Persistence, ''>, FlowKey> = {
  * The IPv6 flow keys. nft 1.0.6 writes (`update`, `delete`) map elements whose key holds an
  * IPv6 address beside other fields wrongly: the data register overlaps the key (seen: a pin
  * of fd00::1 stored as fd00::700:0:0:1, so every packet missed), or it asserts ("dreg <
- * ctx->reg_low") for two addresses. A key of one IPv6 address alone is written right. So an
- * IPv6 flow is pinned under a 32-bit hash of its tuple (VIP included), carried in the packet's
- * priority (skb->priority, reset to 0 before the frame is sent): two live flows of one
- * protocol collide with odds of 1 in 2^32 per pair. A pin that is none of the farm's backends
- * is ignored (see pinnedElsewhere), so a collision across farms never misdirects a flow.
+ * ctx->reg_low") for two addresses. So an IPv6 flow is keyed by its ports and a 32-bit hash
+ * of its two addresses, carried in the packet's priority (skb->priority, reset to 0 before
+ * the frame is sent): two live flows share a pin only with the same ports and colliding
+ * address hashes (1 in 2^32).
  */
 export const FLOW_KEYS6: Record<'ports' | 'all', FlowKey> = {
-  ports: { expr: 'meta priority', type: 'classid' },
+  ports: { expr: 'th sport . th dport . meta priority', type: 'inet_service . inet_service . classid' },
   all: { expr: 'meta priority', type: 'classid' },
 };
 
-/** What the IPv6 flow key hashes: the same tuple as the IPv4 key. */
-export const FLOW_TUPLES6: Record<'ports' | 'all', string> = {
-  ports: 'ip6 saddr . ip6 daddr . th sport . th dport',
-  all: 'ip6 saddr . ip6 daddr',
-};
+/** What the IPv6 flow key's priority hashes: the flow's addresses (the VIP included). */
+export const FLOW_ADDRESSES6 = 'ip6 saddr . ip6 daddr';
 
 /** Persistence keys with an IPv6 address and a port are refused for IPv6 farms (FLOW_KEYS6, ipv6FarmProblem). */
 export const SESSION_KEYS6: Record<Exclude<Persistence, ''>, FlowKey> = {
@@ -329,7 +325,7 @@ function renderNetdevFarm(farm: DesiredFarm): FarmObjects {
       name: pinChain(kind),
       rules: [
         // IPv6: the flow's key is a hash of its tuple (FLOW_KEYS6 says why).
-        ...(names.ipv6 ? [`meta priority set jhash ${FLOW_TUPLES6[farm.protocol === 'all' ? 'all' : 'ports']} mod 4294967295 seed ${SEED}`] : []),
+        ...(names.ipv6 ? [`meta priority set jhash ${FLOW_ADDRESSES6} mod 4294967295 seed ${SEED}`] : []),
         // A SYN starts a new connection: a pin left by an earlier connection on the same ports
         // (pins outlive connections) must not send it to that backend, which may be down or drained.
         ...(farm.protocol === 'tcp' ? [`tcp flags & (fin | syn | rst | ack) == syn delete @${flows} { ${flow} : meta mark }`] : []),
@@ -366,7 +362,6 @@ function renderNetdevFarm(farm: DesiredFarm): FarmObjects {
   ];
   const rules = [
     `jump ${pinChain(kind)}`,
-    ...(names.ipv6 ? [pinnedElsewhere(farm)] : []),
     ...(session ? [`meta mark 0 meta mark set ${session.expr} map @${session.map} jump ${countNewFlowChain('meta')}`] : []),
     `meta mark 0 meta mark set ${bucketExpression(farm)}`,
     ...(session
@@ -416,15 +411,6 @@ function renderNetdevFarm(farm: DesiredFarm): FarmObjects {
     region: selectionRegion(farm, 'netdev'),
     ingress: { iface, replies: stateless },
   };
-}
-
-/**
- * IPv6 flow keys do not name the VIP (FLOW_KEYS6): a pin that is none of this farm's backends
- * belongs to another farm's flow with the same key, and is ignored (the flow is balanced).
- */
-function pinnedElsewhere(farm: DesiredFarm): string {
-  const uids = [...new Set(farm.backends.map((b) => b.uid))].sort((a, b) => a - b);
-  return uids.length === 0 ? 'meta mark != 0 meta mark set 0' : `meta mark != 0 meta mark != { ${uids.join(', ')} } meta mark set 0`;
 }
 
 function renderNatFarm(farm: DesiredFarm): FarmObjects {

@@ -174,7 +174,9 @@ export function ingressChainOf(need: IngressNeed): ChainDecl {
       // IPv6. Neighbour discovery for a VIP (the unicast solicitations that re-check a cached
       // entry are addressed to the VIP) goes up to the kernel, which answers it by proxy NDP:
       // a protocol 'all' farm or the guard must never take it.
-      `meta pkttype host icmpv6 type { nd-neighbor-solicit, nd-neighbor-advert } accept`,
+      // 135-136: neighbor solicitation and advertisement (a range: an anonymous set would be a
+      // kernel object the reconciler does not know).
+      `meta pkttype host icmpv6 type 135-136 accept`,
       // The transport header of a non-first fragment is not read (th fails): no match.
       `meta pkttype host ip6 daddr . meta l4proto . th dport vmap @${IPV6_NAMES.portDispatch}`,
       `meta pkttype host ip6 daddr . meta l4proto . th dport vmap @${IPV6_NAMES.rangeDispatch}`,

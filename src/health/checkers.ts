@@ -174,7 +174,11 @@ export function udpCheck(spec: UdpSpec, ip: string, port: number, timeoutMs: num
     socket.on('message', (msg) => {
       if (spec.expect === null || msg.toString('latin1').includes(spec.expect)) finish(true, `UDP reply from ${ip}:${port}`);
     });
-    socket.connect(port, ip, () => socket.send(Buffer.from(spec.send ?? '', 'utf8')));
+    // The check may have ended (deadline) between connect and its callback: a closed socket
+    // counts as unconnected, and send() without a port would throw out of the callback.
+    socket.connect(port, ip, () => {
+      if (!closed) socket.send(Buffer.from(spec.send ?? '', 'utf8'));
+    });
     return () => {
       if (!closed) socket.close();
       closed = true;

@@ -30,37 +30,46 @@ export interface ConnectionCounter {
 
 export function openConnectionCounter(): ConnectionCounter {
   let socket: NetlinkSocket | null = null;
+  let queue: Promise<unknown> = Promise.resolve();
   return {
-    async countByMark() {
-      // Large buffers: the kernel fills each dump chunk up to the reader's buffer.
-      socket ??= createNetlink(NETLINK_NETFILTER, { messagePeeking: false, msgBufferSize: 64 * 1024, recvBufferSize: 4 << 20, sendBufferSize: 64 * 1024 });
-      const counts = new Map<number, number>();
-      let messages;
-      try {
-        [messages] = await socket.request((NFNL_SUBSYS_CTNETLINK << 8) | IPCTNL_MSG_CT_GET, Buffer.from([AF_UNSPEC, 0, 0, 0]), { flags: NLM_F_DUMP, timeout: 30_000 });
-      } catch (err) {
-        // No conntrack module loaded yet: nothing is tracked.
-        if (netlinkErrorCode(err) === 'ENOENT') return counts;
-        throw err;
-      }
-      for (const m of messages) {
-        const body = Buffer.from(m.data.buffer, m.data.byteOffset, m.data.byteLength).subarray(4);
-        const attrs = attributes(body);
-        const mark = attrs.get(CTA_MARK)?.readUInt32BE(0) ?? 0;
-        if (mark === 0) continue;
-        const proto = attrs.get(CTA_PROTOINFO);
-        const tcp = proto && attributes(proto).get(CTA_PROTOINFO_TCP);
-        const state = tcp && attributes(tcp).get(CTA_PROTOINFO_TCP_STATE);
-        if (state && CLOSING_TCP_STATES.has(state[0]!)) continue;
-        counts.set(mark, (counts.get(mark) ?? 0) + 1);
-      }
-      return counts;
+    countByMark() {
+      // One dump at a time on the socket: a second request while one is in progress is
+      // refused with EBUSY (the observer's sample and a leastconn count can meet).
+      const run = queue.then(dump);
+      queue = run.catch(() => undefined);
+      return run;
     },
     close() {
       socket?.socket.close();
       socket = null;
     },
   };
+
+  async function dump(): Promise<Map<number, number>> {
+    // Large buffers: the kernel fills each dump chunk up to the reader's buffer.
+    socket ??= createNetlink(NETLINK_NETFILTER, { messagePeeking: false, msgBufferSize: 64 * 1024, recvBufferSize: 4 << 20, sendBufferSize: 64 * 1024 });
+    const counts = new Map<number, number>();
+    let messages;
+    try {
+      [messages] = await socket.request((NFNL_SUBSYS_CTNETLINK << 8) | IPCTNL_MSG_CT_GET, Buffer.from([AF_UNSPEC, 0, 0, 0]), { flags: NLM_F_DUMP, timeout: 30_000 });
+    } catch (err) {
+      // No conntrack module loaded yet: nothing is tracked.
+      if (netlinkErrorCode(err) === 'ENOENT') return counts;
+      throw err;
+    }
+    for (const m of messages) {
+      const body = Buffer.from(m.data.buffer, m.data.byteOffset, m.data.byteLength).subarray(4);
+      const attrs = attributes(body);
+      const mark = attrs.get(CTA_MARK)?.readUInt32BE(0) ?? 0;
+      if (mark === 0) continue;
+      const proto = attrs.get(CTA_PROTOINFO);
+      const tcp = proto && attributes(proto).get(CTA_PROTOINFO_TCP);
+      const state = tcp && attributes(tcp).get(CTA_PROTOINFO_TCP_STATE);
+      if (state && CLOSING_TCP_STATES.has(state[0]!)) continue;
+      counts.set(mark, (counts.get(mark) ?? 0) + 1);
+    }
+    return counts;
+  }
 }
 
 /** Netlink attributes: u16 length (header included), u16 type, value padded to 4 bytes. */

@@ -15,6 +15,7 @@ import { ipv6FarmProblem, statelessBackendPortProblem } from '../model/rules.js'
 import { FarmClaims } from './claims.js';
 import type { HostInterface } from '../dataplane/netlink/host-network.js';
 import { regionSize } from './selection.js';
+import { isIpv6Text } from '../model/ip.js';
 
 /**
  * serving: receives new flows. standby: a lower priority is up, keeps its pinned flows.
@@ -167,14 +168,16 @@ export function desiredFarm(config: FarmConfig, facts: HostFacts, localAddresses
   const { farm, backends, healthCheck } = config;
   // Routed VIPs (BGP, src/cluster): the router sends VIP traffic to this node's address; the
   // interface that leads to the (first connected) backend carries the farm.
+  // BGP announces IPv4 VIPs only: an IPv6 VIP stays on its connected network, announced by proxy NDP.
+  const routed = facts.routedVips === true && !isIpv6Text(farm.vip);
   const match =
     findConnectedInterface(facts.interfaces, farm.vip) ??
-    (facts.routedVips ? (backends.map((b) => findConnectedInterface(facts.interfaces, b.ip)).find((m) => m !== null) ?? null) : null);
+    (routed ? (backends.map((b) => findConnectedInterface(facts.interfaces, b.ip)).find((m) => m !== null) ?? null) : null);
   const iface = match ? { name: match.iface.name, index: match.iface.index, mac: match.iface.mac } : null;
   const spec = parseVport(farm.vport);
   let problem: string | null = null;
   if (!iface) {
-    problem = facts.routedVips
+    problem = routed
       ? `the VIP ${farm.vip} is in no connected network and no backend is on one yet: with BGP, the farm takes the interface that leads to its backends`
       : `no up interface has a network holding the VIP ${farm.vip}; the farm has no rules until one does`;
   } else if (!spec) {
@@ -203,7 +206,7 @@ export function desiredFarm(config: FarmConfig, facts: HostFacts, localAddresses
     ttl: farm.ttl,
     iface,
     vipIsLocal: localAddresses.has(farm.vip),
-    proxied: !localAddresses.has(farm.vip) && !facts.routedVips,
+    proxied: !localAddresses.has(farm.vip) && !routed,
     regionSize: regionSize(backends.length),
     // Only DSR and stateless_dnat send frames to backend MACs; the others let the kernel route.
     backends: assignRoles(

@@ -5,6 +5,7 @@ import { dsrBackendPortProblem, dsrFeatureProblem, familyProblem, ipv6FarmProble
 import { parseVport } from '../../model/ports.js';
 import { MAX_BACKENDS_PER_FARM, NAME_MAX_LENGTH } from '../../model/limits.js';
 import { notUnicastReason, subnetAddressReason } from '../../model/addresses.js';
+import { ipFamily } from '../../model/ip.js';
 import { definedOnly, enumParam, parseParams } from '../params.js';
 import { badRequest, notFound, ZapiError, zapiRoute } from '../zapi.js';
 import { deleteEnvelope, successEnvelope } from '../schemas.js';
@@ -120,7 +121,8 @@ export async function checkNetwork(app: FastifyInstance, vip: string, backendIps
   });
   // With BGP on, the router reaches a VIP through this node's address: a VIP outside the
   // connected networks is carried by the interface that leads to its backends (issue 12).
-  const routed = !connected && app.deps.store.bgpSettings().enabled;
+  // (IPv4 VIPs only: BGP does not announce IPv6 VIPs yet.)
+  const routed = !connected && app.deps.store.bgpSettings().enabled && ipFamily(vip) === 4;
   const vipNet = connected ?? (routed ? (backendNets.find((n) => n !== null) ?? null) : null);
   if (routed && !vipNet) return { problem: null, interface: null, network: null, backendsInside: new Set(), subnetAddresses, vip, looked: new Set(ips) };
   if (!vipNet) {

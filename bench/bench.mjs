@@ -7,6 +7,8 @@
  *                direct, through a bare netdev rule that only rewrites the MACs and forwards
  *                to b1 (the ceiling of any one-armed load balancer on this path), and through
  *                an nftfarm DSR farm (b1 its only backend). Interleaved rounds, medians.
+ *                The same for IPv6 (issue 13): direct, an IPv6 bare MAC-rewrite rule, and an
+ *                IPv6 DSR farm, interleaved; the IPv6 DSR/ceiling ratio against the IPv4 one.
  *   dispatch     the DSR/bare ratio with the measured farm alone and with 10,000 other farms.
  *   control      with N farms x 4 backends (N = 1, 1,000, 10,000), in two workloads: every
  *                backend of weight 1 (uniform), and each farm's own random weights 1-9
@@ -29,7 +31,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { execFileSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import { CLIENT_IP, LB_IP, createLab, LAB_VIP } from '../dist/lab/lab.js';
+import { CLIENT_IP, LB_IP, createLab, LAB_VIP, LAB_VIP6 } from '../dist/lab/lab.js';
 import { startLabDaemon, API_KEY } from '../dist/lab/daemon.js';
 import { openDatabase } from '../dist/store/db.js';
 import { Store } from '../dist/store/store.js';
@@ -48,7 +50,7 @@ const F0_SLOT = 1;
 const BLAST_SECONDS = 3;
 const TCP_SECONDS = 3;
 const LOAD_SECONDS = 5;
-const PORTS = { udpFarm: 5000, udpBare: 5001, tcpFarm: 5201, tcpBare: 5202 };
+const PORTS = { udpFarm: 5000, udpBare: 5001, tcpFarm: 5201, tcpBare: 5202, udpFarm6: 5010, udpBare6: 5011 };
 const URL_IN_LB = 'http://127.0.0.1:4444';
 const started = Date.now();
 
@@ -145,16 +147,16 @@ const summary = (delays) => ({
 /** The bare ceiling: a table of the bench's own, before nftfarm's hook, for the bare ports only. */
 async function installBareRule(lab) {
   const b1 = lab.backends[0];
-  const rule = (proto, port) =>
-    `meta pkttype host ip daddr ${VIP} ${proto} dport ${port} ether saddr set ${lab.lb.mac} ether daddr set ${b1.mac} fwd to "eth0"`;
-  const text = `table netdev nfbench_bare {\n\tchain in {\n\t\ttype filter hook ingress device "eth0" priority -300; policy accept;\n\t\t${rule('udp', PORTS.udpBare)}\n\t\t${rule('tcp', PORTS.tcpBare)}\n\t}\n}\n`;
+  const rule = (proto, port, ip = 'ip', vip = VIP) =>
+    `meta pkttype host ${ip} daddr ${vip} ${proto} dport ${port} ether saddr set ${lab.lb.mac} ether daddr set ${b1.mac} fwd to "eth0"`;
+  const text = `table netdev nfbench_bare {\n\tchain in {\n\t\ttype filter hook ingress device "eth0" priority -300; policy accept;\n\t\t${rule('udp', PORTS.udpBare)}\n\t\t${rule('tcp', PORTS.tcpBare)}\n\t\t${rule('udp', PORTS.udpBare6, 'ip6', LAB_VIP6)}\n\t}\n}\n`;
   await lab.execOk(lab.lb.ns, ['nft', '-f', '-'], { input: text });
 }
 
 /** Datagrams that reached b1 while the client blasted `dest:port` for BLAST_SECONDS. */
 async function udpRun(lab, dest, port) {
   const b1 = lab.backends[0];
-  const counter = lab.spawn(b1.ns, ['python3', path.join(here, 'udp-count.py'), '0.0.0.0', String(port)], { stdio: ['pipe', 'pipe', 'inherit'] });
+  const counter = lab.spawn(b1.ns, ['python3', path.join(here, 'udp-count.py'), dest.includes(':') ? '::' : '0.0.0.0', String(port)], { stdio: ['pipe', 'pipe', 'inherit'] });
   let out = '';
   counter.stdout.on('data', (d) => (out += d));
   await new Promise((resolve) => counter.stdout.once('data', resolve));
@@ -200,13 +202,13 @@ async function packetPath(lab, port, proto) {
   return p;
 }
 
-async function createMeasuredFarm(daemon, lab, name, protocol, port) {
+async function createMeasuredFarm(daemon, lab, name, protocol, port, vip = VIP) {
   const ok = (r, what) => {
     if (r.status !== 200 && r.status !== 201) throw new Error(`${what}: ${JSON.stringify(r.body)}`);
   };
-  ok(await daemon.api('POST', '/farms', { farmname: name, profile: 'l4xnat', vip: VIP, vport: String(port) }), `create ${name}`);
+  ok(await daemon.api('POST', '/farms', { farmname: name, profile: 'l4xnat', vip, vport: String(port) }), `create ${name}`);
   ok(await daemon.api('PUT', `/farms/${name}`, { nattype: 'dsr', protocol }), `modify ${name}`);
-  ok(await daemon.api('POST', `/farms/${name}/backends`, { ip: lab.backends[0].ip }), `backend of ${name}`);
+  ok(await daemon.api('POST', `/farms/${name}/backends`, { ip: vip.includes(':') ? lab.backends[0].ip6 : lab.backends[0].ip }), `backend of ${name}`);
   if (!(await daemon.until(() => farmApplied(daemon, name), 120_000))) throw new Error(`${name} not applied`);
 }
 
@@ -328,6 +330,9 @@ async function dataPlane(lab) {
     const b1 = lab.backends[0];
     const udp = await udpCompare(lab, { direct: [b1.ip, PORTS.udpFarm], bare: [VIP, PORTS.udpBare], dsr: [VIP, PORTS.udpFarm] }, ROUNDS);
     const paths = { dsr: await packetPath(lab, PORTS.udpFarm, 'udp') };
+    // IPv6: the same three paths, each against its own family's ceiling.
+    await createMeasuredFarm(daemon, lab, 'measured6', 'udp', PORTS.udpFarm6, LAB_VIP6);
+    const udp6 = await udpCompare(lab, { direct: [b1.ip6, PORTS.udpFarm6], bare: [LAB_VIP6, PORTS.udpBare6], dsr: [LAB_VIP6, PORTS.udpFarm6] }, ROUNDS);
 
     await createMeasuredFarm(daemon, lab, 'tcpbench', 'tcp', PORTS.tcpFarm);
     const servers = [PORTS.tcpFarm, PORTS.tcpBare].map((p) => lab.spawn(b1.ns, ['iperf3', '-s', '-p', String(p)], { stdio: 'ignore' }));
@@ -357,6 +362,7 @@ async function dataPlane(lab) {
     return {
       udp,
       paths,
+      udp6,
       modes,
       tcp: Object.fromEntries(Object.entries(tcp).map(([k, v]) => [k, { medianGbps: round(median(v), 2), runs: v.map((x) => round(x, 2)) }])),
     };
@@ -396,6 +402,13 @@ function table(results) {
       row('DSR, TCP (ACK), pinned', dp.paths.dsrTcp, null, null);
       const sd = dp.modes?.stateless_dnat;
       row('stateless_dnat, UDP, pinned', dp.paths.stateless_dnat, sd?.stateless_dnat.medianPps, sd?.bare.medianPps);
+    }
+    if (dp.udp6) {
+      // IPv6 against its own ceiling (an ip6 bare rule): the same payload, 20 bytes more header.
+      const u6 = dp.udp6;
+      lines.push(`| IPv6 64-byte UDP payload, packets/s (median of ${ROUNDS}) | ${u6.direct.medianPps} | ${u6.bare.medianPps} | ${u6.dsr.medianPps} | ${r(u6.dsr.medianPps, u6.direct.medianPps)} | ${r(u6.dsr.medianPps, u6.bare.medianPps)} |`);
+      lines.push('');
+      lines.push(`IPv6 DSR / IPv6 ceiling over IPv4 DSR / IPv4 ceiling: **${r(u6.dsr.medianPps / u6.bare.medianPps, u.dsr.medianPps / u.bare.medianPps)}** (target: within 5% of 1).`);
     }
     if (dp.modes) {
       lines.push('');
@@ -506,9 +519,11 @@ async function main() {
   if (process.getuid?.() !== 0) throw new Error('run as root (network namespaces)');
   const m = machine();
   log('machine', JSON.stringify(m));
-  const lab = await createLab({ prefix: 'nfbench', backends: 4 });
+  // Both families on the links: the IPv6 data-plane figures come from the same run.
+  const lab = await createLab({ prefix: 'nfbench', backends: 4, family: 'dual' });
   try {
     await lab.configureDsrBackends(VIP);
+    await lab.configureDsrBackends(LAB_VIP6);
     await installBareRule(lab);
     const dp = PARTS.has('data') ? await dataPlane(lab) : null;
     const cp = [];

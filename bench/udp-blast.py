@@ -6,7 +6,7 @@ import socket, sys, time
 host, port, seconds, flows = sys.argv[1], int(sys.argv[2]), float(sys.argv[3]), int(sys.argv[4])
 socks = []
 for _ in range(flows):
-    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_DGRAM)
     s.setblocking(False)
     s.connect((host, port))
     socks.append(s)

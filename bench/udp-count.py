@@ -4,7 +4,7 @@ the count. Runs in a backend namespace, bound to the VIP."""
 import select, socket, sys
 
 host, port = sys.argv[1], int(sys.argv[2])
-s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_DGRAM)
 s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 8 * 1024 * 1024)
 s.bind((host, port))
 s.setblocking(False)

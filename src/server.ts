@@ -19,6 +19,7 @@ import { dryRunKernel, kernelAccess } from './dataplane/kernel-access.js';
 import { KernelAccessError, preflight } from './dataplane/preflight.js';
 import { createConntrack } from './dataplane/conntrack.js';
 import { Reconciler } from './reconcile/reconciler.js';
+import { LEGACY_NAT_TABLE_FAMILY, NAT_TABLE_NAME } from './reconcile/names.js';
 import { HealthMonitor } from './health/monitor.js';
 import { noCounters } from './observe/farm-counters.js';
 import { openObserver } from './observe/observer.js';
@@ -51,6 +52,12 @@ export async function serve(config: Config): Promise<number> {
   if (!config.dryRun) {
     try {
       for (const warning of await preflight(nft)) log.warn(warning);
+      // Versions before IPv6 kept the nat and dnat farms in a table of family ip; its rules would
+      // still NAT beside the inet table. Its connections keep their NAT in conntrack.
+      if ((await nft.run(['list', 'tables'])).includes(`table ${LEGACY_NAT_TABLE_FAMILY} ${NAT_TABLE_NAME}`)) {
+        await nft.run(['delete', 'table', LEGACY_NAT_TABLE_FAMILY, NAT_TABLE_NAME]);
+        log.warn({ table: `${LEGACY_NAT_TABLE_FAMILY} ${NAT_TABLE_NAME}` }, 'deleted the NAT table of an earlier version (now inet nftfarm)');
+      }
     } catch (err) {
       if (err instanceof KernelAccessError) {
         log.fatal(err.message);

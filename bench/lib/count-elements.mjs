@@ -5,7 +5,7 @@ import { openNftObjectReader } from '../../dist/dataplane/netlink/nft-objects.js
 // A 640,000-element dump takes seconds, more on a busy machine.
 const reader = openNftObjectReader({ timeoutMs: 300_000 });
 const out = { selection: 0, all: 0 };
-for (const [family, table] of [['netdev', 'nftfarm'], ['ip', 'nftfarm']]) {
+for (const [family, table] of [['netdev', 'nftfarm'], ['inet', 'nftfarm']]) {
   const inventory = await reader.inventory(family, table);
   if (!inventory) continue;
   for (const [name, set] of inventory.sets) {

@@ -1,9 +1,10 @@
 /** The ZAPI parameters of farm and backend calls: their schemas, normalizers and messages. */
-import { isIPv4 } from 'node:net';
+import { isIPv4, isIPv6 } from 'node:net';
 import { ALGORITHMS, NAT_TYPES, PERSISTENCE_MODES, PROTOCOLS } from '../model/farm.js';
 import { PORT_PATTERN, VPORT_PATTERN } from '../model/ports.js';
 import { MAX_CONNS_MAX, NAME_MAX_LENGTH, TTL_MAX_SECONDS } from '../model/limits.js';
 import { notUnicastReason } from '../model/addresses.js';
+import { canonicalIpv6, ipFamily } from '../model/ip.js';
 import { enumParam, integerParam, messages, patternParam, type ParamSpec } from './params.js';
 
 export const FARMNAME_PATTERN = '^[a-zA-Z0-9-]+$';
@@ -25,24 +26,52 @@ export const farmnameParam: ParamSpec<string> = {
 export const IPV4_PATTERN = '^(?:(?:25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9])\\.){3}(?:25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9])$';
 const ipv4Param = patternParam(IPV4_PATTERN, { check: (v) => isIPv4(v), description: 'An IPv4 address.', format: 'ipv4' });
 
+/** Loose on purpose: the parser says precisely what is wrong with an IPv6 text (a zone, a mapped address...). */
+const IPV6_SHAPE = '^[0-9A-Fa-f:.]*:[0-9A-Fa-f:.]*(%.*)?$';
+
+/** An IPv4 address as given, an IPv6 address in its canonical form (RFC 5952), or undefined. */
+function parseAddress(v: unknown): string | undefined {
+  if (typeof v !== 'string' || v.length > 64) return undefined;
+  const v4 = ipv4Param.parse(v);
+  if (v4 !== undefined) return v4;
+  return canonicalIpv6(v) ?? undefined;
+}
+
+/** Why a text that looks like IPv6 is not an address nftfarm takes, beyond "not valid". */
+function ipv6TextProblem(v: unknown): string | null {
+  if (typeof v !== 'string' || !v.includes('%')) return null;
+  return isIPv6(v) || isIPv6(v.slice(0, v.indexOf('%')))
+    ? `a zone ('%...') names an interface, which a VIP or backend cannot carry: link-local addresses (fe80::/10) are not accepted`
+    : null;
+}
+
 /**
- * An IPv4 address a host can own: no 0.0.0.0/8, loopback, multicast, reserved or limited
- * broadcast address (the network and broadcast addresses of connected networks are refused
- * by the farm rules, which know the networks).
+ * A unicast address a host can own, IPv4 or IPv6: no 0.0.0.0/8, loopback, multicast, reserved
+ * or limited broadcast IPv4 address, no unspecified, loopback, multicast, link-local or
+ * IPv4-mapped IPv6 address (the network and broadcast addresses of connected IPv4 networks
+ * are refused by the farm rules, which know the networks). IPv6 is stored canonical.
  */
 function unicastParam(role: 'backend' | 'VIP'): ParamSpec<string> {
   return {
-    ...ipv4Param,
+    schema: {
+      type: 'string',
+      maxLength: 64,
+      anyOf: [
+        { pattern: IPV4_PATTERN, format: 'ipv4' },
+        { pattern: IPV6_SHAPE, description: 'An IPv6 address (RFC 4291 text), answered in its canonical form (RFC 5952).' },
+      ],
+    },
     description:
-      'A unicast IPv4 address: not in 0.0.0.0/8, 127.0.0.0/8, 224.0.0.0/4 or 240.0.0.0/4, not 255.255.255.255, ' +
-      'nor the network or broadcast address of a connected network.',
+      'A unicast IPv4 or IPv6 address, of the same family as the farm\'s other addresses. IPv4: not in 0.0.0.0/8, 127.0.0.0/8, 224.0.0.0/4 or 240.0.0.0/4, ' +
+      'not 255.255.255.255, nor the network or broadcast address of a connected network. IPv6: not ::, ::1, multicast (ff00::/8), ' +
+      'link-local (fe80::/10) or IPv4-mapped (::ffff:0:0/96); stored and answered in the canonical form (RFC 5952).',
     parse: (v) => {
-      const ip = ipv4Param.parse(v);
+      const ip = parseAddress(v);
       return ip !== undefined && notUnicastReason(ip) === null ? ip : undefined;
     },
     invalidMessage: (name, value) => {
-      const ip = ipv4Param.parse(value);
-      const why = ip === undefined ? null : notUnicastReason(ip);
+      const ip = parseAddress(value);
+      const why = ip === undefined ? ipv6TextProblem(value) : notUnicastReason(ip);
       return why ? `${messages.notValid(name, value).slice(0, -1)}: ${why}; a ${role} must be a unicast address.` : ipv4Param.invalidMessage(name, value);
     },
   };

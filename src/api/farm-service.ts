@@ -7,7 +7,8 @@
  */
 import type { FastifyInstance } from 'fastify';
 import type { Backend, Farm } from '../model/farm.js';
-import { dsrBackendPortProblem, dsrFeatureProblem, statelessBackendPortProblem, portConflict, type BackendShape } from '../model/rules.js';
+import { dsrBackendPortProblem, dsrFeatureProblem, familyProblem, ipv6FarmProblem, statelessBackendPortProblem, portConflict, type BackendShape } from '../model/rules.js';
+import { ipFamily } from '../model/ip.js';
 import { MAX_BACKENDS_PER_FARM, NAME_MAX_LENGTH } from '../model/limits.js';
 import { notUnicastReason, subnetAddressReason } from '../model/addresses.js';
 import { badRequest, notFound } from './zapi.js';
@@ -87,7 +88,8 @@ export async function checkNetwork(app: FastifyInstance, vip: string, backendIps
   });
   // With BGP on, the router reaches a VIP through this node's address: a VIP outside the
   // connected networks is carried by the interface that leads to its backends (issue 12).
-  const routed = !connected && app.deps.store.bgpSettings().enabled;
+  // (IPv4 VIPs only: BGP does not announce IPv6 VIPs yet.)
+  const routed = !connected && app.deps.store.bgpSettings().enabled && ipFamily(vip) === 4;
   const vipNet = connected ?? (routed ? (backendNets.find((n) => n !== null) ?? null) : null);
   if (routed && !vipNet) return { problem: null, interface: null, network: null, backendsInside: new Set(), subnetAddresses, vip, looked: new Set(ips) };
   if (!vipNet) {
@@ -116,6 +118,10 @@ export function checkFarmRules(app: FastifyInstance, farm: Farm, backends: Backe
   const problem =
     addressProblem(farm.vip, 'VIP', network) ??
     backends.map((b) => addressProblem(b.ip, 'backend', network)).find((p) => p !== null) ??
+    backends.map((b) => familyProblem(farm, b)).find((p) => p !== null) ??
+    // nat and dnat on an IPv6 VIP are accepted (a farm is created as 'nat' before it is
+    // changed): the farm then reports its problem and gets no rules.
+    (farm.persistence === 'srcip_srcport' || farm.persistence === 'srcip_dstport' ? ipv6FarmProblem({ ...farm, nattype: 'dsr' }) : null) ??
     (backends.length > MAX_BACKENDS_PER_FARM
       ? `A farm can have at most ${MAX_BACKENDS_PER_FARM} backends: farm '${farm.name}' would have ${backends.length}.`
       : null) ??

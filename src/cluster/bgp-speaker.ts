@@ -149,7 +149,9 @@ export class BgpSpeaker {
 
   private async sync(): Promise<void> {
     const settings = this.opts.store.bgpSettings();
-    const vips = !settings.enabled || this.withdrawn ? [] : this.opts.vips();
+    // IPv4 VIPs only: BIRD's configuration and table 222 carry /32s (IPv6 VIPs keep their
+    // proxy NDP announcement, see desired.ts; /128s by BGP are not built yet).
+    const vips = !settings.enabled || this.withdrawn ? [] : this.opts.vips().filter((v) => !v.includes(':'));
     await this.syncKernelTable(vips);
     if (!settings.enabled || settings.speaker !== 'bird') {
       if (settings.enabled && vips.join() !== this.wanted.join()) this.logChange(vips);

@@ -13,8 +13,9 @@ export function farmServesVip(farm: DesiredFarm): boolean {
   return isRendered(farm) && farm.backends.some((b) => b.role === 'serving' || b.role === 'standby');
 }
 
-/** VIPs in numeric order (what BIRD's configuration lists). */
+/** VIPs in numeric order (what BIRD's configuration lists): IPv4 first, then IPv6 in text order. */
 export function sortVips(vips: Iterable<string>): string[] {
   const key = (ip: string) => ip.split('.').reduce((n, o) => n * 256 + Number(o), 0);
-  return [...vips].sort((a, b) => key(a) - key(b));
+  const v6 = (ip: string) => ip.includes(':');
+  return [...vips].sort((a, b) => (v6(a) !== v6(b) ? (v6(a) ? 1 : -1) : v6(a) ? (a < b ? -1 : a > b ? 1 : 0) : key(a) - key(b)));
 }

@@ -6,7 +6,8 @@
  */
 import { ALGORITHMS, NAT_TYPES, PERSISTENCE_MODES, PROTOCOLS, type Farm } from '../model/farm.js';
 import { parseVport } from '../model/ports.js';
-import { dsrBackendPortProblem, dsrFeatureProblem, portConflict, statelessBackendPortProblem } from '../model/rules.js';
+import { dsrBackendPortProblem, dsrFeatureProblem, familyProblem, ipv6FarmProblem, portConflict, statelessBackendPortProblem } from '../model/rules.js';
+import { canonicalIpv6 } from '../model/ip.js';
 import { parseCheckCommand } from '../health/command.js';
 import { DEFAULT_BGP, DOCUMENT_BGP_FIELDS, booleanOf, integerIn, isStrictIPv4, mergeBgp } from '../cluster/bgp-settings.js';
 import type { ConnectedNetwork } from '../model/runtime.js';
@@ -61,7 +62,11 @@ export function parseDocument(input: unknown): Parsed {
     if (f.farmguardian !== null && !checkNames.has(f.farmguardian)) problems.push(`farm '${f.farmname}': the health check '${f.farmguardian}' is neither a template nor in health_checks.`);
     const shape = asFarm(f);
     const shapes = f.backends.map((b) => ({ ip: b.ip, port: b.port, maxConns: b.max_conns }));
-    const rule = shapes.map((b) => dsrBackendPortProblem(shape, b) ?? statelessBackendPortProblem(shape, b)).find((p) => p !== null) ?? dsrFeatureProblem(shape, shapes);
+    const persistence6 = f.persistence === 'srcip_srcport' || f.persistence === 'srcip_dstport' ? ipv6FarmProblem({ vip: f.vip, nattype: 'dsr', persistence: f.persistence }) : null;
+    const rule =
+      shapes.map((b) => familyProblem(shape, b) ?? dsrBackendPortProblem(shape, b) ?? statelessBackendPortProblem(shape, b)).find((p) => p !== null) ??
+      persistence6 ??
+      dsrFeatureProblem(shape, shapes);
     if (rule) problems.push(`farm '${f.farmname}': ${rule}`);
     if (f.running) {
       const conflict = portConflict(shape, running);
@@ -177,7 +182,8 @@ function parseFarm(v: unknown, at: string, problems: string[]): DocFarm | null {
   const name = typeof o.farmname === 'string' && FARMNAME.test(o.farmname) && o.farmname !== '0' ? o.farmname : undefined;
   if (!name) problems.push(`'${at}.farmname' must be letters, numbers or hyphens (not '0'): got ${show(o.farmname)}.`);
   const here = name ? `farm '${name}'` : at;
-  if (!isStrictIPv4(o.vip)) problems.push(`${here}: 'vip' must be an IPv4 address: got ${show(o.vip)}.`);
+  const vip = addressOf(o.vip);
+  if (vip === undefined) problems.push(`${here}: 'vip' must be an IPv4 or IPv6 address: got ${show(o.vip)}.`);
   const vport = typeof o.vport === 'string' && parseVport(o.vport) ? o.vport : undefined;
   if (!vport) problems.push(`${here}: 'vport' must be a port, a comma list of ports and 'low:high' ranges, or '*': got ${show(o.vport)}.`);
   const protocol = oneOf(o.protocol ?? 'tcp', PROTOCOLS, `${here}: 'protocol'`, problems);
@@ -200,7 +206,7 @@ function parseFarm(v: unknown, at: string, problems: string[]): DocFarm | null {
   if (problems.length > before) return null;
   return {
     farmname: name!,
-    vip: o.vip as string,
+    vip: vip!,
     vport: vport!,
     protocol: protocol!,
     nattype: nattype!,
@@ -213,12 +219,16 @@ function parseFarm(v: unknown, at: string, problems: string[]): DocFarm | null {
   };
 }
 
+/** A strict dotted quad as given, or an IPv6 address in its canonical form (as the API stores it). */
+const addressOf = (v: unknown): string | undefined => (isStrictIPv4(v) ? v : typeof v === 'string' ? (canonicalIpv6(v) ?? undefined) : undefined);
+
 function parseBackend(v: unknown, at: string, problems: string[]): DocBackend | null {
   const o = objectAt(v, at, problems);
   if (!o) return null;
   const before = problems.length;
   unknownKeys(o, BACKEND_KEYS, at, problems);
-  if (!isStrictIPv4(o.ip)) problems.push(`${at}: 'ip' must be an IPv4 address: got ${show(o.ip)}.`);
+  const ip = addressOf(o.ip);
+  if (ip === undefined) problems.push(`${at}: 'ip' must be an IPv4 or IPv6 address: got ${show(o.ip)}.`);
   const port = o.port === undefined || o.port === null || o.port === '' ? null : integerIn(o.port, 1, 65535);
   if (port === undefined) problems.push(`${at}: 'port' must be 1-65535, or null for the client's destination port: got ${show(o.port)}.`);
   const weight = integerIn(o.weight ?? 1, 1, 9);
@@ -229,7 +239,7 @@ function parseBackend(v: unknown, at: string, problems: string[]): DocBackend | 
   if (maxConns === undefined) problems.push(`${at}: 'max_conns' has to be an integer number greater than or equal to '0'.`);
   const maintenance = oneOf(o.maintenance ?? 'none', MAINTENANCE, `${at}: 'maintenance'`, problems);
   if (problems.length > before) return null;
-  return { ip: o.ip as string, port: port!, weight: weight!, priority: priority!, max_conns: maxConns!, maintenance: maintenance as DocBackend['maintenance'] };
+  return { ip: ip!, port: port!, weight: weight!, priority: priority!, max_conns: maxConns!, maintenance: maintenance as DocBackend['maintenance'] };
 }
 
 function parseCheck(v: unknown, at: string, problems: string[]): DocHealthCheck | null {

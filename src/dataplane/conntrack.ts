@@ -44,17 +44,25 @@ export function createConntrack(binary = 'conntrack'): Conntrack {
     });
   return {
     async countByMark() {
-      const r = await run(['-L', '-f', 'ipv4']);
-      if (r.code !== 0) throw new Error(`conntrack -L failed: ${r.stderr.trim()}`);
-      return parseConntrackListing(r.stdout);
+      // One listing per family: conntrack -L lists IPv4 only unless told.
+      const counts = new Map<number, number>();
+      for (const family of ['ipv4', 'ipv6']) {
+        const r = await run(['-L', '-f', family]);
+        if (r.code !== 0) throw new Error(`conntrack -L -f ${family} failed: ${r.stderr.trim()}`);
+        for (const [mark, n] of parseConntrackListing(r.stdout)) counts.set(mark, (counts.get(mark) ?? 0) + n);
+      }
+      return counts;
     },
     async deleteByMark(mark) {
-      // Exit status 1 with "0 flow entries have been deleted" is not a failure.
-      const r = await run(['-D', '-f', 'ipv4', '--mark', String(mark)]);
-      const deleted = /(\d+) flow entries have been deleted/.exec(r.stderr);
-      if (deleted) return Number(deleted[1]);
-      if (r.code !== 0) throw new Error(`conntrack -D --mark ${mark} failed: ${r.stderr.trim()}`);
-      return 0;
+      let total = 0;
+      for (const family of ['ipv4', 'ipv6']) {
+        // Exit status 1 with "0 flow entries have been deleted" is not a failure.
+        const r = await run(['-D', '-f', family, '--mark', String(mark)]);
+        const deleted = /(\d+) flow entries have been deleted/.exec(r.stderr);
+        if (deleted) total += Number(deleted[1]);
+        else if (r.code !== 0) throw new Error(`conntrack -D -f ${family} --mark ${mark} failed: ${r.stderr.trim()}`);
+      }
+      return total;
     },
   };
 }

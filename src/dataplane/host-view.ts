@@ -1,6 +1,7 @@
 import type { ConnectedNetwork, HostView } from '../model/runtime.js';
 import type { HostInterface, HostNetwork } from './netlink/host-network.js';
 import { findConnectedInterface, formatIPv4, parseIPv4, prefixMask } from './netlink/ipv4.js';
+import { ipFamily, ipv6Network } from '../model/ip.js';
 
 /**
  * The API's read-only view of this host's connected networks, answered from netlink. The
@@ -29,6 +30,7 @@ export function netlinkHostView(net: HostNetwork): HostView & { close(): void } 
       return ips.map((ip) => {
         const match = findConnectedInterface(list, ip);
         if (!match) return null;
+        if (ipFamily(ip) === 6) return { interface: match.iface.name, network: ipv6Network(match.address.address, match.address.prefixLength) };
         const base = formatIPv4(((parseIPv4(match.address.address) as number) & prefixMask(match.address.prefixLength)) >>> 0);
         return { interface: match.iface.name, network: `${base}/${match.address.prefixLength}` };
       });

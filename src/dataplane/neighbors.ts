@@ -34,6 +34,8 @@ export class NeighborTable {
   private readonly remembered = new Map<string, string>();
   private readonly lastProbe = new Map<string, number>();
   private socket: dgram.Socket | null = null;
+  /** IPv6 backends are probed from a socket of their family (the kernel then solicits them). */
+  private socket6: dgram.Socket | null = null;
 
   constructor(
     private readonly net: HostNetwork,
@@ -99,15 +101,21 @@ export class NeighborTable {
   close(): void {
     this.socket?.close();
     this.socket = null;
+    this.socket6?.close();
+    this.socket6 = null;
   }
 
   private send(ip: string): void {
-    if (!this.socket) {
-      this.socket = dgram.createSocket('udp4');
-      this.socket.on('error', (err) => this.log.debug({ err }, 'neighbour probe socket error'));
-      this.socket.unref();
+    const v6 = ip.includes(':');
+    let socket = v6 ? this.socket6 : this.socket;
+    if (!socket) {
+      socket = dgram.createSocket(v6 ? 'udp6' : 'udp4');
+      socket.on('error', (err) => this.log.debug({ err }, 'neighbour probe socket error'));
+      socket.unref();
+      if (v6) this.socket6 = socket;
+      else this.socket = socket;
     }
-    this.socket.send(Buffer.alloc(0), DISCARD_PORT, ip, (err) => {
+    socket.send(Buffer.alloc(0), DISCARD_PORT, ip, (err) => {
       if (err) this.log.debug({ err, ip }, 'neighbour probe not sent');
     });
   }

@@ -9,6 +9,7 @@ import os from 'node:os';
 import type { Persistence } from '../model/farm.js';
 import type { LiveSession } from '../model/runtime.js';
 import type { NftObjectReader } from './netlink/nft-objects.js';
+import { bufferToIpv6 } from '../model/ip.js';
 
 /** How a persistence map's key is laid out, to show the client it holds. */
 export type SessionKeyLayout = Exclude<Persistence, ''>;
@@ -22,6 +23,10 @@ const port = (b: Buffer, at = 0): string => String(b.readUInt16BE(at));
 
 /** A session key as nft writes it: "10.0.0.1", "5000", "10.0.0.1 . 80", "02:00:00:00:00:01". */
 export function sessionKeyText(key: Buffer, layout: SessionKeyLayout): string {
+  // An IPv6 farm's keys start with 16 address bytes (the map's type says which; its length does too).
+  const v6 = (layout === 'srcip' && key.length === 16) || ((layout === 'srcip_srcport' || layout === 'srcip_dstport') && key.length === 20);
+  // IPv6 keys put the port first (FLOW_KEYS6 says why).
+  if (v6) return layout === 'srcip' ? bufferToIpv6(key.subarray(0, 16)) : `${port(key)} . ${bufferToIpv6(key.subarray(4, 20))}`;
   switch (layout) {
     case 'srcip':
       return ipv4(key);

@@ -113,7 +113,9 @@ export function tcpCheck(spec: TcpSpec, ip: string, port: number, timeoutMs: num
 
 export function httpCheck(spec: HttpSpec, ip: string, port: number, timeoutMs: number): Promise<CheckResult> {
   const scheme = spec.ssl ? 'https' : 'http';
-  const url = `${scheme}://${ip}:${port}${spec.path}`;
+  // An IPv6 literal is bracketed in URLs and Host headers.
+  const hostText = ip.includes(':') ? `[${ip}]` : ip;
+  const url = `${scheme}://${hostText}:${port}${spec.path}`;
   return withDeadline(timeoutMs, `no HTTP answer from ${url} within ${secondsText(timeoutMs)}`, (finish) => {
     const started = performance.now();
     const options: https.RequestOptions = {
@@ -122,7 +124,7 @@ export function httpCheck(spec: HttpSpec, ip: string, port: number, timeoutMs: n
       path: spec.path,
       method: spec.method,
       agent: false,
-      headers: { Host: spec.vhost ?? (port === (spec.ssl ? 443 : 80) ? ip : `${ip}:${port}`), 'User-Agent': USER_AGENT, Connection: 'close' },
+      headers: { Host: spec.vhost ?? (port === (spec.ssl ? 443 : 80) ? hostText : `${hostText}:${port}`), 'User-Agent': USER_AGENT, Connection: 'close' },
     };
     // Like check_http: the certificate is not verified (backends often have self-signed ones).
     if (spec.ssl) Object.assign(options, { rejectUnauthorized: false, servername: spec.vhost?.replace(/:[0-9]+$/, '') });
@@ -166,13 +168,17 @@ export function udpCheck(spec: UdpSpec, ip: string, port: number, timeoutMs: num
     ? { ok: true, reason: `no ICMP unreachable from udp ${ip}:${port} within ${secondsText(timeoutMs)}` }
     : `no UDP reply from ${ip}:${port} within ${secondsText(timeoutMs)}`;
   return withDeadline(timeoutMs, onTimeout, (finish) => {
-    const socket = dgram.createSocket('udp4');
+    const socket = dgram.createSocket(net.isIPv6(ip) ? 'udp6' : 'udp4');
     let closed = false;
     socket.on('error', (err) => finish(false, `${(err as NodeJS.ErrnoException).code === 'ECONNREFUSED' ? 'port unreachable (ICMP)' : errorReason(err)} (udp ${ip}:${port})`));
     socket.on('message', (msg) => {
       if (spec.expect === null || msg.toString('latin1').includes(spec.expect)) finish(true, `UDP reply from ${ip}:${port}`);
     });
-    socket.connect(port, ip, () => socket.send(Buffer.from(spec.send ?? '', 'utf8')));
+    // The check may have ended (deadline) between connect and its callback: a closed socket
+    // counts as unconnected, and send() without a port would throw out of the callback.
+    socket.connect(port, ip, () => {
+      if (!closed) socket.send(Buffer.from(spec.send ?? '', 'utf8'));
+    });
     return () => {
       if (!closed) socket.close();
       closed = true;
@@ -181,11 +187,13 @@ export function udpCheck(spec: UdpSpec, ip: string, port: number, timeoutMs: num
 }
 
 export function pingCheck(spec: PingSpec, ip: string, timeoutMs: number): Promise<CheckResult> {
-  // The address reaches an exec'd program: accept only a dotted-quad IPv4 literal.
-  if (!net.isIPv4(ip)) return Promise.resolve({ ok: false, reason: `not an IPv4 address: ${ip}`, latencyMs: 0 });
+  // The address reaches an exec'd program: accept only an IPv4 or IPv6 literal (no zone, no
+  // option-like text), and say which family: ICMPv6 echo for IPv6 backends.
+  const v6 = net.isIPv6(ip) && /^[0-9a-f:.]+$/i.test(ip);
+  if (!net.isIPv4(ip) && !v6) return Promise.resolve({ ok: false, reason: `not an IP address: ${ip}`, latencyMs: 0 });
   // -p requests 0.2 s apart, then up to the rest of the budget for the last reply.
   const waitS = Math.max(0.2, (timeoutMs - (spec.packets - 1) * 200) / 1000).toFixed(1);
-  const args = ['-n', '-q', '-c', String(spec.packets), '-i', '0.2', '-W', waitS, ip];
+  const args = [v6 ? '-6' : '-4', '-n', '-q', '-c', String(spec.packets), '-i', '0.2', '-W', waitS, ip];
   return withDeadline(timeoutMs + 500, `ping ${ip} did not finish within ${secondsText(timeoutMs)}`, (finish) => {
     const child = execFile(PING, args, { timeout: timeoutMs + 400, env: { LC_ALL: 'C' } }, (err, stdout) => {
       const m = /(\d+) packets transmitted, (\d+) received/.exec(stdout);

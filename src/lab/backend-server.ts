@@ -21,6 +21,7 @@ function main(): void {
     options: {
       name: { type: 'string' },
       'http-port': { type: 'string' },
+      'http-host': { type: 'string', multiple: true },
       udp: { type: 'string', multiple: true },
       'exit-on-stdin-close': { type: 'boolean' },
     },
@@ -52,7 +53,7 @@ function main(): void {
   process.stdin.resume();
 
   const listening: Promise<void>[] = [];
-  if (httpPort !== undefined) listening.push(startHttp(name, httpPort));
+  if (httpPort !== undefined) for (const host of values['http-host'] ?? ['0.0.0.0']) listening.push(startHttp(name, httpPort, host));
   for (const bind of udpBinds) listening.push(startUdp(name, bind.host, bind.port));
   Promise.all(listening).then(
     () => process.stdout.write('ready\n'),
@@ -63,16 +64,16 @@ function main(): void {
   );
 }
 
-function startHttp(name: string, port: number): Promise<void> {
+function startHttp(name: string, port: number, host: string): Promise<void> {
   const server = createServer((req, res) => handle(name, req, res));
   // Held connections send a request every 200 ms; a long idle timeout keeps a paused test
   // from seeing the server close them.
   server.keepAliveTimeout = 65_000;
   return new Promise((resolve, reject) => {
     server.once('error', reject);
-    // Explicit IPv4 wildcard: the lab disables IPv6, and remote addresses stay plain IPv4
-    // (no ::ffff: prefix). Under DSR the VIP on lo is covered by the wildcard.
-    server.listen(port, '0.0.0.0', () => resolve());
+    // Explicit wildcards: IPv4 by default, IPv6 (`::`) only when asked, and IPv6-only, so
+    // remote addresses stay plain (no ::ffff: prefix). Under DSR the VIP on lo is covered.
+    server.listen({ port, host, ipv6Only: host.includes(':') }, () => resolve());
   });
 }
 
@@ -130,7 +131,7 @@ function streamBytes(res: ServerResponse, total: number): void {
 }
 
 function startUdp(name: string, host: string, port: number): Promise<void> {
-  const sock = createSocket('udp4');
+  const sock = createSocket(host.includes(':') ? 'udp6' : 'udp4');
   sock.on('message', (msg, rinfo) => {
     const local = sock.address() as AddressInfo;
     const reply: BackendReply = {
@@ -164,7 +165,7 @@ function parseHostPort(s: string): { host: string; port: number } {
 function usage(msg: string): never {
   process.stderr.write(
     `backend-server: ${msg}\n` +
-      'usage: backend-server --name NAME [--http-port PORT] [--udp IP:PORT ...] [--exit-on-stdin-close]\n',
+      'usage: backend-server --name NAME [--http-port PORT [--http-host ADDR ...]] [--udp IP:PORT ...] [--exit-on-stdin-close]\n',
   );
   process.exit(2);
 }

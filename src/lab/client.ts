@@ -283,7 +283,7 @@ function hold(host: string, port: number, count: number, intervalMs: number, tim
  *  any source address are seen and reported (a connected socket would drop wrong-source ones). */
 function udp(host: string, port: number, count: number, timeoutMs: number): Promise<UdpResult> {
   const result: UdpResult = { sent: 0, received: 0, byBackend: {}, from: {}, errors: [], samples: [] };
-  const sock = createSocket('udp4');
+  const sock = createSocket(host.includes(':') ? 'udp6' : 'udp4');
   return new Promise((resolve) => {
     let timer: NodeJS.Timeout | undefined;
     const done = (): void => {

@@ -18,6 +18,8 @@ import {
   CLIENT_IP,
   HOST_IFACE,
   LAB_PREFIX_LEN,
+  LAB_PREFIX_LEN6,
+  ipv6ForIp,
   LB_IP,
   MAX_BACKENDS,
   backendIp,
@@ -62,6 +64,11 @@ export interface LabOptions {
   prefix: string;
   /** Number of backends, default 2. */
   backends?: number;
+  /**
+   * Addresses on the lab's links: 'ipv4' (default, IPv6 disabled), 'ipv6' (IPv6 only: no IPv4
+   * address anywhere; `ip` is the IPv6 address), 'dual' (both; `ip` IPv4, `ip6` IPv6).
+   */
+  family?: 'ipv4' | 'ipv6' | 'dual';
 }
 
 export interface LabHost {
@@ -72,6 +79,8 @@ export interface LabHost {
   /** Always "eth0". */
   iface: string;
   ip: string;
+  /** The host's IPv6 address in 'ipv6' and 'dual' labs. */
+  ip6?: string;
   mac: string;
   /** The host's veth peer inside the switch namespace. */
   switchPort: string;
@@ -148,10 +157,10 @@ export interface Lab {
   /** Every PID the lab has started so far, running or not. */
   pids(): number[];
 
-  /** On each backend: VIP/32 on lo, arp_ignore=1 and arp_announce=2 on all and eth0. */
+  /** On each backend: VIP/32 on lo, arp_ignore=1 and arp_announce=2 on all and eth0 (IPv6: VIP/128 on lo). */
   configureDsrBackends(vip: string): Promise<void>;
-  /** Runs backend-server on a backend; resolves once it is listening. */
-  startBackendServer(host: LabHost, opts: { httpPort?: number; udp?: string[] }): Promise<BackendProcess>;
+  /** Runs backend-server on a backend; resolves once it is listening (HTTP on 0.0.0.0, or on `httpHosts`). */
+  startBackendServer(host: LabHost, opts: { httpPort?: number; httpHosts?: string[]; udp?: string[] }): Promise<BackendProcess>;
   /** HTTP servers on every backend, listening on 0.0.0.0:port. */
   startHttpBackends(port: number): Promise<BackendProcess[]>;
   /** Makes a running backend-server answer `GET /health` with `status`; resolves once it has. */
@@ -183,7 +192,7 @@ export async function createLab(requested: LabOptions): Promise<Lab> {
     throw new Error(`backends must be 1..${MAX_BACKENDS} (got ${count})`);
   }
   await destroyStaleLabs(opts.prefix);
-  const lab = new NetnsLab(opts.prefix, count);
+  const lab = new NetnsLab(opts.prefix, count, opts.family ?? 'ipv4');
   try {
     await lab.build();
   } catch (err) {
@@ -214,12 +223,14 @@ class NetnsLab implements Lab, LiveLab {
   constructor(
     readonly prefix: string,
     backendCount: number,
+    readonly family: 'ipv4' | 'ipv6' | 'dual' = 'ipv4',
   ) {
     const host = (name: HostRole, ip: string): LabHost => ({
       name,
       ns: namespaceName(prefix, name),
       iface: HOST_IFACE,
-      ip,
+      ip: family === 'ipv6' ? ipv6ForIp(ip) : ip,
+      ...(family === 'ipv4' ? {} : { ip6: ipv6ForIp(ip) }),
       mac: macForIp(ip),
       switchPort: switchPortName(name),
     });
@@ -243,8 +254,14 @@ class NetnsLab implements Lab, LiveLab {
     // Before any link exists, so eth0 inherits it: an IPv4-only lab keeps captures and the
     // switch's forwarding table free of IPv6 router/neighbour solicitations.
     for (const ns of this.namespaces) {
+      // IPv6 labs: IPv6 on the hosts (not the switch), no duplicate address detection (fixed
+      // addresses, usable at once), no router solicitations or advertisements taken.
+      const six = this.family !== 'ipv4' && ns !== sw;
       await this.run('ip', ['netns', 'exec', ns, 'sysctl', '-q', '-w',
-        'net.ipv6.conf.all.disable_ipv6=1', 'net.ipv6.conf.default.disable_ipv6=1']);
+        ...(six
+          ? ['net.ipv6.conf.all.disable_ipv6=0', 'net.ipv6.conf.default.disable_ipv6=0', 'net.ipv6.conf.default.accept_dad=0',
+              'net.ipv6.conf.default.router_solicitations=0', 'net.ipv6.conf.default.accept_ra=0']
+          : ['net.ipv6.conf.all.disable_ipv6=1', 'net.ipv6.conf.default.disable_ipv6=1'])]);
     }
     // New namespaces start with bridge-nf-call-*=1, which would push bridged frames through
     // iptables. The keys exist only while br_netfilter is loaded: -e skips unknown keys.
@@ -267,7 +284,12 @@ class NetnsLab implements Lab, LiveLab {
     }
     await this.run('ip', ['-n', sw, '-batch', '-'], swCommands.join('\n') + '\n');
     for (const h of this.hosts) {
-      const cmds = ['link set lo up', `addr add ${h.ip}/${LAB_PREFIX_LEN} dev ${h.iface}`, `link set ${h.iface} up`];
+      const cmds = [
+        'link set lo up',
+        ...(this.family === 'ipv6' ? [] : [`addr add ${h.ip}/${LAB_PREFIX_LEN} dev ${h.iface}`]),
+        ...(h.ip6 ? [`addr add ${h.ip6}/${LAB_PREFIX_LEN6} dev ${h.iface} nodad`] : []),
+        `link set ${h.iface} up`,
+      ];
       await this.run('ip', ['-n', h.ns, '-batch', '-'], cmds.join('\n') + '\n');
     }
   }
@@ -373,6 +395,11 @@ class NetnsLab implements Lab, LiveLab {
   // ------------------------------------------------------------ backends
 
   async configureDsrBackends(vip: string): Promise<void> {
+    if (vip.includes(':')) {
+      // IPv6: the VIP on lo; Linux answers solicitations only for the receiving interface's addresses.
+      for (const b of this.backends) await this.execOk(b.ns, ['ip', '-6', 'addr', 'replace', `${vip}/128`, 'dev', 'lo', 'nodad']);
+      return;
+    }
     parseIpv4(vip);
     for (const b of this.backends) {
       // `replace` keeps this idempotent for tests that reconfigure.
@@ -385,9 +412,10 @@ class NetnsLab implements Lab, LiveLab {
     }
   }
 
-  async startBackendServer(host: LabHost, opts: { httpPort?: number; udp?: string[] }): Promise<BackendProcess> {
+  async startBackendServer(host: LabHost, opts: { httpPort?: number; httpHosts?: string[]; udp?: string[] }): Promise<BackendProcess> {
     const args = ['--name', host.name, '--exit-on-stdin-close'];
     if (opts.httpPort !== undefined) args.push('--http-port', String(opts.httpPort));
+    for (const h of opts.httpHosts ?? []) args.push('--http-host', h);
     for (const bind of opts.udp ?? []) args.push('--udp', bind);
     const child = this.spawnNode(host.ns, 'backend-server.js', args);
     const stderr = tail(child.stderr!);
@@ -412,7 +440,9 @@ class NetnsLab implements Lab, LiveLab {
   }
 
   startHttpBackends(port: number): Promise<BackendProcess[]> {
-    return Promise.all(this.backends.map((b) => this.startBackendServer(b, { httpPort: port })));
+    // IPv6 labs listen on `::` too (IPv6-only sockets: IPv4 clients stay on 0.0.0.0).
+    const hosts = this.family === 'ipv6' ? ['::'] : this.family === 'dual' ? ['0.0.0.0', '::'] : undefined;
+    return Promise.all(this.backends.map((b) => this.startBackendServer(b, { httpPort: port, ...(hosts ? { httpHosts: hosts } : {}) })));
   }
 
   setHealthStatus(backend: BackendProcess, status: number): Promise<void> {
@@ -429,7 +459,7 @@ class NetnsLab implements Lab, LiveLab {
   }
 
   startUdpBackends(vip: string, port: number): Promise<BackendProcess[]> {
-    parseIpv4(vip);
+    if (!vip.includes(':')) parseIpv4(vip);
     return Promise.all(this.backends.map((b) => this.startBackendServer(b, { udp: [`${vip}:${port}`] })));
   }
 

@@ -2,6 +2,7 @@
 // (MACs, ARP, IPv4, TCP/UDP ports and flags, ICMP). Binary pcap rather than tcpdump's text:
 // the text format changes with the protocol (port 53 is printed as DNS, for instance), and
 // parsing it would make assertions fragile. Pure: no I/O.
+import { bufferToIpv6 } from '../model/ip.js';
 
 export interface Frame {
   /** Seconds since the epoch, with sub-second precision. */
@@ -17,10 +18,16 @@ export interface Frame {
   tcp?: { srcPort: number; dstPort: number; flags: string; seq: number; ack: number };
   udp?: { srcPort: number; dstPort: number; length: number };
   icmp?: { type: number; code: number };
+  /** IPv6 (no extension headers are walked: the L4 header is read when it comes first). */
+  ipv6?: { src: string; dst: string; nextHeader: number; hopLimit: number; payloadLength: number };
+  /** `target` for neighbour solicitations (135) and advertisements (136). */
+  icmpv6?: { type: number; code: number; target?: string };
 }
 
 export const ETHERTYPE_IPV4 = 0x0800;
 export const ETHERTYPE_ARP = 0x0806;
+export const ETHERTYPE_IPV6 = 0x86dd;
+export const IPPROTO_ICMPV6 = 58;
 export const IPPROTO_ICMP = 1;
 export const IPPROTO_TCP = 6;
 export const IPPROTO_UDP = 17;
@@ -88,8 +95,29 @@ export function decodeEthernet(b: Buffer, time = 0): Frame | undefined {
     };
   } else if (frame.ethertype === ETHERTYPE_IPV4 && b.length >= off + 20) {
     decodeIpv4(b, off, frame);
+  } else if (frame.ethertype === ETHERTYPE_IPV6 && b.length >= off + 40) {
+    decodeIpv6(b, off, frame);
   }
   return frame;
+}
+
+function decodeIpv6(b: Buffer, off: number, frame: Frame): void {
+  const nextHeader = b.readUInt8(off + 6);
+  frame.ipv6 = {
+    src: bufferToIpv6(b.subarray(off + 8, off + 24)),
+    dst: bufferToIpv6(b.subarray(off + 24, off + 40)),
+    nextHeader,
+    hopLimit: b.readUInt8(off + 7),
+    payloadLength: b.readUInt16BE(off + 4),
+  };
+  const l4 = off + 40;
+  if (nextHeader === IPPROTO_ICMPV6 && b.length >= l4 + 2) {
+    const type = b.readUInt8(l4);
+    frame.icmpv6 = { type, code: b.readUInt8(l4 + 1) };
+    if ((type === 135 || type === 136) && b.length >= l4 + 24) frame.icmpv6.target = bufferToIpv6(b.subarray(l4 + 8, l4 + 24));
+  } else {
+    decodeTransport(b, l4, nextHeader, frame);
+  }
 }
 
 function decodeIpv4(b: Buffer, off: number, frame: Frame): void {
@@ -105,6 +133,11 @@ function decodeIpv4(b: Buffer, off: number, frame: Frame): void {
   const fragOffset = b.readUInt16BE(off + 6) & 0x1fff;
   if (fragOffset !== 0) return; // only the first fragment carries the L4 header
   const l4 = off + ihl;
+  if (protocol === IPPROTO_ICMP && b.length >= l4 + 2) frame.icmp = { type: b.readUInt8(l4), code: b.readUInt8(l4 + 1) };
+  else decodeTransport(b, l4, protocol, frame);
+}
+
+function decodeTransport(b: Buffer, l4: number, protocol: number, frame: Frame): void {
   if (protocol === IPPROTO_TCP && b.length >= l4 + 14) {
     const bits = b.readUInt8(l4 + 13);
     const names: [number, string][] = [[0x01, 'F'], [0x02, 'S'], [0x04, 'R'], [0x08, 'P'], [0x10, 'A'], [0x20, 'U']];
@@ -117,8 +150,6 @@ function decodeIpv4(b: Buffer, off: number, frame: Frame): void {
     };
   } else if (protocol === IPPROTO_UDP && b.length >= l4 + 8) {
     frame.udp = { srcPort: b.readUInt16BE(l4), dstPort: b.readUInt16BE(l4 + 2), length: b.readUInt16BE(l4 + 4) };
-  } else if (protocol === IPPROTO_ICMP && b.length >= l4 + 2) {
-    frame.icmp = { type: b.readUInt8(l4), code: b.readUInt8(l4 + 1) };
   }
 }
 
@@ -135,6 +166,13 @@ export function formatFrame(f: Frame): string {
     if (f.udp) return `${l2} ${src}:${f.udp.srcPort} > ${dst}:${f.udp.dstPort} udp ${f.udp.length}`;
     if (f.icmp) return `${l2} ${src} > ${dst} icmp type ${f.icmp.type}`;
     return `${l2} ${src} > ${dst} proto ${f.ipv4.protocol}`;
+  }
+  if (f.ipv6) {
+    const { src, dst } = f.ipv6;
+    if (f.tcp) return `${l2} [${src}]:${f.tcp.srcPort} > [${dst}]:${f.tcp.dstPort} tcp ${f.tcp.flags}`;
+    if (f.udp) return `${l2} [${src}]:${f.udp.srcPort} > [${dst}]:${f.udp.dstPort} udp ${f.udp.length}`;
+    if (f.icmpv6) return `${l2} ${src} > ${dst} icmp6 type ${f.icmpv6.type}${f.icmpv6.target ? ` target ${f.icmpv6.target}` : ''}`;
+    return `${l2} ${src} > ${dst} next header ${f.ipv6.nextHeader}`;
   }
   return `${l2} ethertype 0x${f.ethertype.toString(16).padStart(4, '0')}`;
 }

@@ -12,6 +12,15 @@ export const CLIENT_IP = '10.250.0.10';
 export const BACKEND_IP_BASE = 20;
 /** An address of the lab subnet that no lab host owns: tests use it as the VIP. */
 export const LAB_VIP = '10.250.0.100';
+/**
+ * IPv6 labs (issue 13): every host also (or only) has fd00:250::<the digits of its IPv4 host
+ * part> /64: lb fd00:250::2, client fd00:250::10, b1 fd00:250::21. MACs stay as above.
+ */
+export const LAB_SUBNET6 = 'fd00:250::/64';
+export const LAB_PREFIX_LEN6 = 64;
+export const LAB_VIP6 = 'fd00:250::100';
+/** The IPv6 address of a lab host, from its IPv4 address. */
+export const ipv6ForIp = (ip: string): string => `fd00:250::${ip.split('.')[3]}`;
 /** Keeps backend addresses (.21 - .70) clear of LAB_VIP. */
 export const MAX_BACKENDS = 50;
 

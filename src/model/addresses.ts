@@ -1,7 +1,8 @@
 /**
- * Which IPv4 addresses can be a VIP or a backend: only unicast addresses a host can own.
- * Pure; the API refuses the others with the rule that excludes them.
+ * Which addresses can be a VIP or a backend: only unicast addresses a host can own, of
+ * either family. Pure; the API refuses the others with the rule that excludes them.
  */
+import { inSubnet6, ipFamily } from './ip.js';
 
 interface Block {
   base: number;
@@ -24,8 +25,22 @@ const NOT_UNICAST: Block[] = [
   { base: toInt('240.0.0.0'), prefix: 4, why: '240.0.0.0/4 is reserved (RFC 1112), not routed' },
 ];
 
-/** Why `ip` (a valid dotted quad) is not a unicast address, or null when it is one. */
+/** IPv6 blocks a VIP or backend may not be in, checked in order. */
+const NOT_UNICAST6: { network: string; prefix: number; why: string }[] = [
+  { network: '::', prefix: 128, why: ':: is the unspecified address (RFC 4291), never a destination' },
+  { network: '::1', prefix: 128, why: '::1 is loopback (RFC 4291), local to each host' },
+  { network: 'ff00::', prefix: 8, why: 'ff00::/8 is multicast (RFC 4291)' },
+  {
+    network: 'fe80::',
+    prefix: 10,
+    why: 'fe80::/10 is link-local (RFC 4291): it means something only with an interface (a zone), which a VIP or backend cannot name',
+  },
+  { network: '::ffff:0:0', prefix: 96, why: '::ffff:0:0/96 is IPv4-mapped (RFC 4291): use the IPv4 address itself, in a farm of that family' },
+];
+
+/** Why `ip` (a valid IPv4 or IPv6 address) is not a unicast address, or null when it is one. */
 export function notUnicastReason(ip: string): string | null {
+  if (ipFamily(ip) === 6) return NOT_UNICAST6.find((b) => inSubnet6(ip, b.network, b.prefix))?.why ?? null;
   const n = toInt(ip);
   return NOT_UNICAST.find((b) => inBlock(n, b.base, b.prefix))?.why ?? null;
 }
@@ -36,6 +51,8 @@ export function notUnicastReason(ip: string): string | null {
  */
 export function subnetAddressReason(ip: string, network: string): string | null {
   const [base, len] = network.split('/') as [string, string];
+  // IPv6 has no broadcast address; every address of a connected network can be a host.
+  if (ipFamily(ip) !== 4 || ipFamily(base) !== 4) return null;
   const prefix = Number(len);
   if (!(prefix <= 30)) return null;
   const n = toInt(ip);

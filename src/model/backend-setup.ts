@@ -4,6 +4,7 @@
  * for the VIP (only the load balancer may). Pure text rendering.
  */
 import type { Farm } from './farm.js';
+import { isIpv6Text } from './ip.js';
 
 export const SETUP_OSES = ['linux', 'windows'] as const;
 export type SetupOs = (typeof SETUP_OSES)[number];
@@ -15,6 +16,7 @@ export const WINDOWS_IFNAME_PATTERN = '^[a-zA-Z0-9 _.()#-]{1,64}$';
 type SetupFarm = Pick<Farm, 'name' | 'vip' | 'vport' | 'protocol'>;
 
 export function linuxBackendSetup(farm: SetupFarm, nic: string): string {
+  if (isIpv6Text(farm.vip)) return linuxBackendSetup6(farm, nic);
   const conf = `/etc/sysctl.d/90-nftfarm-${farm.name}.conf`;
   const unit = `nftfarm-vip-${farm.name}.service`;
   const lines = [
@@ -77,7 +79,72 @@ export function linuxBackendSetup(farm: SetupFarm, nic: string): string {
   return `${lines.join('\n')}\n`;
 }
 
+/**
+ * IPv6: the VIP as a /128 on lo. Nothing like arp_ignore is needed: Linux answers a neighbour
+ * solicitation only for an address of the interface it came in on, and the VIP is on lo.
+ */
+function linuxBackendSetup6(farm: SetupFarm, nic: string): string {
+  const unit = `nftfarm-vip-${farm.name}.service`;
+  const lines = [
+    '#!/bin/sh',
+    `# nftfarm: Direct Server Return set-up of a Linux backend for farm '${farm.name}'`,
+    `# VIP ${farm.vip} (IPv6), ${farm.protocol} port(s) ${farm.vport}.`,
+    `# Run as root on every backend of the farm:  sh ${farm.name}-backend.sh [NIC]`,
+    `# NIC is the interface on the load balancer's network (default: ${nic}).`,
+    'set -eu',
+    `VIP=${farm.vip}`,
+    `NIC="\${1:-${nic}}"`,
+    '',
+    'if ! ip link show dev "$NIC" >/dev/null 2>&1; then',
+    `  echo "no interface '$NIC' here: give the NIC on the load balancer's network as the first argument" >&2`,
+    '  exit 1',
+    'fi',
+    'if [ "$(cat /proc/sys/net/ipv6/conf/lo/disable_ipv6 2>/dev/null || echo 1)" != 0 ] || [ "$(cat /proc/sys/net/ipv6/conf/$NIC/disable_ipv6 2>/dev/null || echo 1)" != 0 ]; then',
+    `  echo "IPv6 is disabled on lo or $NIC: enable it (net.ipv6.conf.lo.disable_ipv6=0, net.ipv6.conf.$NIC.disable_ipv6=0)" >&2`,
+    '  exit 1',
+    'fi',
+    '',
+    '# The VIP as a /128 on the loopback: the backend accepts the packets for the VIP that the load',
+    '# balancer forwards by MAC address, and its replies leave from the VIP, straight to the client.',
+    '# Linux answers neighbour solicitations only for addresses of the interface they came in on,',
+    '# so the VIP on lo is never announced on the NIC: only the load balancer answers for it (no',
+    '# arp_ignore equivalent is needed). nodad: the load balancer answers for the VIP, a duplicate',
+    '# address check would only delay it (lo runs none anyway).',
+    'if ! ip -6 addr show dev lo | grep -q " $VIP/128 "; then',
+    '  ip -6 addr add "$VIP/128" dev lo nodad',
+    'fi',
+    '',
+    '# Keep the VIP on lo across reboots (systemd hosts).',
+    'if command -v systemctl >/dev/null 2>&1 && [ -d /run/systemd/system ]; then',
+    `  cat > /etc/systemd/system/${unit} <<UNIT`,
+    '[Unit]',
+    `Description=nftfarm DSR VIP $VIP on lo (farm ${farm.name})`,
+    'After=network-pre.target',
+    'Before=network.target',
+    '',
+    '[Service]',
+    'Type=oneshot',
+    'RemainAfterExit=yes',
+    `ExecStart=/bin/sh -c 'ip -6 addr show dev lo | grep -q " $VIP/128 " || ip -6 addr add $VIP/128 dev lo nodad'`,
+    '',
+    '[Install]',
+    'WantedBy=multi-user.target',
+    'UNIT',
+    '  systemctl daemon-reload',
+    `  systemctl enable ${unit} >/dev/null`,
+    'fi',
+    '',
+    `echo "backend ready for farm '${farm.name}': VIP $VIP on lo (IPv6), not announced on $NIC"`,
+  ];
+  if (farm.protocol === 'udp' || farm.protocol === 'all') {
+    lines.push('echo "note: UDP services must bind to the VIP ($VIP), not to ::, so that replies leave from the VIP"');
+  }
+  return `${lines.join('\n')}\n`;
+}
+
 export function windowsBackendSetup(farm: SetupFarm, nic: string, loopback: string): string {
+  const v6 = isIpv6Text(farm.vip);
+  const family = v6 ? 'ipv6' : 'ipv4';
   const lines = [
     `# nftfarm: Direct Server Return set-up of a Windows backend for farm '${farm.name}'`,
     `# VIP ${farm.vip}, ${farm.protocol} port(s) ${farm.vport}.`,
@@ -100,15 +167,15 @@ export function windowsBackendSetup(farm: SetupFarm, nic: string, loopback: stri
     '',
     '# The VIP on the loopback adapter as a host address: Windows accepts the packets for the VIP',
     '# that the load balancer forwards by MAC address, and never answers ARP for it on the NIC.',
-    'netsh interface ipv4 add address "$Loopback" $Vip 255.255.255.255',
+    v6 ? 'netsh interface ipv6 add address "$Loopback" $Vip/128 store=persistent' : 'netsh interface ipv4 add address "$Loopback" $Vip 255.255.255.255',
     '# Interface metric 254 keeps the loopback adapter out of normal route selection.',
-    'netsh interface ipv4 set interface "$Loopback" metric=254',
+    `netsh interface ${family} set interface "$Loopback" metric=254`,
     '# Weak host model: the NIC may receive packets for an address held by the loopback adapter,',
     '# and replies may leave through the NIC with the VIP as their source.',
-    'netsh interface ipv4 set interface "$Nic" weakhostreceive=enabled',
-    'netsh interface ipv4 set interface "$Nic" weakhostsend=enabled',
-    'netsh interface ipv4 set interface "$Loopback" weakhostreceive=enabled',
-    'netsh interface ipv4 set interface "$Loopback" weakhostsend=enabled',
+    `netsh interface ${family} set interface "$Nic" weakhostreceive=enabled`,
+    `netsh interface ${family} set interface "$Nic" weakhostsend=enabled`,
+    `netsh interface ${family} set interface "$Loopback" weakhostreceive=enabled`,
+    `netsh interface ${family} set interface "$Loopback" weakhostsend=enabled`,
     '',
     `Write-Output "backend ready for farm '${farm.name}': VIP $Vip on '$Loopback', weak host send and receive on '$Nic' and '$Loopback'"`,
   ];

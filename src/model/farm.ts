@@ -5,6 +5,8 @@ export type Protocol = (typeof PROTOCOLS)[number];
 
 export const NAT_TYPES = ['nat', 'dnat', 'dsr', 'stateless_dnat'] as const;
 export type NatType = (typeof NAT_TYPES)[number];
+/** The modes that serve IPv6 VIPs (all of them). */
+export const NAT_TYPES_IPV6: readonly NatType[] = ['nat', 'dnat', 'dsr', 'stateless_dnat'];
 
 export const ALGORITHMS = ['weight', 'roundrobin', 'hash_srcip', 'hash_srcip_srcport', 'symhash', 'leastconn'] as const;
 export type Algorithm = (typeof ALGORITHMS)[number];

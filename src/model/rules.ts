@@ -5,6 +5,8 @@
  */
 import type { Backend, Farm } from './farm.js';
 import { isSinglePort, parseVport, portSpecsOverlap, singlePortOf } from './ports.js';
+import { ipFamily } from './ip.js';
+import { NAT_TYPES_IPV6 } from './farm.js';
 
 type FarmShape = Pick<Farm, 'name' | 'vip' | 'vport' | 'protocol' | 'nattype' | 'algorithm'>;
 /** A stored backend, or one being added (no id yet). */
@@ -22,6 +24,34 @@ export function dsrBackendPortProblem(farm: FarmShape, backend: BackendShape): s
   return singlePortOf(spec) !== null
     ? `${which} port ${backend.port} differs from the virtual port ${farm.vport}: in DSR mode a backend port must be empty or equal to the virtual port, because only MAC addresses are rewritten.`
     : `${which} port ${backend.port} cannot be used with the virtual port '${farm.vport}': in DSR mode with several virtual ports a backend port must be empty, because only MAC addresses are rewritten.`;
+}
+
+/**
+ * A farm's VIP and its backends are of one family: nothing translates between IPv4 and
+ * IPv6 (no NAT64), so a backend of the other family could never receive the farm's traffic.
+ */
+export function familyProblem(farm: Pick<Farm, 'vip'>, backend: BackendShape): string | null {
+  const vip = ipFamily(farm.vip);
+  const ip = ipFamily(backend.ip);
+  if (vip === null || ip === null || vip === ip) return null;
+  const which = backend.id === undefined ? 'The backend' : `The backend ${backend.id}`;
+  return `${which} address '${backend.ip}' is IPv${ip} but the VIP '${farm.vip}' is IPv${vip}: a farm's VIP and backends must be of one family (nftfarm does not translate between IPv4 and IPv6).`;
+}
+
+/**
+ * What an IPv6 farm cannot have (yet): nat and dnat (no IPv6 NAT table), and persistence keys
+ * that pair an IPv6 address with a port (nft 1.0.6 writes such map keys wrongly: see
+ * FLOW_KEYS6 in src/reconcile/farm-render.ts).
+ */
+export function ipv6FarmProblem(farm: Pick<Farm, 'vip' | 'nattype' | 'persistence'>): string | null {
+  if (ipFamily(farm.vip) !== 6) return null;
+  if (!NAT_TYPES_IPV6.includes(farm.nattype)) {
+    return `nattype '${farm.nattype}' does not serve IPv6 VIPs yet: an IPv6 farm takes nattype '${NAT_TYPES_IPV6.join("' or '")}'.`;
+  }
+  if (farm.persistence === 'srcip_srcport' || farm.persistence === 'srcip_dstport') {
+    return `persistence '${farm.persistence}' is not available for IPv6 VIPs (nft 1.0.6 cannot write keys of an IPv6 address and a port): use 'ip', 'srcport' or 'srcmac'.`;
+  }
+  return null;
 }
 
 /**

@@ -58,14 +58,17 @@ async function takeSample(farms: readonly FarmDescriptor[]): Promise<Taken> {
   const sets = new Map<string, Map<number, Counter>>();
   const sessions = new Map<string, number>();
   const pins = new Map<number, number>();
+  const ipv6Pins = farms.some((f) => (f.nattype === 'dsr' || f.nattype === 'stateless_dnat') && f.backends.some((b) => b.ip.includes(':')));
   const jobs: (() => Promise<void>)[] = [
     ...unique(counted).map(([family, table, set]) => async () => {
       const byMark = new Map<number, Counter>();
       for (const e of (await next().setElements(family, table, set)) ?? []) if (e.counter) byMark.set(readMark(e.key), e.counter);
       sets.set(setKey(family, table, set), byMark);
     }),
-    ...['tcp', 'udp', 'sctp', 'all'].map((protocol) => async () => {
-      for (const e of (await next().setElements(TABLE_FAMILY, TABLE_NAME, flowsMap(protocol))) ?? []) {
+    // IPv6 farms pin their flows in maps of their own, read only while one can have pins
+    // (each dump costs: a sample that takes over CHEAP_MS is served from the cache).
+    ...['tcp', 'udp', 'sctp', 'all'].flatMap((protocol) => [flowsMap(protocol), ...(ipv6Pins ? [flowsMap(protocol, true)] : [])]).map((map) => async () => {
+      for (const e of (await next().setElements(TABLE_FAMILY, TABLE_NAME, map)) ?? []) {
         if (!e.data) continue;
         const mark = readMark(e.data);
         pins.set(mark, (pins.get(mark) ?? 0) + 1);

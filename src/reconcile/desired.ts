@@ -11,10 +11,11 @@ import { normalizeRanges, parseVport, type PortRange } from '../model/ports.js';
 import type { FarmConfig, Snapshot } from '../store/store.js';
 import { findConnectedInterface } from '../dataplane/netlink/ipv4.js';
 import { MAX_BACKEND_MARK, MAX_FARM_SLOT } from './names.js';
-import { statelessBackendPortProblem } from '../model/rules.js';
+import { ipv6FarmProblem, statelessBackendPortProblem } from '../model/rules.js';
 import { FarmClaims } from './claims.js';
 import type { HostInterface } from '../dataplane/netlink/host-network.js';
 import { regionSize } from './selection.js';
+import { isIpv6Text } from '../model/ip.js';
 
 /**
  * serving: receives new flows. standby: a lower priority is up, keeps its pinned flows.
@@ -167,14 +168,16 @@ export function desiredFarm(config: FarmConfig, facts: HostFacts, localAddresses
   const { farm, backends, healthCheck } = config;
   // Routed VIPs (BGP, src/cluster): the router sends VIP traffic to this node's address; the
   // interface that leads to the (first connected) backend carries the farm.
+  // BGP announces IPv4 VIPs only: an IPv6 VIP stays on its connected network, announced by proxy NDP.
+  const routed = facts.routedVips === true && !isIpv6Text(farm.vip);
   const match =
     findConnectedInterface(facts.interfaces, farm.vip) ??
-    (facts.routedVips ? (backends.map((b) => findConnectedInterface(facts.interfaces, b.ip)).find((m) => m !== null) ?? null) : null);
+    (routed ? (backends.map((b) => findConnectedInterface(facts.interfaces, b.ip)).find((m) => m !== null) ?? null) : null);
   const iface = match ? { name: match.iface.name, index: match.iface.index, mac: match.iface.mac } : null;
   const spec = parseVport(farm.vport);
   let problem: string | null = null;
   if (!iface) {
-    problem = facts.routedVips
+    problem = routed
       ? `the VIP ${farm.vip} is in no connected network and no backend is on one yet: with BGP, the farm takes the interface that leads to its backends`
       : `no up interface has a network holding the VIP ${farm.vip}; the farm has no rules until one does`;
   } else if (!spec) {
@@ -182,6 +185,9 @@ export function desiredFarm(config: FarmConfig, facts: HostFacts, localAddresses
   } else if (backends.some((b) => statelessBackendPortProblem(farm, b) !== null)) {
     // The API refuses these; a store written otherwise (an import) still gets no broken rules.
     problem = backends.map((b) => statelessBackendPortProblem(farm, b)).find((p) => p !== null)!;
+  } else if (ipv6FarmProblem(farm)) {
+    // The API refuses these; a store written otherwise (an import) still gets no broken rules.
+    problem = ipv6FarmProblem(farm)!;
   } else if (farm.slot > MAX_FARM_SLOT || backends.some((b) => b.uid > MAX_BACKEND_MARK)) {
     problem = `the data plane numbers at most ${MAX_FARM_SLOT + 1} farms and ${MAX_BACKEND_MARK} backends`;
   }
@@ -200,7 +206,7 @@ export function desiredFarm(config: FarmConfig, facts: HostFacts, localAddresses
     ttl: farm.ttl,
     iface,
     vipIsLocal: localAddresses.has(farm.vip),
-    proxied: !localAddresses.has(farm.vip) && !facts.routedVips,
+    proxied: !localAddresses.has(farm.vip) && !routed,
     regionSize: regionSize(backends.length),
     // Only DSR and stateless_dnat send frames to backend MACs; the others let the kernel route.
     backends: assignRoles(

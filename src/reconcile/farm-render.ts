@@ -22,23 +22,32 @@ import type { ChainDecl, Element, SetDecl, TableName } from '../dataplane/nft/ob
 import { usesConntrack, type DesiredBackend, type DesiredFarm, type VipInterface } from './desired.js';
 import { replyClaims } from './claims.js';
 import { consistentTable, roundRobinTable, type SelectionMember } from './selection.js';
+import { isIpv6Text } from '../model/ip.js';
 import {
   ANY_DISPATCH_MAP,
+  ANY_DISPATCH_MAP6,
   BACKEND_ADDRESSES_MAP,
+  BACKEND_ADDRESSES_MAP6,
   BACKEND_ENDPOINTS_MAP,
+  BACKEND_ENDPOINTS_MAP6,
   BACKEND_MACS_MAP,
   BACKEND_PORTS_MAP,
   COUNT_DROP_CHAIN,
   FARM_DROPS_SET,
   FORWARDED_SET,
   GUARDED_VIPS_SET,
+  GUARDED_VIPS_SET6,
   HASH_SEED,
   MASQUERADED_BACKENDS_SET,
   NEW_FLOWS_SET,
   PORT_DISPATCH_MAP,
+  PORT_DISPATCH_MAP6,
   RANGE_DISPATCH_MAP,
+  RANGE_DISPATCH_MAP6,
   REPLY_ANY_DISPATCH_MAP,
+  REPLY_ANY_DISPATCH_MAP6,
   REPLY_DISPATCH_MAP,
+  REPLY_DISPATCH_MAP6,
   SELECTION_BASE,
   SELECTION_MAP,
   countNewFlowChain,
@@ -129,6 +138,86 @@ export const SESSION_KEYS: Record<Exclude<Persistence, ''>, FlowKey> = {
   srcip_dstport: { expr: 'ip saddr . th dport', type: 'ipv4_addr . inet_service' },
 };
 
+/**
+ * The IPv6 flow keys. nft 1.0.6 writes (`update`, `delete`) map elements whose key holds an
+ * IPv6 address beside other fields wrongly: the data register overlaps the key (seen: a pin
+ * of fd00::1 stored as fd00::700:0:0:1, so every packet missed), or it asserts ("dreg <
+ * ctx->reg_low") for two addresses. So an IPv6 flow is keyed by its ports and a 32-bit hash
+ * of its two addresses, carried in the packet's priority (skb->priority, reset to 0 before
+ * the frame is sent): two live flows share a pin only with the same ports and colliding
+ * address hashes (1 in 2^32).
+ */
+export const FLOW_KEYS6: Record<'ports' | 'all', FlowKey> = {
+  ports: { expr: 'th sport . th dport . meta priority', type: 'inet_service . inet_service . classid' },
+  all: { expr: 'meta priority', type: 'classid' },
+};
+
+/** What the IPv6 flow key's priority hashes: the flow's addresses (the VIP included). */
+export const FLOW_ADDRESSES6 = 'ip6 saddr . ip6 daddr';
+
+/** Persistence keys with an IPv6 address and a port are refused for IPv6 farms (FLOW_KEYS6, ipv6FarmProblem). */
+export const SESSION_KEYS6: Record<Exclude<Persistence, ''>, FlowKey> = {
+  srcip: { expr: 'ip6 saddr', type: 'ipv6_addr' },
+  srcport: SESSION_KEYS.srcport,
+  srcmac: SESSION_KEYS.srcmac,
+  srcip_srcport: { expr: 'ip6 saddr . th sport', type: 'ipv6_addr . inet_service' },
+  srcip_dstport: { expr: 'ip6 saddr . th dport', type: 'ipv6_addr . inet_service' },
+};
+
+/**
+ * What differs between an IPv4 and an IPv6 farm: the header its addresses are read from and
+ * the table-wide maps of that address type. Everything else (marks, selection, counters,
+ * stage chains of the same shape) is shared.
+ */
+export interface FamilyNames {
+  ipv6: boolean;
+  /** The nft protocol of the address fields: `ip` or `ip6`. */
+  ip: 'ip' | 'ip6';
+  flowKeys: Record<'ports' | 'all', FlowKey>;
+  sessionKeys: Record<Exclude<Persistence, ''>, FlowKey>;
+  portDispatch: string;
+  rangeDispatch: string;
+  anyDispatch: string;
+  guard: string;
+  replies: string;
+  anyReplies: string;
+  addresses: string;
+  endpoints: string;
+}
+
+export const IPV4_NAMES: FamilyNames = {
+  ipv6: false,
+  ip: 'ip',
+  flowKeys: FLOW_KEYS,
+  sessionKeys: SESSION_KEYS,
+  portDispatch: PORT_DISPATCH_MAP,
+  rangeDispatch: RANGE_DISPATCH_MAP,
+  anyDispatch: ANY_DISPATCH_MAP,
+  guard: GUARDED_VIPS_SET,
+  replies: REPLY_DISPATCH_MAP,
+  anyReplies: REPLY_ANY_DISPATCH_MAP,
+  addresses: BACKEND_ADDRESSES_MAP,
+  endpoints: BACKEND_ENDPOINTS_MAP,
+};
+
+export const IPV6_NAMES: FamilyNames = {
+  ipv6: true,
+  ip: 'ip6',
+  flowKeys: FLOW_KEYS6,
+  sessionKeys: SESSION_KEYS6,
+  portDispatch: PORT_DISPATCH_MAP6,
+  rangeDispatch: RANGE_DISPATCH_MAP6,
+  anyDispatch: ANY_DISPATCH_MAP6,
+  guard: GUARDED_VIPS_SET6,
+  replies: REPLY_DISPATCH_MAP6,
+  anyReplies: REPLY_ANY_DISPATCH_MAP6,
+  addresses: BACKEND_ADDRESSES_MAP6,
+  endpoints: BACKEND_ENDPOINTS_MAP6,
+};
+
+/** The names of a farm's family (its VIP's). */
+export const familyNames = (vip: string): FamilyNames => (isIpv6Text(vip) ? IPV6_NAMES : IPV4_NAMES);
+
 /** A dynamic map filled by the packet path (pins, sessions). */
 export function dynamicMap(name: string, keyType: string, timeoutSeconds: number): SetDecl {
   return {
@@ -143,16 +232,17 @@ export function dynamicMap(name: string, keyType: string, timeoutSeconds: number
 /** What a new flow is hashed on. */
 function hashInput(farm: DesiredFarm): string {
   const ports = farm.protocol !== 'all';
+  const ip = familyNames(farm.vip).ip;
   switch (farm.algorithm) {
     case 'hash_srcip':
-      return 'ip saddr';
+      return `${ip} saddr`;
     case 'hash_srcip_srcport':
-      return ports ? 'ip saddr . th sport' : 'ip saddr';
+      return ports ? `${ip} saddr . th sport` : `${ip} saddr`;
     default:
       // weight, leastconn where connections are not counted (dsr, stateless_dnat), and
       // symhash: the load balancer chooses on one direction only, so a flow hash is as
       // symmetric as it needs to be, and unlike nft's symhash it has a fixed seed.
-      return ports ? 'ip saddr . ip daddr . th sport . th dport' : 'ip saddr . ip daddr';
+      return ports ? `${ip} saddr . ${ip} daddr . th sport . th dport` : `${ip} saddr . ${ip} daddr`;
   }
 }
 
@@ -196,11 +286,12 @@ export function regionElements(region: Region): Element[] {
 
 /** The dispatch keys of the farm, each with its verdict. */
 function dispatchElements(farm: DesiredFarm, table: TableName, verdict: string): Contribution[] {
-  if (farm.ports === null) return [{ table, set: ANY_DISPATCH_MAP, key: farm.vip, value: verdict }];
+  const names = familyNames(farm.vip);
+  if (farm.ports === null) return [{ table, set: names.anyDispatch, key: farm.vip, value: verdict }];
   return farm.ports.map((r) =>
     r.low === r.high
-      ? { table, set: PORT_DISPATCH_MAP, key: `${farm.vip} . ${farm.protocol} . ${r.low}`, value: verdict }
-      : { table, set: RANGE_DISPATCH_MAP, key: `${farm.vip} . ${farm.protocol} . ${r.low}-${r.high}`, value: verdict },
+      ? { table, set: names.portDispatch, key: `${farm.vip} . ${farm.protocol} . ${r.low}`, value: verdict }
+      : { table, set: names.rangeDispatch, key: `${farm.vip} . ${farm.protocol} . ${r.low}-${r.high}`, value: verdict },
   );
 }
 
@@ -214,7 +305,7 @@ export function renderFarm(farm: DesiredFarm): FarmObjects {
 
 function guardElements(farm: DesiredFarm): Contribution[] {
   // Forwarding is on for proxy ARP: traffic to a VIP that no farm takes would loop.
-  return farm.iface && farm.proxied ? [{ table: 'netdev', set: GUARDED_VIPS_SET, key: farm.vip, value: '' }] : [];
+  return farm.iface && farm.proxied ? [{ table: 'netdev', set: familyNames(farm.vip).guard, key: farm.vip, value: '' }] : [];
 }
 
 function renderNetdevFarm(farm: DesiredFarm): FarmObjects {
@@ -223,21 +314,23 @@ function renderNetdevFarm(farm: DesiredFarm): FarmObjects {
   const stateless = farm.nattype === 'stateless_dnat';
   // Frames go to the backends' MAC addresses: excluded ones (cut, no MAC) receive nothing.
   const sendable = farm.backends.filter((b) => b.role !== 'excluded' && b.mac !== null).sort((a, b) => a.uid - b.uid);
-  const kind = flowKind(farm.protocol);
-  const flow = FLOW_KEYS[farm.protocol === 'all' ? 'all' : 'ports'].expr;
-  const flows = flowsMap(farm.protocol);
-  const session = farm.persistence === '' ? null : { ...SESSION_KEYS[farm.persistence], map: farmSessionsMap(slot) };
+  const names = familyNames(farm.vip);
+  const kind = flowKind(farm.protocol, names.ipv6);
+  const flow = names.flowKeys[farm.protocol === 'all' ? 'all' : 'ports'].expr;
+  const flows = flowsMap(farm.protocol, names.ipv6);
+  const session = farm.persistence === '' ? null : { ...names.sessionKeys[farm.persistence], map: farmSessionsMap(slot) };
   const mode = farm.nattype as 'dsr' | 'stateless_dnat';
   const serve = serveChain(mode, kind, iface.name, iface.index);
   const pin = pinChain(mode, kind, iface.name, iface.index);
   // `fwd to` is bound to the interface index when loaded: a re-created interface needs a reload.
   const signature = `fwd ${iface.name}#${iface.index}`;
-  // Our MAC as source, or the switch learns the client's MAC here.
-  const send = `ether saddr set ${iface.mac} ether daddr set meta mark map @${BACKEND_MACS_MAP} fwd to "${iface.name}"`;
+  // Our MAC as source, or the switch learns the client's MAC here. (IPv6: the priority held
+  // the flow key; it leaves as it came, 0.)
+  const send = `ether saddr set ${iface.mac} ether daddr set meta mark map @${BACKEND_MACS_MAP}${names.ipv6 ? ' meta priority set 0' : ''} fwd to "${iface.name}"`;
   // The backend's address (and port, for backends that have one) replace the VIP's; nft fixes the checksums.
   const rewrite = stateless
     ? [
-        `ip daddr set meta mark map @${BACKEND_ADDRESSES_MAP}`,
+        `${names.ip} daddr set meta mark map @${names.addresses}`,
         ...(farm.protocol === 'tcp' || farm.protocol === 'udp' ? [`${farm.protocol} dport set meta mark map @${BACKEND_PORTS_MAP}`] : []),
       ]
     : [];
@@ -249,6 +342,8 @@ function renderNetdevFarm(farm: DesiredFarm): FarmObjects {
     {
       name: pin,
       rules: [
+        // IPv6: the flow's key is a hash of its tuple (FLOW_KEYS6 says why).
+        ...(names.ipv6 ? [`meta priority set jhash ${FLOW_ADDRESSES6} mod 4294967295 seed ${SEED}`] : []),
         // A SYN starts a new connection: a pin left by an earlier connection on the same ports
         // (pins outlive connections) must not send it to that backend, which may be down or drained.
         ...(farm.protocol === 'tcp' ? [`tcp flags & (fin | syn | rst | ack) == syn delete @${flows} { ${flow} : meta mark }`] : []),
@@ -307,7 +402,7 @@ function renderNetdevFarm(farm: DesiredFarm): FarmObjects {
     ...sendable.map((b): Contribution => ({ table: 'netdev', set: BACKEND_MACS_MAP, key: String(b.uid), value: b.mac! })),
   ];
   if (stateless) {
-    elements.push(...sendable.map((b): Contribution => ({ table: 'netdev', set: BACKEND_ADDRESSES_MAP, key: String(b.uid), value: b.ip })));
+    elements.push(...sendable.map((b): Contribution => ({ table: 'netdev', set: names.addresses, key: String(b.uid), value: b.ip })));
     elements.push(
       ...sendable.filter((b) => b.port !== null).map((b): Contribution => ({ table: 'netdev', set: BACKEND_PORTS_MAP, key: String(b.uid), value: String(b.port) })),
     );
@@ -315,11 +410,11 @@ function renderNetdevFarm(farm: DesiredFarm): FarmObjects {
     const rewritesPort = farm.protocol !== 'all' && sendable.some((b) => b.port !== null);
     const restorePort = rewritesPort && single !== null ? ` ${farm.protocol} sport set ${single}` : '';
     // Back to the VIP, then the kernel routes the reply to the client (forwarding is on).
-    chains.push({ table: 'netdev', chain: { name: farmRepliesChain(slot), rules: [`ip saddr set ${farm.vip}${restorePort} accept`] } });
+    chains.push({ table: 'netdev', chain: { name: farmRepliesChain(slot), rules: [`${names.ip} saddr set ${farm.vip}${restorePort} accept`] } });
     const verdict = `jump ${farmRepliesChain(slot)}`;
     for (const c of replyClaims(farm)) {
-      if (c.protocol === 'all') elements.push({ table: 'netdev', set: REPLY_ANY_DISPATCH_MAP, key: c.ip, value: verdict });
-      else elements.push({ table: 'netdev', set: REPLY_DISPATCH_MAP, key: `${c.ip} . ${c.protocol} . ${c.low === c.high ? c.low : `${c.low}-${c.high}`}`, value: verdict });
+      if (c.protocol === 'all') elements.push({ table: 'netdev', set: names.anyReplies, key: c.ip, value: verdict });
+      else elements.push({ table: 'netdev', set: names.replies, key: `${c.ip} . ${c.protocol} . ${c.low === c.high ? c.low : `${c.low}-${c.high}`}`, value: verdict });
     }
   }
   return {
@@ -337,17 +432,18 @@ function renderNatFarm(farm: DesiredFarm): FarmObjects {
   const slot = farm.slot;
   // Who may still receive new connections' packets: everyone but the excluded (cut).
   const reachable = farm.backends.filter((b) => b.role !== 'excluded').sort((a, b) => a.uid - b.uid);
-  const session = farm.persistence === '' ? null : { ...SESSION_KEYS[farm.persistence], map: farmSessionsMap(slot) };
+  const names = familyNames(farm.vip);
+  const session = farm.persistence === '' ? null : { ...names.sessionKeys[farm.persistence], map: farmSessionsMap(slot) };
   const withPort = farm.protocol === 'all' ? [] : reachable.filter((b) => b.port !== null);
   const withoutPort = reachable.filter((b) => !withPort.includes(b));
   const stages: ChainDecl[] = [
     selectStage('ct'),
     {
-      name: dnatChain(farm.protocol),
+      name: dnatChain(farm.protocol, names.ipv6),
       // A map miss ends a rule: backends with a port of their own first, then the others.
       rules: [
-        ...(farm.protocol === 'all' ? [] : [`meta l4proto ${farm.protocol} dnat ip addr . port to ct mark map @${BACKEND_ENDPOINTS_MAP}`]),
-        `dnat ip to ct mark map @${BACKEND_ADDRESSES_MAP}`,
+        ...(farm.protocol === 'all' ? [] : [`meta l4proto ${farm.protocol} dnat ${names.ip} addr . port to ct mark map @${names.endpoints}`]),
+        `dnat ${names.ip} to ct mark map @${names.addresses}`,
       ],
     },
     countDropChain(),
@@ -360,7 +456,7 @@ function renderNatFarm(farm: DesiredFarm): FarmObjects {
     `ct mark 0 ct mark set ${bucketExpression(farm)}`,
     `jump ${selectChain('ct')}`,
     ...(session ? [`ct mark != 0 ct mark < ${SELECTION_KEY} update @${session.map} { ${session.expr} : ct mark }`] : []),
-    `jump ${dnatChain(farm.protocol)}`,
+    `jump ${dnatChain(farm.protocol, names.ipv6)}`,
     // Reached only when the session's backend is gone (cut, removed): forget the session,
     // or the client's every retry would refresh it and be dropped again.
     ...(session ? [`delete @${session.map} { ${session.expr} : ct mark }`] : []),
@@ -375,8 +471,8 @@ function renderNatFarm(farm: DesiredFarm): FarmObjects {
     ...marks('ip', FORWARDED_SET, farm.backends),
     ...(farm.nattype === 'nat' ? marks('ip', MASQUERADED_BACKENDS_SET, farm.backends) : []),
     { table: 'ip', set: FARM_DROPS_SET, key: String(slot), value: '' },
-    ...withoutPort.map((b): Contribution => ({ table: 'ip', set: BACKEND_ADDRESSES_MAP, key: String(b.uid), value: b.ip })),
-    ...withPort.map((b): Contribution => ({ table: 'ip', set: BACKEND_ENDPOINTS_MAP, key: String(b.uid), value: `${b.ip} . ${b.port}` })),
+    ...withoutPort.map((b): Contribution => ({ table: 'ip', set: names.addresses, key: String(b.uid), value: b.ip })),
+    ...withPort.map((b): Contribution => ({ table: 'ip', set: names.endpoints, key: String(b.uid), value: `${b.ip} . ${b.port}` })),
   ];
   return {
     farmId: farm.farmId,

@@ -8,10 +8,14 @@ export const TABLE_FAMILY = 'netdev';
 export const TABLE_NAME = 'nftfarm';
 
 /**
- * Farms in the conntrack NAT modes (nat, dnat) live in a second table of family ip: NAT needs
- * the IP stack's nat hooks, which the netdev family does not have.
+ * Farms in the conntrack NAT modes (nat, dnat) live in a second table, of family inet: NAT
+ * needs the IP stack's nat hooks, which the netdev family does not have, and one inet table
+ * serves IPv4 and IPv6 farms (issue 13). (Versions before IPv6 used a table of family ip:
+ * the daemon deletes a leftover one at start.)
  */
-export const NAT_TABLE_FAMILY = 'ip';
+export const NAT_TABLE_FAMILY = 'inet';
+/** The NAT table of versions before IPv6. */
+export const LEGACY_NAT_TABLE_FAMILY = 'ip';
 export const NAT_TABLE_NAME = 'nftfarm';
 
 /**
@@ -32,6 +36,18 @@ export const GUARDED_VIPS_SET = 'ipv4_proxied_vips';
 export const REPLY_DISPATCH_MAP = 'ipv4_backend_replies';
 /** The same for stateless_dnat farms of protocol 'all': backend address -> jump. */
 export const REPLY_ANY_DISPATCH_MAP = 'ipv4_backend_any_replies';
+
+/*
+ * The same for IPv6 VIPs (issue 13): one netdev table serves both families, each with maps
+ * of its own address type; a farm's family is its VIP's.
+ */
+export const PORT_DISPATCH_MAP6 = 'ipv6_vip_ports';
+export const RANGE_DISPATCH_MAP6 = 'ipv6_vip_port_ranges';
+export const ANY_DISPATCH_MAP6 = 'ipv6_vip_any';
+/** IPv6 VIPs announced by proxy NDP: what no farm takes is dropped (forwarding is on). */
+export const GUARDED_VIPS_SET6 = 'ipv6_proxied_vips';
+export const REPLY_DISPATCH_MAP6 = 'ipv6_backend_replies';
+export const REPLY_ANY_DISPATCH_MAP6 = 'ipv6_backend_any_replies';
 
 export const farmChain = (slot: number): string => `farm_${slot}`;
 /** stateless_dnat: the replies of the farm's backends get the VIP (and virtual port) back here. */
@@ -61,6 +77,10 @@ export const SELECTION_MAP = 'selection';
 export const BACKEND_MACS_MAP = 'backend_macs';
 /** Backend mark -> address (stateless_dnat rewrites; nat and dnat backends keeping the virtual port). */
 export const BACKEND_ADDRESSES_MAP = 'backend_addresses';
+/** Backend mark -> IPv6 address (stateless_dnat rewrites, nat and dnat backends keeping the virtual port, on IPv6 farms). */
+export const BACKEND_ADDRESSES_MAP6 = 'backend_addresses6';
+/** Backend mark -> IPv6 address . port (nat and dnat backends of IPv6 farms with a port of their own). */
+export const BACKEND_ENDPOINTS_MAP6 = 'backend_endpoints6';
 /** Backend mark -> port (stateless_dnat backends with a port of their own). */
 export const BACKEND_PORTS_MAP = 'backend_ports';
 /** Backend mark -> address . port (nat and dnat backends with a port of their own). */
@@ -85,8 +105,8 @@ export const NAT_POSTROUTING_CHAIN = 'postrouting';
  * Flow -> backend mark, one map per protocol (each with its idle timeout): the flow's
  * addresses and ports include the VIP and virtual port, so one map holds every farm's pins.
  */
-export const flowKind = (protocol: string): string => (protocol === 'all' ? 'any' : protocol);
-export const flowsMap = (protocol: string): string => `flows_${flowKind(protocol)}`;
+export const flowKind = (protocol: string, ipv6 = false): string => `${protocol === 'all' ? 'any' : protocol}${ipv6 ? '6' : ''}`;
+export const flowsMap = (protocol: string, ipv6 = false): string => `flows_${flowKind(protocol, ipv6)}`;
 
 /*
  * Stage chains, shared by the farms: every rule that reads or writes a table-wide map lives in
@@ -113,7 +133,9 @@ export const serveChain = (nattype: 'dsr' | 'stateless_dnat', kind: string, ifna
   `serve_${modeTag(nattype)}_${kind}_${interfaceTag(ifname, ifindex)}`;
 const modeTag = (nattype: 'dsr' | 'stateless_dnat'): string => (nattype === 'dsr' ? 'dsr' : 'sdnat');
 /** nat, dnat: DNAT to the chosen backend, per protocol. */
-export const dnatChain = (protocol: string): string => `dnat_${protocol}`;
+export const dnatChain = (protocol: string, ipv6 = false): string => `dnat${ipv6 ? '6' : ''}_${protocol}`;
+/** nat, dnat: drops the ICMPv6 redirects this host would send (IPv6 has no send_redirects). */
+export const NAT_OUTPUT_CHAIN = 'output';
 /** Counts the packet for the farm whose slot is in the mark, then drops it. */
 export const COUNT_DROP_CHAIN = 'count_drop';
 

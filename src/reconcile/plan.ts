@@ -12,10 +12,10 @@ import type { ElementOperation, Operation } from '../dataplane/nft/transaction.j
 import { renderFarm, type Contribution, type FarmObjects, type IngressNeed, type Region } from './farm-render.js';
 import { isRendered, type DesiredFarm } from './desired.js';
 import { ingressChainOf, ipBaseChains, tableSet, tableSets, TABLE_NAMES, TABLES } from './tables.js';
-import { GUARDED_VIPS_SET, SELECTION_MAP } from './names.js';
+import { GUARDED_VIPS_SET, GUARDED_VIPS_SET6, SELECTION_MAP } from './names.js';
 
 /** Elements several farms may hold at once (a VIP's guard): present while any holds it. */
-const SHARED_SETS = new Set([GUARDED_VIPS_SET]);
+const SHARED_SETS = new Set([GUARDED_VIPS_SET, GUARDED_VIPS_SET6]);
 
 interface Counted<T> {
   value: T;

@@ -1,15 +1,17 @@
 /**
  * The skeleton of nftfarm's two tables: the table-wide sets and maps every farm writes its
  * elements into, and the base chains. Pure. They exist while the table exists: `netdev
- * nftfarm` while any farm has rules, `ip nftfarm` while any nat or dnat farm has.
+ * nftfarm` while any farm has rules, `inet nftfarm` while any nat or dnat farm has.
  */
 import type { ChainDecl, SetDecl, TableName, TableRef } from '../dataplane/nft/objects.js';
-import { dynamicMap, FLOW_KEYS, FLOW_TIMEOUT_SECONDS } from './farm-render.js';
+import { dynamicMap, FLOW_KEYS, FLOW_KEYS6, FLOW_TIMEOUT_SECONDS, IPV4_NAMES, IPV6_NAMES, type FamilyNames } from './farm-render.js';
 import type { IngressNeed } from './farm-render.js';
 import {
   ANY_DISPATCH_MAP,
   BACKEND_ADDRESSES_MAP,
+  BACKEND_ADDRESSES_MAP6,
   BACKEND_ENDPOINTS_MAP,
+  BACKEND_ENDPOINTS_MAP6,
   BACKEND_MACS_MAP,
   BACKEND_PORTS_MAP,
   FARM_DROPS_SET,
@@ -18,6 +20,7 @@ import {
   INGRESS_PRIORITY,
   MASQUERADED_BACKENDS_SET,
   NAT_FORWARD_CHAIN,
+  NAT_OUTPUT_CHAIN,
   NAT_POSTROUTING_CHAIN,
   NAT_PREROUTING_CHAIN,
   NAT_TABLE_FAMILY,
@@ -58,6 +61,18 @@ function dispatchMaps(): SetDecl[] {
   ];
 }
 
+/** The netdev table's maps for IPv6 farms: the same roles, IPv6 keys. */
+const NETDEV_SETS6: SetDecl[] = [
+  map(IPV6_NAMES.portDispatch, 'ipv6_addr . inet_proto . inet_service : verdict'),
+  map(IPV6_NAMES.rangeDispatch, 'ipv6_addr . inet_proto . inet_service : verdict', ['flags interval']),
+  map(IPV6_NAMES.anyDispatch, 'ipv6_addr : verdict'),
+  set(IPV6_NAMES.guard, 'ipv6_addr'),
+  map(IPV6_NAMES.replies, 'ipv6_addr . inet_proto . inet_service : verdict', ['flags interval']),
+  map(IPV6_NAMES.anyReplies, 'ipv6_addr : verdict'),
+  map(BACKEND_ADDRESSES_MAP6, 'mark : ipv6_addr'),
+  ...(['tcp', 'udp', 'sctp', 'all'] as const).map((p) => dynamicMap(flowsMap(p, true), FLOW_KEYS6[p === 'all' ? 'all' : 'ports'].type, FLOW_TIMEOUT_SECONDS[p])),
+];
+
 const NETDEV_SETS: SetDecl[] = [
   ...dispatchMaps(),
   set(GUARDED_VIPS_SET, 'ipv4_addr'),
@@ -70,6 +85,7 @@ const NETDEV_SETS: SetDecl[] = [
   map(BACKEND_ADDRESSES_MAP, 'mark : ipv4_addr'),
   map(BACKEND_PORTS_MAP, 'mark : inet_service'),
   ...(['tcp', 'udp', 'sctp', 'all'] as const).map((p) => dynamicMap(flowsMap(p), FLOW_KEYS[p === 'all' ? 'all' : 'ports'].type, FLOW_TIMEOUT_SECONDS[p])),
+  ...NETDEV_SETS6,
 ];
 
 const IP_SETS: SetDecl[] = [
@@ -81,6 +97,12 @@ const IP_SETS: SetDecl[] = [
   map(SELECTION_MAP, 'mark : mark', [`size ${SELECTION_MAP_SIZE}`]),
   map(BACKEND_ADDRESSES_MAP, 'mark : ipv4_addr'),
   map(BACKEND_ENDPOINTS_MAP, 'mark : ipv4_addr . inet_service'),
+  // IPv6 farms.
+  map(IPV6_NAMES.portDispatch, 'ipv6_addr . inet_proto . inet_service : verdict'),
+  map(IPV6_NAMES.rangeDispatch, 'ipv6_addr . inet_proto . inet_service : verdict', ['flags interval']),
+  map(IPV6_NAMES.anyDispatch, 'ipv6_addr : verdict'),
+  map(BACKEND_ADDRESSES_MAP6, 'mark : ipv6_addr'),
+  map(BACKEND_ENDPOINTS_MAP6, 'mark : ipv6_addr . inet_service'),
 ];
 
 /** The table-wide sets and maps of a table, in the order they are written. */
@@ -100,6 +122,9 @@ const IP_BASE_CHAINS: ChainDecl[] = [
       `ip daddr . meta l4proto . th dport vmap @${PORT_DISPATCH_MAP}`,
       `ip daddr . meta l4proto . th dport vmap @${RANGE_DISPATCH_MAP}`,
       `ip daddr vmap @${ANY_DISPATCH_MAP}`,
+      `ip6 daddr . meta l4proto . th dport vmap @${IPV6_NAMES.portDispatch}`,
+      `ip6 daddr . meta l4proto . th dport vmap @${IPV6_NAMES.rangeDispatch}`,
+      `ip6 daddr vmap @${IPV6_NAMES.anyDispatch}`,
     ],
   },
   {
@@ -114,6 +139,13 @@ const IP_BASE_CHAINS: ChainDecl[] = [
     // Every packet to a backend, by its connection's mark (statistics; under the nat chains
     // only the first packet of a connection passes).
     rules: [`ct direction original ct mark @${FORWARDED_SET}`],
+  },
+  {
+    name: NAT_OUTPUT_CHAIN,
+    hook: 'type filter hook output priority filter; policy accept;',
+    // IPv6 has no send_redirects: on a one-armed segment traffic leaves by the interface it
+    // came in, and a redirect would tell clients and backends to bypass the load balancer.
+    rules: ['icmpv6 type nd-redirect drop'],
   },
 ];
 
@@ -136,15 +168,30 @@ export function ingressChainOf(need: IngressNeed): ChainDecl {
       `meta pkttype host ip frag-off & 0x1fff == 0 ip daddr . meta l4proto . th dport vmap @${RANGE_DISPATCH_MAP}`,
       `meta pkttype host ip daddr vmap @${ANY_DISPATCH_MAP}`,
       // stateless_dnat: the backends' replies, routed through this host, get the VIP back.
-      ...(need.replies
-        ? [
-            `meta pkttype host ip frag-off & 0x1fff == 0 ip saddr . meta l4proto . th sport vmap @${REPLY_DISPATCH_MAP}`,
-            `meta pkttype host ip saddr vmap @${REPLY_ANY_DISPATCH_MAP}`,
-          ]
-        : []),
+      ...(need.replies ? replyRules(IPV4_NAMES) : []),
       // Forwarding is on for proxy ARP: traffic to a VIP that no farm takes would loop.
       `meta pkttype host ip daddr @${GUARDED_VIPS_SET} counter drop`,
+      // IPv6. Neighbour discovery for a VIP (the unicast solicitations that re-check a cached
+      // entry are addressed to the VIP) goes up to the kernel, which answers it by proxy NDP:
+      // a protocol 'all' farm or the guard must never take it.
+      // 135-136: neighbor solicitation and advertisement (a range: an anonymous set would be a
+      // kernel object the reconciler does not know).
+      `meta pkttype host icmpv6 type 135-136 accept`,
+      // The transport header of a non-first fragment is not read (th fails): no match.
+      `meta pkttype host ip6 daddr . meta l4proto . th dport vmap @${IPV6_NAMES.portDispatch}`,
+      `meta pkttype host ip6 daddr . meta l4proto . th dport vmap @${IPV6_NAMES.rangeDispatch}`,
+      `meta pkttype host ip6 daddr vmap @${IPV6_NAMES.anyDispatch}`,
+      ...(need.replies ? replyRules(IPV6_NAMES) : []),
+      `meta pkttype host ip6 daddr @${IPV6_NAMES.guard} counter drop`,
     ],
     signature: `ingress ${iface.name}#${iface.index}`,
   };
+}
+
+function replyRules(names: FamilyNames): string[] {
+  const unfragmented = names.ipv6 ? '' : ' ip frag-off & 0x1fff == 0';
+  return [
+    `meta pkttype host${unfragmented} ${names.ip} saddr . meta l4proto . th sport vmap @${names.replies}`,
+    `meta pkttype host ${names.ip} saddr vmap @${names.anyReplies}`,
+  ];
 }

@@ -37,8 +37,9 @@ const ROUTES: [Method, string][] = [
 
 const UNAUTHORIZED = { message: 'Authorization required' };
 const UNICAST =
-  'A unicast IPv4 address: not in 0.0.0.0/8, 127.0.0.0/8, 224.0.0.0/4 or 240.0.0.0/4, not 255.255.255.255, ' +
-  'nor the network or broadcast address of a connected network.';
+  "A unicast IPv4 or IPv6 address, of the same family as the farm's other addresses. IPv4: not in 0.0.0.0/8, 127.0.0.0/8, 224.0.0.0/4 or 240.0.0.0/4, " +
+  'not 255.255.255.255, nor the network or broadcast address of a connected network. IPv6: not ::, ::1, multicast (ff00::/8), ' +
+  'link-local (fe80::/10) or IPv4-mapped (::ffff:0:0/96); stored and answered in the canonical form (RFC 5952).';
 
 t.test('every route refuses a missing or wrong key with exactly {"message":"Authorization required"}', async (t) => {
   const { app, store } = await buildTestApp(t);
@@ -487,7 +488,12 @@ t.test('bad enum values, integers, names and IPs', async (t) => {
     ['POST', '/farms/f1/backends', { ip: '10.250.0.21', port: '80:90' }, "The value '80:90' is not valid for the parameter 'port'."],
     ['POST', '/farms/f1/backends', { ip: '10.250.0.300' }, "The value '10.250.0.300' is not valid for the parameter 'ip'."],
     ['POST', '/farms/f1/backends', { ip: '010.250.0.20' }, "The value '010.250.0.20' is not valid for the parameter 'ip'."],
-    ['POST', '/farms/f1/backends', { ip: 'fe80::1' }, "The value 'fe80::1' is not valid for the parameter 'ip'."],
+    [
+      'POST',
+      '/farms/f1/backends',
+      { ip: 'fe80::1' },
+      "The value 'fe80::1' is not valid for the parameter 'ip': fe80::/10 is link-local (RFC 4291): it means something only with an interface (a zone), which a VIP or backend cannot name; a backend must be a unicast address.",
+    ],
     ['POST', '/farms', { farmname: 'a_b', profile: 'l4xnat', vip: '10.250.0.11', vport: '80' }, "The value 'a_b' is not valid for the parameter 'farmname'."],
     ['POST', '/farms', { farmname: 'a b', profile: 'l4xnat', vip: '10.250.0.11', vport: '80' }, "The value 'a b' is not valid for the parameter 'farmname'."],
     ['POST', '/farms', { farmname: '0', profile: 'l4xnat', vip: '10.250.0.11', vport: '80' }, "The value '0' is a reserved word of the parameter 'farmname'."],

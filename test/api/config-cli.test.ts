@@ -31,7 +31,7 @@ t.test('config export/apply through a running daemon, then on the database direc
   fs.writeFileSync(file, JSON.stringify(doc([{ ...web, vport: '80-81', backends: [{ ip: 'nope' }] }])));
   const refused = await cli(['apply', file]);
   t.equal(refused.status, 1);
-  t.match(refused.stderr, /refused, nothing was changed:\n {2}- .*'vport'.*\n {2}- .*'ip' must be an IPv4 address/);
+  t.match(refused.stderr, /refused, nothing was changed:\n {2}- .*'vport'.*\n {2}- .*'ip' must be an IPv4 or IPv6 address/);
 
   await daemon.stop();
   fs.writeFileSync(file, JSON.stringify(doc([{ ...web, backends: [{ ip: '10.250.0.21' }] }])));

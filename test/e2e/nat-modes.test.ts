@@ -101,16 +101,16 @@ t.test('nat, dnat and stateless_dnat serve the same farms, switched at runtime',
       const tables = await daemon.nft(['list', 'tables']);
       const chains = await daemon.nft(['-t', 'list', 'table', 'netdev', 'nftfarm']);
       if (mode === 'stateless_dnat') {
-        t.notMatch(tables, 'table ip nftfarm', 'no ip table is left once no farm uses conntrack');
+        t.notMatch(tables, 'table inet nftfarm', 'no ip table is left once no farm uses conntrack');
         t.match(chains, 'chain farm_1_replies', 'the replies chain exists');
         t.match(chains, 'chain farm_1 {', 'the farm chain is in the netdev table');
       } else {
-        t.match(tables, 'table ip nftfarm');
+        t.match(tables, 'table inet nftfarm');
         t.notMatch(chains, 'chain farm_1 ', 'no netdev chain for a conntrack farm');
         t.notMatch(chains, 'farm_1_replies', 'no stateless replies chain left');
-        const natChains = await daemon.nft(['-t', 'list', 'table', 'ip', 'nftfarm']);
+        const natChains = await daemon.nft(['-t', 'list', 'table', 'inet', 'nftfarm']);
         t.match(natChains, 'chain farm_1 {');
-        const masq = await daemon.nft(['list', 'set', 'ip', 'nftfarm', 'masqueraded_backends']);
+        const masq = await daemon.nft(['list', 'set', 'inet', 'nftfarm', 'masqueraded_backends']);
         if (mode === 'nat') t.match(masq, /elements = \{/, 'nat: the backends are masqueraded');
         else t.notMatch(masq, /elements = \{/, 'dnat: nothing is masqueraded');
       }
@@ -122,7 +122,7 @@ t.test('nat, dnat and stateless_dnat serve the same farms, switched at runtime',
         env: cleanEnv(),
       });
       t.equal(rules.status, 0, rules.stderr);
-      t.equal(rules.stdout.includes('table ip nftfarm {'), mode !== 'stateless_dnat', '`nftfarm rules` prints the ip table when a farm uses conntrack');
+      t.equal(rules.stdout.includes('table inet nftfarm {'), mode !== 'stateless_dnat', '`nftfarm rules` prints the ip table when a farm uses conntrack');
       const check = spawnSync('ip', ['netns', 'exec', lab.lb.ns, 'nft', '-c', '-f', '-'], { input: rules.stdout, encoding: 'utf8' });
       t.equal(check.status, 0, `nft -c accepts what \`nftfarm rules\` prints: ${check.stderr}`);
       if (previous === 'dnat') {

@@ -111,6 +111,36 @@ const cases: Case[] = [
     ),
     facts: facts({ connections: new Map([[5, 3], [6, 1], [7, 2]]) }),
   },
+  {
+    // IPv6 VIPs (issue 13) beside an IPv4 one on the same interface: the same shapes on ip6.
+    name: 'ipv6-farms',
+    snapshot: snapshot(
+      [
+        {
+          farm: farm(1, { name: 'web6', vip: 'fd00:250::100', vport: '80,443,8000:8100', persistence: 'srcip' }),
+          backends: [backend(1, 1, 0, 'fd00:250::21', { port: 80 }), backend(2, 1, 1, 'fd00:250::22', { weight: 2 }), backend(3, 1, 2, 'fd00:250::23', { maintenance: 'drain' })],
+        },
+        {
+          farm: farm(2, { name: 'dns6', vip: 'fd00:250::101', vport: '53', protocol: 'udp', nattype: 'stateless_dnat', algorithm: 'hash_srcip_srcport', persistence: 'srcport' }),
+          backends: [backend(4, 2, 0, 'fd00:250::21', { port: 5353 }), backend(5, 2, 1, 'fd00:250::22')],
+        },
+        {
+          farm: farm(3, { name: 'any6', vip: 'fd00:250::102', vport: '*', protocol: 'all', algorithm: 'hash_srcip' }),
+          backends: [backend(6, 3, 0, 'fd00:250::21')],
+        },
+        { farm: farm(4, { name: 'web4', vip: '10.250.0.100', vport: '80' }), backends: [backend(7, 4, 0, '10.250.0.21')] },
+        // A second IPv6 farm on a VIP already guarded: the guard is shared.
+        { farm: farm(5, { name: 'web6b', vip: 'fd00:250::100', vport: '8443', protocol: 'udp' }), backends: [backend(8, 5, 0, 'fd00:250::22')] },
+        // The conntrack modes on IPv6: the inet table's ip6 paths.
+        {
+          farm: farm(6, { name: 'nat6', vip: 'fd00:250::103', vport: '80', nattype: 'nat', persistence: 'srcip' }),
+          backends: [backend(9, 6, 0, 'fd00:250::21', { port: 8080 }), backend(10, 6, 1, 'fd00:250::22')],
+        },
+        { farm: farm(7, { name: 'dnat6', vip: 'fd00:250::104', vport: '*', protocol: 'all', nattype: 'dnat' }), backends: [backend(11, 7, 0, 'fd00:250::23')] },
+      ],
+      7,
+    ),
+  },
 ];
 
 /** Both tables, whole, as the renderer makes them from the desired state. */

@@ -17,11 +17,15 @@ interface Teardown {
   teardown(fn: () => unknown): void;
 }
 
-/** 10.250.0.0/24 on eth0 (where VIPs go), 10.9.0.0/24 on eth1; nothing else is connected. */
+/** 10.250.0.0/24 and 2001:db8:250::/64 on eth0 (where VIPs go), 10.9.0.0/24 on eth1; nothing else is connected. */
 export const fakeHost: HostView = {
   async connectedNetworks(ips: readonly string[]): Promise<(ConnectedNetwork | null)[]> {
     return ips.map((ip) =>
-      ip.startsWith('10.250.0.') ? { interface: 'eth0', network: '10.250.0.0/24' } : ip.startsWith('10.9.0.') ? { interface: 'eth1', network: '10.9.0.0/24' } : null,
+      ip.startsWith('10.250.0.')
+        ? { interface: 'eth0', network: '10.250.0.0/24' }
+        : ip.startsWith('2001:db8:250::')
+          ? { interface: 'eth0', network: '2001:db8:250::/64' }
+          : ip.startsWith('10.9.0.') ? { interface: 'eth1', network: '10.9.0.0/24' } : null,
     );
   },
 };

@@ -8,11 +8,15 @@ export const LB_MAC = '02:00:0a:fa:00:02';
 
 export const interfaces: HostInterface[] = [
   { name: 'lo', index: 1, mac: '', up: true, addresses: [{ address: '127.0.0.1', prefixLength: 8 }] },
-  { name: 'eth0', index: 2, mac: LB_MAC, up: true, addresses: [{ address: '10.250.0.2', prefixLength: 24 }] },
+  { name: 'eth0', index: 2, mac: LB_MAC, up: true, addresses: [{ address: '10.250.0.2', prefixLength: 24 }, { address: 'fd00:250::2', prefixLength: 64 }] },
 ];
 
-/** Backend i (1-based) is 10.250.0.(20+i) with MAC 02:00:0a:fa:00:(20+i in hex). */
+/**
+ * Backend i (1-based) is 10.250.0.(20+i) with MAC 02:00:0a:fa:00:(20+i in hex); on IPv6 it is
+ * fd00:250::(20+i) (the same digits) with the same MAC.
+ */
 export const backendMac = (ip: string): string | null => {
+  if (ip.startsWith('fd00:250::')) return backendMac(`10.250.0.${ip.slice('fd00:250::'.length)}`);
   const last = Number(ip.split('.')[3]);
   if (!ip.startsWith('10.250.0.') || last < 21 || last > 40) return null;
   return `02:00:0a:fa:00:${last.toString(16).padStart(2, '0')}`;

@@ -1,13 +1,13 @@
 /**
  * Compares what two kernels hold for nftfarm: `nft -j list ruleset` reduced to the tables
- * `netdev nftfarm` and `ip nftfarm`, with what differs between two equal configurations
+ * `netdev nftfarm` and `inet nftfarm`, with what differs between two equal configurations
  * dropped (handles, counter values, element expiry, the elements of dynamic sets, which
  * traffic fills) and elements sorted. Used to check a live daemon's kernel against a fresh
  * full load of a copy of its database.
  */
 
 /** The nftfarm tables, as "<family> <name>". */
-export const NFTFARM_TABLES = ['netdev nftfarm', 'ip nftfarm'] as const;
+export const NFTFARM_TABLES = ['netdev nftfarm', 'inet nftfarm'] as const;
 
 export interface NormalizedTable {
   /** The table object itself (flags...). */

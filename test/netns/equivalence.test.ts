@@ -45,7 +45,7 @@ function hostNamespace(t: Tap.Test, name: string): string {
 /** nftfarm's tables as nft lists them, in an order-free form: blocks and elements sorted, counter values dropped. */
 function listing(ns: string): string {
   const out: string[] = [];
-  for (const [family, name] of [['netdev', 'nftfarm'], ['ip', 'nftfarm']] as const) {
+  for (const [family, name] of [['netdev', 'nftfarm'], ['inet', 'nftfarm']] as const) {
     const r = spawnSync('ip', ['netns', 'exec', ns, 'nft', 'list', 'table', family, name], { encoding: 'utf8' });
     if (r.status !== 0) {
       out.push(`(no table ${family} ${name})`);

@@ -110,8 +110,9 @@ function compileModule(): string {
   const files = readdirSync(SRC_DIR).filter((f) => f.endsWith('.ts')).map((f) => join(SRC_DIR, f));
   must(process.execPath, [join(ROOT, 'node_modules/typescript/bin/tsc'),
     '--module', 'nodenext', '--moduleResolution', 'nodenext', '--target', 'es2022',
-    '--strict', '--skipLibCheck', '--types', 'node', '--rootDir', SRC_DIR, '--outDir', BUILD_DIR, ...files]);
-  return join(BUILD_DIR, 'host-network.js');
+    '--strict', '--skipLibCheck', '--types', 'node', '--rootDir', join(ROOT, 'src'), '--outDir', BUILD_DIR, ...files]);
+  // rootDir is src/: the module imports the address helpers of src/model.
+  return join(BUILD_DIR, 'dataplane', 'netlink', 'host-network.js');
 }
 
 interface ArpingResult { replies: { mac: string; ms: number }[] }
@@ -179,7 +180,7 @@ t.test('host network over rtnetlink in namespaces', async (t) => {
     await d.call('setLinkUp', 1);
     const lo = (await d.call<Iface[]>('listInterfaces')).find((i) => i.name === 'lo');
     t.equal(lo?.up, true);
-    t.same(lo?.addresses, [{ address: '127.0.0.1', prefixLength: 8 }], 'the kernel adds 127.0.0.1/8 when lo comes up');
+    t.same(lo?.addresses, [{ address: '127.0.0.1', prefixLength: 8 }, { address: '::1', prefixLength: 128 }], 'the kernel adds 127.0.0.1/8 and ::1/128 when lo comes up');
   });
 
   t.test('addVipRoute / listOwnedRoutes / deleteVipRoute', async (t) => {

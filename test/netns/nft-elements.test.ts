@@ -152,7 +152,7 @@ class Driver {
   private readonly pending = new Map<number, { resolve: (v: unknown) => void; reject: (e: DriverError) => void }>();
 
   constructor(ns: string) {
-    this.child = spawn('ip', ['netns', 'exec', ns, process.execPath, join(HERE, 'fixtures/nft-elements-driver.mjs'), BUILD_DIR], {
+    this.child = spawn('ip', ['netns', 'exec', ns, process.execPath, join(HERE, 'fixtures/nft-elements-driver.mjs'), join(BUILD_DIR, 'dataplane', 'netlink')], {
       env: { ...process.env, NODE_OPTIONS: '' }, // tap's preloads are not for the driver
     });
     this.child.stderr.on('data', (d: Buffer) => process.stderr.write(`[driver] ${d.toString()}`));
@@ -208,7 +208,8 @@ function compileModules(): void {
   const files = readdirSync(SRC_DIR).filter((f) => f.endsWith('.ts')).map((f) => join(SRC_DIR, f));
   const r = spawnSync(process.execPath, [join(ROOT, 'node_modules/typescript/bin/tsc'),
     '--module', 'nodenext', '--moduleResolution', 'nodenext', '--target', 'es2022',
-    '--strict', '--skipLibCheck', '--types', 'node', '--rootDir', SRC_DIR, '--outDir', BUILD_DIR, ...files], { encoding: 'utf8' });
+    '--strict', '--skipLibCheck', '--types', 'node', '--rootDir', join(ROOT, 'src'), '--outDir', BUILD_DIR, ...files], { encoding: 'utf8' });
+  // rootDir is src/: the element encoder imports the address helpers of src/model.
   if (r.status !== 0) throw new Error(`tsc failed: ${r.stdout}${r.stderr}`);
 }
 

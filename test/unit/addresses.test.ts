@@ -38,3 +38,26 @@ t.test('network and broadcast addresses of a connected network', async (t) => {
   t.equal(subnetAddressReason('10.0.0.1', '10.0.0.1/32'), null);
   t.equal(subnetAddressReason('10.9.0.0', '10.0.0.0/24'), null, 'outside the network');
 });
+
+t.test('IPv6: unspecified, loopback, multicast, link-local and IPv4-mapped are refused, each named', async (t) => {
+  const cases: [string, RegExp | null][] = [
+    ['::', /unspecified/],
+    ['::1', /loopback/],
+    ['ff02::1', /multicast/],
+    ['ffff::1', /multicast/],
+    ['fe80::1', /link-local/],
+    ['febf::1', /link-local/],
+    ['fec0::1', null],
+    ['::ffff:10.0.0.1', /IPv4-mapped/],
+    ['::ffff:a00:1', /IPv4-mapped/],
+    ['2001:db8::1', null],
+    ['fd00::1', null],
+    ['::2', null],
+  ];
+  for (const [ip, reason] of cases) {
+    const why = notUnicastReason(ip);
+    if (reason) t.match(why, reason, ip);
+    else t.equal(why, null, ip);
+  }
+  t.equal(subnetAddressReason('2001:db8::', '2001:db8::/64'), null, 'IPv6 has no network or broadcast address to refuse');
+});

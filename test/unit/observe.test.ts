@@ -28,7 +28,7 @@ t.test('counterSourcesFor: dsr and stateless_dnat farms are counted in the netde
   t.equal(counterSourcesFor({ ...farm, persistence: '' })?.sessions, null);
   for (const nattype of ['nat', 'dnat'] as const) {
     t.strictSame(counterSourcesFor({ ...farm, nattype }), {
-      family: 'ip',
+      family: 'inet',
       table: 'nftfarm',
       forwarded: 'backend_forwarded',
         newFlows: 'backend_new_flows',

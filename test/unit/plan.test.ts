@@ -61,7 +61,7 @@ t.test('a fresh kernel gets everything, objects before their users', async (t) =
   t.match(selection, /\{ 2147487744 : \d+, /, "farm 1's region (slot 1: 0x80001000)");
   t.match(selection, / 2147491840 : \d+, /, "farm 2's region (slot 2: 0x80002000)");
   t.equal(selection.split(' : ').length - 1, 128, 'two regions of 64 buckets');
-  t.notOk(lines.some((l) => l.includes('table ip')), 'no ip table without a nat farm');
+  t.notOk(lines.some((l) => l.includes('table inet')), 'no ip table without a nat farm');
 });
 
 t.test('a weight change writes only the buckets that move, in that farm region', async (t) => {
@@ -138,13 +138,13 @@ t.test('the ip table comes with the first nat farm and goes with the last', asyn
   const natted = { ...api, nattype: 'nat' as const, generation: 2 };
   const plan = planChanges(state, render([{ farm: web, backends: webBackends }, { farm: natted, backends: apiBackends }]));
   const lines = transactionText(plan.operations).trimEnd().split('\n');
-  inOrder(t, lines, ['add table ip nftfarm', 'add chain ip nftfarm prerouting', 'add chain ip nftfarm farm_2', 'add element ip nftfarm ipv4_vip_ports { 10.250.0.101 . tcp . 80 : jump farm_2 }'], 'ip table');
+  inOrder(t, lines, ['add table inet nftfarm', 'add chain inet nftfarm prerouting', 'add chain inet nftfarm farm_2', 'add element inet nftfarm ipv4_vip_ports { 10.250.0.101 . tcp . 80 : jump farm_2 }'], 'ip table');
   t.ok(lines.includes('delete chain netdev nftfarm farm_2'), 'its netdev chain goes');
   t.ok(lines.includes('add element netdev nftfarm ipv4_vip_ports { 10.250.0.101 . tcp . 80 : accept }'), 'netdev lets it through');
   plan.commit();
   const back = commands(state, render([{ farm: web, backends: webBackends }, { farm: { ...api, generation: 3 }, backends: apiBackends }]));
-  t.ok(back.includes('delete table ip nftfarm'), 'the last nat farm takes the ip table with it');
-  t.notOk(back.some((l) => l.includes(' ip nftfarm') && !l.startsWith('delete table')), 'nothing else is written into a table being deleted');
+  t.ok(back.includes('delete table inet nftfarm'), 'the last nat farm takes the ip table with it');
+  t.notOk(back.some((l) => l.includes(' inet nftfarm') && !l.startsWith('delete table')), 'nothing else is written into a table being deleted');
 });
 
 t.test("an interface's new MAC rewrites its send stage, nothing per farm", async (t) => {

@@ -136,7 +136,8 @@ export async function backendRoutes(app: FastifyInstance): Promise<void> {
           return farm;
         },
       );
-      return { description: 'Modify backend', params: req.body, message: 'Backend modified.', status: describeFarm(app, farm).status };
+      // The address as stored: IPv6 in its canonical form.
+      return { description: 'Modify backend', params: p.ip === undefined ? req.body : { ...req.body, ip: p.ip }, message: 'Backend modified.', status: describeFarm(app, farm).status };
     },
   });
 

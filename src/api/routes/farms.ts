@@ -154,7 +154,8 @@ export async function farmRoutes(app: FastifyInstance): Promise<void> {
       reply.code(201);
       return {
         description: 'Creating a farm',
-        params: { ...(req.body as Record<string, string>), interface: network.interface },
+        // The VIP as stored: IPv6 in its canonical form.
+        params: { ...(req.body as Record<string, string>), vip: p.vip as string, interface: network.interface },
         message: `The farm ${name} has been created successfully.`,
       };
     },
@@ -233,6 +234,7 @@ export async function farmRoutes(app: FastifyInstance): Promise<void> {
     handler: async (req, _reply, farm) => {
       const p = parseParams(modifySpecs, req.body);
       const echo: Record<string, unknown> = { ...req.body };
+      if (p.vip !== undefined) echo.vip = p.vip;
       // As in ZEVENET: protocol 'all' and vport '*' go together, so either one sets both.
       if (p.protocol === 'all' || p.vport === '*') {
         p.protocol = 'all';

@@ -4,6 +4,7 @@
 import { createRtNetlink, FlagsNew, rt, type RtNetlinkSocket } from 'netlink';
 import { HostNetworkError, toHostNetworkError } from './errors.js';
 import { formatIPv4, parseIPv4 } from './ipv4.js';
+import { bufferToIpv6, ipFamily, ipv6ToBuffer } from '../../model/ip.js';
 
 export { HostNetworkError, type HostNetworkErrorKind } from './errors.js';
 
@@ -17,9 +18,9 @@ export interface NeighborEntry { ip: string; ifindex: number; mac: string | null
 export const NFTFARM_ROUTE_PROTOCOL = 222;
 
 export interface HostNetwork {
-  /** All links sorted by ifindex, each with its IPv4 addresses (IFA_LOCAL); loopback is named 'lo'. */
+  /** All links sorted by ifindex, each with its IPv4 and global IPv6 addresses (IFA_LOCAL); loopback is named 'lo'. */
   listInterfaces(): Promise<HostInterface[]>;
-  /** The IPv4 ARP table, without proxy entries. */
+  /** The IPv4 ARP table and the IPv6 neighbour table, without proxy entries. */
   listNeighbors(): Promise<NeighborEntry[]>;
   listProxyNeighbors(): Promise<{ ip: string; ifindex: number }[]>;
   /** Idempotent: an existing entry is success. */
@@ -41,8 +42,8 @@ export interface HostNetwork {
    * RTM_SETNEIGHTBL). The kernel stores jiffies, so values read back are rounded to the tick;
    * the sysctl net.ipv4.neigh.<if>.proxy_delay shows the same value in USER_HZ (1/100 s).
    */
-  setProxyDelay(ifindex: number, ms: number): Promise<void>;
-  getProxyDelay(ifindex: number): Promise<number>;
+  setProxyDelay(ifindex: number, ms: number, family?: 4 | 6): Promise<void>;
+  getProxyDelay(ifindex: number, family?: 4 | 6): Promise<number>;
   /** Sets a link administratively up (IFF_UP), e.g. `lo` in a fresh namespace. */
   setLinkUp(ifindex: number): Promise<void>;
   /**
@@ -61,7 +62,15 @@ export interface HostNetwork {
 }
 
 const AF_INET = 2;
+const AF_INET6 = 10;
 const ARP_TABLE_NAME = 'arp_cache';
+const NDISC_TABLE_NAME = 'ndisc_cache';
+/** The netlink family and the address bytes of an IPv4 or IPv6 address. */
+const familyOf = (ip: string): { family: number; dst: Buffer; bits: number } =>
+  ipFamily(ip) === 6 ? { family: AF_INET6, dst: ipv6ToBuffer(ip), bits: 128 } : { family: AF_INET, dst: ipv4ToBuffer(ip), bits: 32 };
+/** The text of a netlink address of either family (4 or 16 bytes). */
+const bufferToIp = (buf: Buffer): string => (buf.length === 16 ? bufferToIpv6(buf) : bufferToIPv4(buf));
+const isFamily = (f: number | undefined): boolean => f === AF_INET || f === AF_INET6;
 /** The kernel gives every namespace's loopback device ifindex 1 (LOOPBACK_IFINDEX). */
 const LOOPBACK_IFINDEX = 1;
 const REQUEST_TIMEOUT_MS = 5000;
@@ -84,9 +93,10 @@ class NetlinkHostNetwork implements HostNetwork {
   private closed = false;
 
   async listInterfaces(): Promise<HostInterface[]> {
-    const [links, addrs] = await this.run('list interfaces', async (s) => [
+    const [links, addrs4, addrs6] = await this.run('list interfaces', async (s) => [
       await s.getLinks(undefined, undefined, { timeout: REQUEST_TIMEOUT_MS }),
       await s.getAddresses({ family: AF_INET }, undefined, { timeout: REQUEST_TIMEOUT_MS }),
+      await s.getAddresses({ family: AF_INET6 }, undefined, { timeout: REQUEST_TIMEOUT_MS }),
     ] as const);
     const byIndex = new Map<number, HostInterface>();
     for (const link of links) {
@@ -99,25 +109,31 @@ class NetlinkHostNetwork implements HostNetwork {
         addresses: [],
       });
     }
-    for (const addr of addrs) {
-      if (addr.data.family !== AF_INET) continue;
+    for (const addr of [...addrs4, ...addrs6]) {
+      if (!isFamily(addr.data.family)) continue;
       // IFA_LOCAL is the interface's own address; IFA_ADDRESS is the peer on point-to-point links.
       const raw = addr.attrs.local ?? addr.attrs.address;
       const iface = byIndex.get(addr.data.index ?? -1);
-      if (raw === undefined || iface === undefined) continue;
-      iface.addresses.push({ address: bufferToIPv4(raw), prefixLength: addr.data.prefixlen ?? 32 });
+      if (raw === undefined || iface === undefined || (raw.length !== 4 && raw.length !== 16)) continue;
+      const address = bufferToIp(raw);
+      // Link-local IPv6 networks (fe80::/64 on every link) hold no VIP or backend.
+      if (raw.length === 16 && raw[0] === 0xfe && (raw[1]! & 0xc0) === 0x80) continue;
+      iface.addresses.push({ address, prefixLength: addr.data.prefixlen ?? (raw.length === 16 ? 128 : 32) });
     }
     return [...byIndex.values()].sort((a, b) => a.index - b.index);
   }
 
   async listNeighbors(): Promise<NeighborEntry[]> {
-    const msgs = await this.run('list neighbours', (s) =>
-      s.getNeighbors({ family: AF_INET }, undefined, { timeout: REQUEST_TIMEOUT_MS }));
+    const msgs = await this.run('list neighbours', async (s) => [
+      ...(await s.getNeighbors({ family: AF_INET }, undefined, { timeout: REQUEST_TIMEOUT_MS })),
+      ...(await s.getNeighbors({ family: AF_INET6 }, undefined, { timeout: REQUEST_TIMEOUT_MS })),
+    ]);
     const entries: NeighborEntry[] = [];
     for (const m of msgs) {
-      if (m.data.family !== AF_INET || m.data.flags?.proxy || m.attrs.dst?.length !== 4) continue;
+      const bytes = m.data.family === AF_INET ? 4 : 16;
+      if (!isFamily(m.data.family) || m.data.flags?.proxy || m.attrs.dst?.length !== bytes) continue;
       entries.push({
-        ip: bufferToIPv4(m.attrs.dst),
+        ip: bufferToIp(m.attrs.dst),
         ifindex: m.data.ifindex ?? 0,
         mac: m.attrs.lladdr && m.attrs.lladdr.length > 0 ? formatMac(m.attrs.lladdr) : null,
         state: neighborState(m.data.state),
@@ -128,42 +144,47 @@ class NetlinkHostNetwork implements HostNetwork {
 
   async listProxyNeighbors(): Promise<{ ip: string; ifindex: number }[]> {
     // Without NTF_PROXY in the request the kernel dumps the ARP table, not the proxy entries.
-    const msgs = await this.run('list proxy neighbours', (s) =>
-      s.getNeighbors({ family: AF_INET, flags: { proxy: true } }, undefined, { timeout: REQUEST_TIMEOUT_MS }));
+    const msgs = await this.run('list proxy neighbours', async (s) => [
+      ...(await s.getNeighbors({ family: AF_INET, flags: { proxy: true } }, undefined, { timeout: REQUEST_TIMEOUT_MS })),
+      ...(await s.getNeighbors({ family: AF_INET6, flags: { proxy: true } }, undefined, { timeout: REQUEST_TIMEOUT_MS })),
+    ]);
     const entries: { ip: string; ifindex: number }[] = [];
     for (const m of msgs) {
-      if (m.data.family !== AF_INET || m.attrs.dst?.length !== 4) continue;
-      entries.push({ ip: bufferToIPv4(m.attrs.dst), ifindex: m.data.ifindex ?? 0 });
+      const bytes = m.data.family === AF_INET ? 4 : 16;
+      if (!isFamily(m.data.family) || m.attrs.dst?.length !== bytes) continue;
+      entries.push({ ip: bufferToIp(m.attrs.dst), ifindex: m.data.ifindex ?? 0 });
     }
     return entries;
   }
 
   async addProxyNeighbor(ifindex: number, ip: string): Promise<void> {
-    const dst = ipv4ToBuffer(ip);
+    const { family, dst } = familyOf(ip);
     await this.run(`add proxy neighbour ${ip} on ifindex ${ifindex}`, (s) =>
-      s.newNeighbor({ family: AF_INET, ifindex, flags: { proxy: true } }, { dst },
+      s.newNeighbor({ family, ifindex, flags: { proxy: true } }, { dst },
         { flags: FlagsNew.CREATE | FlagsNew.EXCL, timeout: REQUEST_TIMEOUT_MS }),
     ).catch(ignoreKind('exists'));
   }
 
   async deleteProxyNeighbor(ifindex: number, ip: string): Promise<void> {
-    const dst = ipv4ToBuffer(ip);
+    const { family, dst } = familyOf(ip);
     await this.run(`delete proxy neighbour ${ip} on ifindex ${ifindex}`, (s) =>
-      s.delNeighbor({ family: AF_INET, ifindex, flags: { proxy: true } }, { dst }, { timeout: REQUEST_TIMEOUT_MS }),
+      s.delNeighbor({ family, ifindex, flags: { proxy: true } }, { dst }, { timeout: REQUEST_TIMEOUT_MS }),
     ).catch(ignoreKind('not-found'));
   }
 
   async listOwnedRoutes(inTable: number = rt.RoutingTableClass.MAIN): Promise<{ ip: string; prefixLength: number; ifindex: number }[]> {
     // Without strict dump checking the kernel ignores filters in the request: filter here.
-    const msgs = await this.run('list routes', (s) =>
-      s.getRoutes({ family: AF_INET }, undefined, { timeout: REQUEST_TIMEOUT_MS }));
+    const msgs = await this.run('list routes', async (s) => [
+      ...(await s.getRoutes({ family: AF_INET }, undefined, { timeout: REQUEST_TIMEOUT_MS })),
+      ...(await s.getRoutes({ family: AF_INET6 }, undefined, { timeout: REQUEST_TIMEOUT_MS })),
+    ]);
     const routes: { ip: string; prefixLength: number; ifindex: number }[] = [];
     for (const m of msgs) {
       const table = m.attrs.table ?? m.data.table;
-      if (m.data.family !== AF_INET || table !== inTable) continue;
+      if (!isFamily(m.data.family) || table !== inTable) continue;
       if (routeProtocolNumber(m.data.protocol) !== NFTFARM_ROUTE_PROTOCOL) continue;
       routes.push({
-        ip: m.attrs.dst ? bufferToIPv4(m.attrs.dst) : '0.0.0.0',
+        ip: m.attrs.dst ? bufferToIp(m.attrs.dst) : m.data.family === AF_INET6 ? '::' : '0.0.0.0',
         prefixLength: m.data.dstLen ?? 0,
         ifindex: m.attrs.oif ?? 0,
       });
@@ -172,11 +193,11 @@ class NetlinkHostNetwork implements HostNetwork {
   }
 
   async addVipRoute(ip: string, table: number = rt.RoutingTableClass.MAIN): Promise<void> {
-    const dst = ipv4ToBuffer(ip);
-    await this.run(`add route ${ip}/32 dev lo`, (s) =>
+    const { family, dst, bits } = familyOf(ip);
+    await this.run(`add route ${ip}/${bits} dev lo`, (s) =>
       s.newRoute(
         {
-          family: AF_INET, dstLen: 32, table,
+          family, dstLen: bits, table,
           protocol: OWNED_PROTOCOL, scope: 'LINK', type: 'UNICAST',
         },
         { dst, oif: LOOPBACK_IFINDEX },
@@ -185,13 +206,13 @@ class NetlinkHostNetwork implements HostNetwork {
   }
 
   async deleteVipRoute(ip: string, table: number = rt.RoutingTableClass.MAIN): Promise<void> {
-    const dst = ipv4ToBuffer(ip);
-    await this.run(`delete route ${ip}/32`, (s) =>
+    const { family, dst, bits } = familyOf(ip);
+    await this.run(`delete route ${ip}/${bits}`, (s) =>
       s.delRoute(
         // The kernel matches rtm_scope exactly unless it is NOWHERE (the package's default 0
         // = UNIVERSE never matches a scope-link route: ESRCH). A non-zero protocol must match.
         {
-          family: AF_INET, dstLen: 32, table,
+          family, dstLen: bits, table,
           protocol: OWNED_PROTOCOL, scope: 'NOWHERE',
         },
         { dst },
@@ -200,23 +221,23 @@ class NetlinkHostNetwork implements HostNetwork {
     ).catch(ignoreKind('not-found'));
   }
 
-  async setProxyDelay(ifindex: number, ms: number): Promise<void> {
+  async setProxyDelay(ifindex: number, ms: number, ipFamily: 4 | 6 = 4): Promise<void> {
     if (!Number.isInteger(ms) || ms < 0) {
       throw new HostNetworkError('other', `proxy_delay must be a non-negative integer of ms, got ${ms}`);
     }
     await this.run(`set proxy_delay of ifindex ${ifindex}`, (s) =>
-      s.setNeighborTable({ family: AF_INET },
-        { name: ARP_TABLE_NAME, parms: { ifindex, proxyDelay: BigInt(ms) } },
+      s.setNeighborTable({ family: ipFamily === 6 ? AF_INET6 : AF_INET },
+        { name: ipFamily === 6 ? NDISC_TABLE_NAME : ARP_TABLE_NAME, parms: { ifindex, proxyDelay: BigInt(ms) } },
         { timeout: REQUEST_TIMEOUT_MS }));
   }
 
-  async getProxyDelay(ifindex: number): Promise<number> {
+  async getProxyDelay(ifindex: number, ipFamily: 4 | 6 = 4): Promise<number> {
     // RTM_GETNEIGHTBL only works as a dump (a plain GET answers EOPNOTSUPP).
     const tables = await this.run('list neighbour tables', (s) =>
-      s.getNeighborTables({ family: AF_INET }, undefined, { timeout: REQUEST_TIMEOUT_MS }));
+      s.getNeighborTables({ family: ipFamily === 6 ? AF_INET6 : AF_INET }, undefined, { timeout: REQUEST_TIMEOUT_MS }));
     for (const t of tables) {
       const parms = t.attrs.parms;
-      if (t.attrs.name !== ARP_TABLE_NAME || parms?.ifindex !== ifindex) continue;
+      if (t.attrs.name !== (ipFamily === 6 ? NDISC_TABLE_NAME : ARP_TABLE_NAME) || parms?.ifindex !== ifindex) continue;
       if (parms.proxyDelay === undefined) break;
       return Number(parms.proxyDelay);
     }
@@ -234,10 +255,10 @@ class NetlinkHostNetwork implements HostNetwork {
   }
 
   watchInterfaces(onChange: () => void): () => void {
-    return this.watch('LINK', onChange, 'IPV4_IFADDR');
+    return this.watch('LINK', onChange, 'IPV4_IFADDR', 'IPV6_IFADDR');
   }
 
-  private watch(group: 'NEIGH' | 'LINK', onChange: () => void, ...more: 'IPV4_IFADDR'[]): () => void {
+  private watch(group: 'NEIGH' | 'LINK', onChange: () => void, ...more: ('IPV4_IFADDR' | 'IPV6_IFADDR')[]): () => void {
     if (this.closed) throw new HostNetworkError('other', 'watch: host network is closed');
     // A socket of its own: notifications must not interleave with dump replies.
     const socket = openSocket(onChange);

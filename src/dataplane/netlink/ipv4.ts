@@ -1,5 +1,6 @@
 // Pure IPv4 helpers: parsing, formatting, subnet tests, and choosing the connected interface.
 import type { HostAddress, HostInterface } from './host-network.js';
+import { inSubnet6, ipFamily } from '../../model/ip.js';
 
 const OCTET = '(0|[1-9][0-9]{0,2})';
 const DOTTED_QUAD = new RegExp(`^${OCTET}\\.${OCTET}\\.${OCTET}\\.${OCTET}$`);
@@ -50,7 +51,7 @@ export function inSubnet(ip: string, network: string, prefixLength: number): boo
 }
 
 /**
- * The up, non-loopback interface whose connected IPv4 network contains ip.
+ * The up, non-loopback interface whose connected network (of ip's family) contains ip.
  * Longest prefix wins; on a tie an interface that owns ip itself wins, then the lower ifindex.
  * An interface owning ip as a /32 matches through the same rule (a /32 contains itself).
  */
@@ -58,12 +59,14 @@ export function findConnectedInterface(
   interfaces: HostInterface[],
   ip: string,
 ): { iface: HostInterface; address: HostAddress } | null {
-  if (parseIPv4(ip) === null) return null;
+  const family = ipFamily(ip);
+  if (family === null) return null;
+  const contains = family === 4 ? inSubnet : inSubnet6;
   let best: { iface: HostInterface; address: HostAddress } | null = null;
   for (const iface of interfaces) {
     if (iface.name === 'lo' || !iface.up) continue;
     for (const address of iface.addresses) {
-      if (!inSubnet(ip, address.address, address.prefixLength)) continue;
+      if (!contains(ip, address.address, address.prefixLength)) continue;
       const candidate = { iface, address };
       if (best === null || ranksAbove(candidate, best, ip)) best = candidate;
     }

@@ -174,11 +174,19 @@ export function udpCheck(spec: UdpSpec, ip: string, port: number, timeoutMs: num
     socket.on('message', (msg) => {
       if (spec.expect === null || msg.toString('latin1').includes(spec.expect)) finish(true, `UDP reply from ${ip}:${port}`);
     });
-    // The check may have ended (deadline) between connect and its callback: a closed socket
-    // counts as unconnected, and send() without a port would throw out of the callback.
-    socket.connect(port, ip, () => {
-      if (!closed) socket.send(Buffer.from(spec.send ?? '', 'utf8'));
-    });
+    // Node calls back with the error when the connect fails (it emits no 'error' then), and
+    // the check may have ended (deadline) before the callback: either way the socket is not
+    // connected, and send() without a port would throw out of the callback and end the daemon.
+    const connected = (err?: Error | null) => {
+      if (closed) return;
+      if (err) return finish(false, `${errorReason(err)} (udp ${ip}:${port})`);
+      try {
+        socket.send(Buffer.from(spec.send ?? '', 'utf8'));
+      } catch (sendErr) {
+        finish(false, `${errorReason(sendErr)} (udp ${ip}:${port})`);
+      }
+    };
+    socket.connect(port, ip, connected as () => void);
     return () => {
       if (!closed) socket.close();
       closed = true;

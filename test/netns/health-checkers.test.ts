@@ -64,6 +64,8 @@ t.test('each checker tells up from down, with a reason and a latency', async (t)
   expect('udp_unreachable', false, /^port unreachable \(ICMP\) \(udp 127.0.0.1:7055\)$/);
   expect('udp_silent', true, /^no ICMP unreachable from udp 127.0.0.1:7054 within 0.5 s$/);
   expect('udp_silent_expecting', false, /^no UDP reply from 127.0.0.1:7054 within 0.5 s$/);
+  // Before: send() on the unconnected socket threw out of the callback and ended the process.
+  expect('udp_no_route', false, /^network unreachable \(udp 192.0.2.1:53\)$/);
 
   expect('ping_up', true, /^ping 127.0.0.1: 2\/2 replies, average [0-9.]+ ms$/);
   expect('ping_down', false, /^ping 10.250.0.99: 0\/2 replies \(100% loss\)$/);

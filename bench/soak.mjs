@@ -25,6 +25,11 @@
  * in bench/RESULTS.md, and prints a summary with a growth verdict per series and lifetime.
  * Options (environment): SOAK_SECONDS=600 SOAK_FARMS=400 SOAK_WARMUP_SECONDS (default 60,
  * or a fifth of a lifetime when shorter) SOAK_WRITE_RESULTS=0 (a trial: keep the files).
+ * SOAK_RESTART_AT (seconds, default half-way) moves the restart, e.g. late in a longer run.
+ * SOAK_DIAG=1 preloads lib/soak-diag.cjs into nftfarm (memory per thread every 5 s, and heap
+ * snapshots at the process ages in SOAK_SNAPSHOTS, e.g. 100,280), in a directory it names;
+ * SOAK_DAEMON_PREFIX='["env","NAME=value"]' goes before nftfarm's command line (it must exec
+ * nftfarm in place, as env does, so that the PID sampled stays nftfarm's).
  */
 import fs from 'node:fs';
 import os from 'node:os';
@@ -44,6 +49,8 @@ const SECONDS = Number(process.env.SOAK_SECONDS ?? 600);
 const FARMS = Number(process.env.SOAK_FARMS ?? 400);
 const WARMUP_S = Number(process.env.SOAK_WARMUP_SECONDS ?? Math.min(60, SECONDS / 10));
 const WRITE_RESULTS = process.env.SOAK_WRITE_RESULTS !== '0';
+const DIAG = process.env.SOAK_DIAG === '1';
+const RESTART_AT = Number(process.env.SOAK_RESTART_AT ?? SECONDS / 2);
 const SAMPLE_MS = 5000;
 const WRITERS = 3;
 const READERS = 2;
@@ -152,13 +159,19 @@ function procSample(pid, prev) {
     const status = fs.readFileSync(`/proc/${pid}/status`, 'utf8');
     const rssKb = Number(/VmRSS:\s+(\d+)/.exec(status)[1]);
     const threads = Number(/Threads:\s+(\d+)/.exec(status)[1]);
+    const anonKb = Number(/RssAnon:\s+(\d+)/.exec(status)[1]);
+    const fileKb = Number(/RssFile:\s+(\d+)/.exec(status)[1]);
     const fds = fs.readdirSync(`/proc/${pid}/fd`).length;
+    // The brk heap: glibc's main malloc arena (what the main thread mallocs and frees).
+    const smaps = fs.readFileSync(`/proc/${pid}/smaps`, 'utf8');
+    const brk = smaps.indexOf('[heap]\n');
+    const brkKb = brk < 0 ? 0 : Number(/Rss:\s+(\d+)/.exec(smaps.slice(brk))[1]);
     const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
     const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
     const ticks = Number(fields[11]) + Number(fields[12]);
     const at = Date.now();
     const cpuPct = prev && prev.pid === pid ? round(((ticks - prev.ticks) / CLK_TCK / ((at - prev.at) / 1000)) * 100, 0) : null;
-    return { pid, at, ticks, rssMb: round(rssKb / 1024), fds, threads, cpuPct };
+    return { pid, at, ticks, rssMb: round(rssKb / 1024), anonMb: round(anonKb / 1024), fileMb: round(fileKb / 1024), brkMb: round(brkKb / 1024), fds, threads, cpuPct };
   } catch {
     return null; // exited between the check and the read
   }
@@ -215,7 +228,14 @@ async function main() {
       await lab.startBackendServer(b, { httpPort: 80, udp: [`${VIP}:53`] });
       await lab.startBackendServer(b, { httpPort: 8080, udp: [`${b.ip}:5353`] });
     }
-    const daemon = await startLabDaemon(t, lab, { NFTFARM_LOG_LEVEL: 'warn' }, { beforeStart: (db) => seed(db, lab, idle) });
+    const env = { NFTFARM_LOG_LEVEL: 'warn' };
+    if (DIAG) {
+      const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'nftfarm-soak-diag-'));
+      Object.assign(env, { NODE_OPTIONS: `--require ${path.join(here, 'lib', 'soak-diag.cjs')}`, NFTFARM_SOAK_DIAG_DIR: dir, NFTFARM_SOAK_SNAPSHOTS: process.env.SOAK_SNAPSHOTS ?? '' });
+      log(`diagnostics (memory per thread, heap snapshots) in ${dir}`);
+    }
+    const prefix = JSON.parse(process.env.SOAK_DAEMON_PREFIX ?? '[]');
+    const daemon = await startLabDaemon(t, lab, env, { beforeStart: (db) => seed(db, lab, idle), wrap: (argv) => [...prefix, ...argv] });
     const ready = async () => (await allApplied(daemon)) && (await Promise.all(TRAFFIC.map((f) => farmReady(daemon, f.name)))).every(Boolean);
     if (!(await daemon.until(ready, 120_000))) throw new Error(`farms not applied:\n${daemon.logs().slice(-3000)}`);
     const coldMs = Date.now() - daemon.startedAt();
@@ -259,14 +279,14 @@ async function main() {
       if (!s) return;
       prev = s;
       const life = lifetimes.findLast((l) => l.pid === pid)?.life ?? null;
-      samples.push({ at: rel(s.at), life, pid, rssMb: s.rssMb, fds: s.fds, threads: s.threads, cpuPct: s.cpuPct });
+      samples.push({ at: rel(s.at), life, pid, rssMb: s.rssMb, anonMb: s.anonMb, fileMb: s.fileMb, brkMb: s.brkMb, fds: s.fds, threads: s.threads, cpuPct: s.cpuPct });
     };
     sample();
     const sampler = setInterval(sample, SAMPLE_MS);
 
     // ---------------------------------------------------------------- the restart, half-way
     const restart = {};
-    const halfway = t0 + (SECONDS * 1000) / 2;
+    const halfway = t0 + RESTART_AT * 1000;
     await new Promise((r) => setTimeout(r, Math.max(0, halfway - Date.now())));
     restart.pauseAt = rel(Date.now());
     api.stdin.write('pause\n');

@@ -15,6 +15,7 @@ import { NAME_MAX_LENGTH } from './model/limits.js';
 import { openHostNetwork } from './dataplane/netlink/host-network.js';
 import { netlinkHostView } from './dataplane/host-view.js';
 import { createNftRunner } from './dataplane/nft/runner.js';
+import { openNftObjectReader } from './dataplane/netlink/nft-objects.js';
 import { dryRunKernel, kernelAccess } from './dataplane/kernel-access.js';
 import { KernelAccessError, preflight } from './dataplane/preflight.js';
 import { createConntrack } from './dataplane/conntrack.js';
@@ -54,9 +55,16 @@ export async function serve(config: Config): Promise<number> {
       for (const warning of await preflight(nft)) log.warn(warning);
       // Versions before IPv6 kept the nat and dnat farms in a table of family ip; its rules would
       // still NAT beside the inet table. Its connections keep their NAT in conntrack.
-      if ((await nft.run(['list', 'tables'])).includes(`table ${LEGACY_NAT_TABLE_FAMILY} ${NAT_TABLE_NAME}`)) {
-        await nft.run(['delete', 'table', LEGACY_NAT_TABLE_FAMILY, NAT_TABLE_NAME]);
-        log.warn({ table: `${LEGACY_NAT_TABLE_FAMILY} ${NAT_TABLE_NAME}` }, 'deleted the NAT table of an earlier version (now inet nftfarm)');
+      // Asked over netlink about that one table: `nft list tables` reads every set's elements
+      // first (20 s at 10,000 farms once the selection map has seen churn).
+      const reader = openNftObjectReader();
+      try {
+        if (await reader.inventory(LEGACY_NAT_TABLE_FAMILY, NAT_TABLE_NAME)) {
+          await nft.run(['delete', 'table', LEGACY_NAT_TABLE_FAMILY, NAT_TABLE_NAME]);
+          log.warn({ table: `${LEGACY_NAT_TABLE_FAMILY} ${NAT_TABLE_NAME}` }, 'deleted the NAT table of an earlier version (now inet nftfarm)');
+        }
+      } finally {
+        reader.close();
       }
     } catch (err) {
       if (err instanceof KernelAccessError) {

@@ -29,8 +29,8 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { execFileSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
+import { allApplied, generator, sh } from './lib/common.mjs';
 import { CLIENT_IP, LB_IP, createLab, LAB_VIP, LAB_VIP6 } from '../dist/lab/lab.js';
 import { startLabDaemon, API_KEY } from '../dist/lab/daemon.js';
 import { openDatabase } from '../dist/store/db.js';
@@ -64,13 +64,6 @@ const percentile = (xs, p) => {
 };
 const round = (x, d = 1) => Math.round(x * 10 ** d) / 10 ** d;
 const log = (...args) => console.error(`[${round((Date.now() - started) / 1000, 0)}s]`, ...args);
-const sh = (cmd, args) => {
-  try {
-    return execFileSync(cmd, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] }).trim();
-  } catch {
-    return 'unavailable';
-  }
-};
 
 function machine() {
   const cpus = os.cpus();
@@ -87,14 +80,6 @@ function machine() {
   };
 }
 
-/** A seeded generator: the random workload is the same on every run. */
-function generator(seed) {
-  let s = seed >>> 0;
-  return () => {
-    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
-    return s / 2 ** 32;
-  };
-}
 
 /**
  * N farms x 4 backends (the lab's b1..b4), TCP on ports 10000+i; farm f0 is the one changed.
@@ -131,11 +116,6 @@ async function farmApplied(daemon, name) {
   return farm.status === 200 && d?.state === 'applied' && d.applied_generation === d.generation && farm.body.params.status === 'up';
 }
 
-/** Every write is in the kernel (a cheap poll: no farm list). */
-async function allApplied(daemon) {
-  const s = (await daemon.api('GET', '/system/status?farms=false')).body?.params;
-  return s !== undefined && s.applied_generation === s.store_generation;
-}
 
 const summary = (delays) => ({
   p50: round(percentile(delays, 50), 2),

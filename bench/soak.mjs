@@ -35,8 +35,8 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
-import { execFileSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
+import { allApplied, generator, sh } from './lib/common.mjs';
 import { LAB_VIP, createLab } from '../dist/lab/lab.js';
 import { API_KEY, farmReady, startLabDaemon } from '../dist/lab/daemon.js';
 import { openDatabase } from '../dist/store/db.js';
@@ -67,13 +67,6 @@ const CLK_TCK = 100;
 
 const round = (x, d = 1) => (x === null || x === undefined || !Number.isFinite(x) ? null : Math.round(x * 10 ** d) / 10 ** d);
 const log = (...args) => console.error(`[${Math.round((Date.now() - started) / 1000)}s]`, ...args);
-const sh = (cmd, args) => {
-  try {
-    return execFileSync(cmd, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] }).trim();
-  } catch {
-    return 'unavailable';
-  }
-};
 const mean = (xs) => xs.reduce((a, b) => a + b, 0) / xs.length;
 const sd = (xs) => Math.sqrt(mean(xs.map((v) => (v - mean(xs)) ** 2)));
 
@@ -91,14 +84,6 @@ function machine() {
   };
 }
 
-/** A seeded generator: the weights are the same on every run. */
-function generator(seed) {
-  let s = seed >>> 0;
-  return () => {
-    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
-    return s / 2 ** 32;
-  };
-}
 
 /** The idle farms and the traffic farms, written before nftfarm starts (b5 is the spare). */
 function seed(dbPath, lab, idle) {
@@ -117,10 +102,6 @@ function seed(dbPath, lab, idle) {
   store.close();
 }
 
-async function allApplied(daemon) {
-  const s = (await daemon.api('GET', '/system/status?farms=false')).body?.params;
-  return s !== undefined && s.applied_generation === s.store_generation;
-}
 
 /** A lab child whose stdout carries JSON lines: each goes to `onEvent`. */
 function jsonLines(child, onEvent) {

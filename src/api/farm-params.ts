@@ -4,7 +4,7 @@ import { ALGORITHMS, NAT_TYPES, PERSISTENCE_MODES, PROTOCOLS } from '../model/fa
 import { PORT_PATTERN, VPORT_PATTERN } from '../model/ports.js';
 import { MAX_CONNS_MAX, NAME_MAX_LENGTH, TTL_MAX_SECONDS } from '../model/limits.js';
 import { notUnicastReason } from '../model/addresses.js';
-import { canonicalIpv6, ipFamily } from '../model/ip.js';
+import { canonicalIpv6 } from '../model/ip.js';
 import { enumParam, integerParam, messages, patternParam, type ParamSpec } from './params.js';
 
 export const FARMNAME_PATTERN = '^[a-zA-Z0-9-]+$';

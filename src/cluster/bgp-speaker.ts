@@ -10,7 +10,6 @@
 import fs from 'node:fs';
 import type { Logger } from 'pino';
 import type { Store } from '../store/store.js';
-import type { DataplaneView } from '../model/runtime.js';
 import type { HostInterface, HostNetwork } from '../dataplane/netlink/host-network.js';
 import { findConnectedInterface } from '../dataplane/netlink/ipv4.js';
 import { bgpToJson, type BgpJson, type BgpSettings } from './bgp-settings.js';

@@ -6,7 +6,7 @@
  * same dispatch key, nor the same stateless_dnat replies) live in claims.ts, which the
  * reconciler keeps up to date incrementally.
  */
-import type { Algorithm, Backend, Farm, HealthCheck, NatType, Persistence, Protocol } from '../model/farm.js';
+import type { Algorithm, Backend, HealthCheck, NatType, Persistence, Protocol } from '../model/farm.js';
 import { normalizeRanges, parseVport, type PortRange } from '../model/ports.js';
 import type { FarmConfig, Snapshot } from '../store/store.js';
 import { findConnectedInterface } from '../dataplane/netlink/ipv4.js';

@@ -606,7 +606,9 @@ export class Reconciler implements DataplaneView {
     }
     plan?.commit();
     this.fullNeeded = false;
-    if (!this.dryRun) this.record(changes, kind === 'full');
+    // An adopted kernel is already recorded: only the farms this pass planned are written
+    // (a start with 10,000 unchanged farms writes no row).
+    if (!this.dryRun) this.record(adopted ? new Map([...changes].filter(([id]) => !adopted.has(id))) : changes, kind === 'full' && !adopted);
 
     if (!this.dryRun) {
       this.probe(changes.keys());

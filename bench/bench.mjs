@@ -198,7 +198,8 @@ async function changeLatency(lab, background) {
     [process.execPath, path.join(here, 'lib', 'change-latency.mjs'), URL_IN_LB, API_KEY, 'f0', String(F0_SLOT), String(CHANGES), String(background)],
     { timeoutMs: 600_000 },
   );
-  return summary(JSON.parse(probe.stdout));
+  const { delays, answers } = JSON.parse(probe.stdout);
+  return { ...summary(delays), answerP50: summary(answers).p50 };
 }
 
 async function controlPlane(lab, n, workload) {
@@ -213,7 +214,7 @@ async function controlPlane(lab, n, workload) {
     // The probe listens to every element notification: start it once the kernel is quiet.
     await new Promise((r) => setTimeout(r, 2000));
     const change = await changeLatency(lab, 0);
-    log(`${workload} ${n} farms: change request -> kernel p50 ${change.p50} ms, p99 ${change.p99} ms`);
+    log(`${workload} ${n} farms: change request -> kernel p50 ${change.p50} ms, p99 ${change.p99} ms (answered after ${change.answerP50} ms)`);
     const underLoad = n > 1 ? await changeLatency(lab, Math.min(n - 1, 1000)) : null;
     if (underLoad) log(`${workload} ${n} farms: under 100 PUTs/s p50 ${underLoad.p50} ms, p99 ${underLoad.p99} ms`);
 

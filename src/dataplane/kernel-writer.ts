@@ -11,10 +11,13 @@ import { isElementOperation, transactionText, type ElementOperation, type Operat
 
 /** Element batches over netlink (nft/netlink-elements.ts). */
 export interface ElementWriter {
-  /** Applies the element operations as one atomic batch; throws when the kernel refuses it. */
+  /**
+   * Applies the element operations as one atomic batch; throws when the kernel refuses it,
+   * and with code EMSGSIZE, having sent nothing, when the batch is over maxBatchBytes.
+   */
   commit(operations: readonly ElementOperation[]): Promise<{ generation: number | null }>;
-  /** Whether the operations can go in one batch (encodable, and within one datagram). */
-  fits(operations: readonly ElementOperation[]): boolean;
+  /** Whether it can encode every one of the operations (interval sets and some types it cannot). */
+  encodable(operations: readonly ElementOperation[]): boolean;
   /** One operation's size in a batch; null when it cannot be written this way (nft writes it). */
   bytes(operation: ElementOperation): number | null;
   /** The largest batch it sends. */
@@ -52,11 +55,13 @@ export function createKernelWriter(nft: NftRunner, elements?: ElementWriter, log
       if (script !== '') await nft.check(script);
     },
     async apply(operations) {
-      if (elements && operations.length > 0 && operations.every(isElementOperation)) {
-        const ops = operations as ElementOperation[];
-        if (elements.fits(ops)) {
-          const { generation } = await elements.commit(ops);
+      if (elements && operations.length > 0 && operations.every(isElementOperation) && elements.encodable(operations as ElementOperation[])) {
+        try {
+          const { generation } = await elements.commit(operations as ElementOperation[]);
           return { via: 'netlink', generation };
+        } catch (err) {
+          // Too large for one datagram: nothing was sent, nft writes it.
+          if (!tooLarge(err)) throw err;
         }
       }
       await viaNft(operations);
@@ -71,14 +76,27 @@ export function createKernelWriter(nft: NftRunner, elements?: ElementWriter, log
         return;
       }
       await viaNft(structure);
+      // batches() sized each batch from its operations' sizes; one that still does not fit
+      // (or holds what the writer cannot encode) goes through nft.
       for (const batch of [...batches(body, elements), ...batches(tail, elements)]) {
-        if (elements.fits(batch)) await elements.commit(batch);
-        else await viaNft(batch);
+        if (!elements.encodable(batch)) {
+          await viaNft(batch);
+          continue;
+        }
+        try {
+          await elements.commit(batch);
+        } catch (err) {
+          if (!tooLarge(err)) throw err;
+          await viaNft(batch);
+        }
       }
       log?.debug({ operations: operations.length }, 'loaded the tables');
     },
   };
 }
+
+/** An element batch refused before sending because of its size (see ElementWriter.commit). */
+const tooLarge = (err: unknown) => (err as { code?: unknown } | null)?.code === 'EMSGSIZE' && (err as { applied?: unknown }).applied === false;
 
 /** Elements per piece of a batch; pieces fill a batch up to its size limit. */
 const PIECE = 1000;

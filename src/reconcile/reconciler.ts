@@ -49,6 +49,8 @@ const DRIFT_REWRITE_MS = 6000;
 
 /** A first load of more farms than this goes in chunks of this many (see loadInChunks). */
 const LOAD_CHUNK_FARMS = 500;
+/** A reconciler whose last pass ended longer ago than this is quiet: see kick(). */
+const QUIET_MS = 50;
 
 /** Above this many farms changed in one pass (a full pass), one summary line instead of one per farm. */
 const MAX_FARM_LOG_LINES = 50;
@@ -146,6 +148,8 @@ export class Reconciler implements DataplaneView {
   private neighborsDirty = false;
   private interfacesDirty = false;
   private running = false;
+  /** When the last pass ended (performance.now()). */
+  private lastPassEnded = 0;
   private lock: Promise<unknown> = Promise.resolve();
   private notBefore = 0;
   private stopped = false;
@@ -275,7 +279,7 @@ export class Reconciler implements DataplaneView {
   /** Farms whose configuration changed (the store's change feed). */
   farmsChanged(farmIds: Iterable<number>): void {
     for (const id of farmIds) this.dirty.add(id);
-    this.kick();
+    this.kick(performance.now() - this.lastPassEnded > QUIET_MS);
   }
 
   /** The health of some backends of these farms changed. */
@@ -350,8 +354,17 @@ export class Reconciler implements DataplaneView {
     return this.fullNeeded || this.dirty.size > 0 || this.neighborsDirty || this.interfacesDirty;
   }
 
-  /** Starts a pass now if something is pending and none runs (after the backoff, if any). */
-  private kick(): void {
+  /**
+   * Starts a pass now if something is pending and none runs (after the backoff, if any).
+   * `soon`: a change to a quiet reconciler. Its pass starts in a microtask, that is before
+   * the API has answered the request that made the change (the answer and its audit row,
+   * with its fsync, follow while the kernel commits), not after the event loop's next I/O
+   * turn: measured at one farm, 0.8-1 ms sooner at the kernel. A busy reconciler waits
+   * for that turn instead, so that the writes of many requests go in one pass: starting
+   * every pass at once under 1,000 PUTs/s made passes of one farm each, and the applied
+   * generation fell seconds behind.
+   */
+  private kick(soon = false): void {
     if (this.stopped || this.running || this.timer || !this.pending()) return;
     const wait = this.notBefore - Date.now();
     if (wait > 0) {
@@ -363,7 +376,8 @@ export class Reconciler implements DataplaneView {
       return;
     }
     this.running = true;
-    setImmediate(() => void this.loop());
+    if (soon) queueMicrotask(() => void this.loop());
+    else setImmediate(() => void this.loop());
   }
 
   private async loop(): Promise<void> {
@@ -391,6 +405,8 @@ export class Reconciler implements DataplaneView {
     } catch (err) {
       report('failed');
       this.failed(err, performance.now() - started, carried);
+    } finally {
+      this.lastPassEnded = performance.now();
     }
   }
 
@@ -663,10 +679,12 @@ export class Reconciler implements DataplaneView {
       this.knownGeneration = await this.kernel.generation();
       return via;
     }
-    const was = await this.kernel.generation();
+    // One transaction is one commit: if nothing else committed since the generation we know,
+    // the commit made the next one and the kernel holds exactly what was planned. Otherwise
+    // the next check compares. (The writer reports the commit's generation, so a known
+    // generation needs no round trip before the commit.)
+    const was = this.knownGeneration > 0 ? this.knownGeneration : await this.kernel.generation();
     const result = await this.kernel.writer.apply(operations);
-    // One transaction is one commit: if nothing else committed meanwhile, the kernel holds
-    // exactly what was planned. Otherwise the next check compares.
     const now = result.generation ?? (await this.kernel.generation());
     if (now === was + 1 && this.knownGeneration === was) this.knownGeneration = now;
     else this.knownGeneration = -1;

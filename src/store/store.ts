@@ -504,6 +504,18 @@ export class Store {
    * when `replaceAll`, and the kernel generation right after (null when not known exactly).
    */
   recordApplied(farms: ReadonlyMap<number, string | null>, generation: number | null, replaceAll: boolean): void {
+    // Without the fsync of an API write (0.3 ms per pass here): this record only lets a
+    // restart adopt the kernel's rules. A power cut empties the kernel as well, and a record
+    // lost otherwise makes the next start rewrite the tables, which is safe.
+    this.db.pragma('synchronous = NORMAL');
+    try {
+      this.writeApplied(farms, generation, replaceAll);
+    } finally {
+      this.db.pragma('synchronous = FULL');
+    }
+  }
+
+  private writeApplied(farms: ReadonlyMap<number, string | null>, generation: number | null, replaceAll: boolean): void {
     this.db.transaction(() => {
       if (replaceAll) this.sql('DELETE FROM applied_farms').run();
       const upsert = this.sql('INSERT INTO applied_farms (farm_id, state) VALUES (?, ?) ON CONFLICT (farm_id) DO UPDATE SET state = excluded.state');

@@ -40,10 +40,14 @@ export class FakeKernel implements KernelAccess {
   /** Transactions checked (nft -c): nothing committed. */
   checks = 0;
 
+  /** Reads of the generation (GETGEN round trips of the real kernel). */
+  generationReads = 0;
+
   readonly writer = {
+    // Like the netlink writer: the commit reports the generation it made.
     apply: async (operations: readonly Operation[]) => {
       await this.commit(operations);
-      return { via: 'nft' as const };
+      return { via: 'netlink' as const, generation: this.genid };
     },
     load: async (operations: readonly Operation[]) => {
       await this.commit(operations);
@@ -73,6 +77,7 @@ export class FakeKernel implements KernelAccess {
   }
 
   async generation(): Promise<number> {
+    this.generationReads++;
     return this.genid;
   }
 

@@ -393,6 +393,8 @@ t.test('writer: over-size and malformed batches are refused before sending', asy
   const entries = (n: number) => Array.from({ length: n }, (_, i) => ({ key: i, data: i }));
   t.ok(w.batchBytes([marks.add(entries(200))]) > 4096);
   await t.rejects(w.commit([marks.add(entries(200))]), { code: 'EMSGSIZE', applied: false, message: /exceeds the 4096-byte netlink datagram limit.*nothing sent/ });
+  const tenBytes = w.batchBytes([marks.add(entries(10))]);
+  await t.rejects(w.commit([marks.add(entries(10))], { maxBytes: tenBytes - 1 }), { code: 'EMSGSIZE', applied: false, message: /limit asked for.*nothing sent/ }, 'a lower limit of the caller');
   await t.rejects(w.commit([marks.add([{ key: 1, data: 1 }]), { ...marks.flush(), family: 'nope' as never }]), TypeError);
   t.equal(fake.sent.length, 0, 'nothing was sent');
 

@@ -103,9 +103,11 @@ t.test('a cold start loads everything; one change is one transaction about that 
   for (const id of ids) t.equal(reconciler.farm(id)?.state, 'applied');
 
   const farm = store.getFarmById(ids[1]!)!;
+  const reads = kernel.generationReads;
   store.write((g) => store.updateBackend(farm.id, 0, { weight: 9 }, g));
   await reconciler.idle();
   t.equal(kernel.accepted.length, 2, 'one more transaction');
+  t.equal(kernel.generationReads, reads, 'no generation round trip: the commit reports the generation it made');
   const ops = kernel.accepted[1]!;
   t.ok(ops.every(isElementOperation), 'elements only: no chain, no set is rewritten');
   const base = 0x80000000 + farm.slot * 4096;
@@ -152,6 +154,21 @@ t.test('drift: a chain someone removed is noticed and put back', async (t) => {
   const after = passes.length;
   await new Promise((r) => setTimeout(r, 200));
   t.equal(passes.length, after, 'and then nothing more to do (our own commits are not drift)');
+});
+
+t.test('drift just before one of our commits: the generation it reports gives it away, and it is repaired', async (t) => {
+  const { store, kernel, reconciler, ids, passes } = setup(t);
+  await reconciler.start();
+  const tidy = kernel.snapshot();
+  kernel.tamper((tables) => {
+    tables.get('netdev')!.chains.get('farm_2')!.rules.pop();
+  });
+  // The change commits right away: its generation is two past the one the reconciler knew.
+  store.write((g) => store.updateBackend(ids[0]!, 0, { weight: 9 }, g));
+  await reconciler.idle();
+  store.write((g) => store.updateBackend(ids[0]!, 0, { weight: 1 }, g));
+  t.ok(await until(() => kernel.snapshot() === tidy, 3000), 'repaired');
+  t.ok(passes.includes('full:applied', 1), 'by a full pass');
 });
 
 t.test('changes that arrive during a pass share the next one; a deleted farm loses everything', async (t) => {

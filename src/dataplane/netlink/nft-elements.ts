@@ -611,6 +611,8 @@ export interface CommitOptions {
   timeoutMs?: number;
   /** Apply only if the ruleset generation is still this one; else fails with ERESTART and changes nothing. */
   ifGeneration?: number;
+  /** Refuse (EMSGSIZE, nothing sent) a datagram larger than this, besides the writer's own limits. */
+  maxBytes?: number;
 }
 
 export interface NftElementWriter {
@@ -798,6 +800,9 @@ export function createNftElementWriter(transport: NetlinkTransport, options: Wri
         return Promise.reject(err);
       }
       if (batch.markerSeq === null) return Promise.resolve({ generation: null, messages: 0, bytes: 0 });
+      if (commitOptions.maxBytes !== undefined && batch.datagram.length > commitOptions.maxBytes) {
+        return Promise.reject(tooLarge(`batch of ${batch.datagram.length} bytes exceeds the ${commitOptions.maxBytes}-byte limit asked for`));
+      }
       if (batch.datagram.length > transport.maxDatagramBytes) {
         return Promise.reject(tooLarge(`batch of ${batch.datagram.length} bytes exceeds the ${transport.maxDatagramBytes}-byte netlink datagram limit (SO_SNDBUF - 32)`));
       }

@@ -63,14 +63,12 @@ export function netlinkElementWriter(writer: NftElementWriter = openNftElementWr
       return op === null ? null : writer.batchBytes([op]);
     },
     maxBatchBytes: limit,
-    fits(operations) {
-      const ops = operations.map(opOf);
-      return ops.every((op) => op !== null) && writer.batchBytes(ops as NftElementOp[]) <= limit;
-    },
+    encodable: (operations) => operations.every((o) => opOf(o) !== null),
     async commit(operations) {
       const ops = operations.map(opOf);
       if (ops.some((op) => op === null)) throw new Error('an element operation the netlink writer cannot encode');
-      const result = await writer.commit(ops as NftElementOp[]);
+      // Encoded once, in commit: a batch over the limit is refused there with nothing sent.
+      const result = await writer.commit(ops as NftElementOp[], { maxBytes: limit });
       return { generation: result.generation };
     },
     generation: () => writer.generation(),

@@ -1,0 +1,81 @@
+/**
+ * The kernel writer's routing, with fakes: which transactions go over netlink and which
+ * through nft, and that a batch refused for its size falls back to nft while a batch the
+ * kernel refuses does not. (The real writers are tested in test/netns.)
+ */
+import t from 'tap';
+import { createKernelWriter, type ElementWriter } from '../../src/dataplane/kernel-writer.js';
+import type { NftRunner } from '../../src/dataplane/nft/runner.js';
+import type { ElementOperation, Operation } from '../../src/dataplane/nft/transaction.js';
+
+const table = { family: 'netdev', name: 'nftfarm' };
+const markMap = { kind: 'map' as const, name: 'selection', body: ['type mark : mark'], typeKey: 'mark : mark', dynamic: false };
+const intervalSet = { kind: 'set' as const, name: 'ranges', body: ['type ipv4_addr', 'flags interval'], typeKey: 'ipv4_addr', dynamic: false };
+
+const add = (n: number, set = markMap): ElementOperation => ({
+  op: 'add-elements',
+  table,
+  set,
+  elements: Array.from({ length: n }, (_, i) => ({ key: i + 1, value: i + 1 })),
+});
+
+function fakes(limit: number) {
+  const scripts: string[] = [];
+  const batches: number[] = [];
+  const sets: string[][] = [];
+  const nft: NftRunner = {
+    apply: async (script) => void scripts.push(script),
+    check: async () => undefined,
+    run: async () => '',
+  };
+  const elements: ElementWriter = {
+    maxBatchBytes: limit,
+    encodable: (ops) => ops.every((o) => !o.set.body.includes('flags interval')),
+    bytes: (o) => 100 + 10 * o.elements.length,
+    async commit(ops) {
+      const size = ops.reduce((sum, o) => sum + 100 + 10 * o.elements.length, 0);
+      if (size > limit) throw Object.assign(new Error('too large: nothing sent'), { code: 'EMSGSIZE', applied: false });
+      if (ops.some((o) => o.elements.some((e) => e.key === -1))) throw Object.assign(new Error('nftables refused operation 0: ENOENT'), { code: 'ENOENT', applied: false });
+      batches.push(ops.reduce((sum, o) => sum + o.elements.length, 0));
+      sets.push(ops.map((o) => o.set.name));
+      return { generation: 7 };
+    },
+    generation: async () => 7,
+    close: () => undefined,
+  };
+  return { scripts, batches, sets, writer: createKernelWriter(nft, elements) };
+}
+
+t.test('apply: element changes go over netlink; what does not fit or cannot be encoded goes through nft', async (t) => {
+  const { scripts, batches, writer } = fakes(1000);
+  t.same(await writer.apply([add(5)]), { via: 'netlink', generation: 7 }, 'a small change: one netlink batch, with the generation it made');
+  t.same(batches, [5]);
+  t.same(await writer.apply([add(500)]), { via: 'nft' }, 'a batch over the size limit: nft');
+  t.equal(scripts.length, 1);
+  t.match(scripts[0], /add element netdev nftfarm selection/);
+  t.same(await writer.apply([add(2, intervalSet)]), { via: 'nft' }, 'an interval set: nft');
+  t.same(await writer.apply([{ op: 'add-table', table } as Operation]), { via: 'nft' }, 'a structural change: nft');
+  t.equal(scripts.length, 3);
+});
+
+t.test('apply: a batch the kernel refuses is an error, not a retry through nft', async (t) => {
+  const { scripts, writer } = fakes(1000);
+  const refused: ElementOperation = { ...add(1), elements: [{ key: -1, value: 1 }] };
+  await t.rejects(writer.apply([refused]), { code: 'ENOENT' });
+  t.equal(scripts.length, 0, 'nft was not asked');
+});
+
+t.test('load: elements in batches within the size limit, the last ones at the end', async (t) => {
+  // 1,000 elements make a piece of 10,100 bytes here: two pieces fit a batch.
+  const { scripts, batches, sets, writer } = fakes(4096 + 25_000);
+  const dispatch = { ...markMap, name: 'dispatch' };
+  const structure: Operation = { op: 'add-table', table } as Operation;
+  await writer.load([add(2500, dispatch), structure, add(2500)], (o) => o.set.name === 'dispatch');
+  t.equal(scripts.length, 1, 'the structure through nft');
+  t.same(batches, [2000, 500, 2000, 500], 'every element over netlink, two pieces a batch');
+  t.same(
+    sets.map((names) => [...new Set(names)].join()),
+    ['selection', 'selection', 'dispatch', 'dispatch'],
+    'the dispatch elements last',
+  );
+});

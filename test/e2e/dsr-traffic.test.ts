@@ -3,6 +3,7 @@
  * driven through its HTTP API only, real TCP and UDP traffic between namespaces.
  */
 import t from 'tap';
+import fs from 'node:fs';
 import { createLab, LAB_VIP, type Lab } from '../../src/lab/lab.js';
 import { createDsrFarm, farmReady, startLabDaemon, type LabDaemon } from '../../src/lab/daemon.js';
 
@@ -21,6 +22,12 @@ t.test('a DSR farm with two backends', async (t) => {
   daemon = await startLabDaemon(t, lab);
   await createDsrFarm(daemon, lab, 'web', VIP, '80');
   if (!t.ok(await daemon.until(() => farmReady(daemon, 'web'), 10_000), 'the farm is applied and up')) t.comment(daemon.logs());
+
+  await t.test('the daemon runs with a small young generation, in the process that was started (bin/nftfarm execs itself)', async (t) => {
+    const argv = fs.readFileSync(`/proc/${daemon.pid()}/cmdline`, 'utf8').split('\0');
+    t.ok(argv.includes('--max-semi-space-size=8'), `command line: ${argv.join(' ')}`);
+    t.ok(argv.some((a) => a.endsWith('bin/nftfarm')) && argv.includes('serve'), 'still bin/nftfarm serve');
+  });
 
   await t.test('the backends MACs were learned by nftfarm itself', async (t) => {
     const macs = await daemon.nft(['list', 'map', 'netdev', 'nftfarm', 'backend_macs']);

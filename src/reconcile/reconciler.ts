@@ -661,7 +661,7 @@ export class Reconciler implements DataplaneView {
     this.status.consecutiveFailures = 0;
     this.status.passes++;
     this.notBefore = 0;
-    return operations.length > 0 && !this.dryRun ? 'applied' : 'unchanged';
+    return (operations.length > 0 || chunked) && !this.dryRun ? 'applied' : 'unchanged';
   }
 
   /**

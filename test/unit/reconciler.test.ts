@@ -290,9 +290,10 @@ t.test('drift that the inventory cannot see (an edited element) is repaired', as
 });
 
 t.test('a first load of many farms goes in chunks', async (t) => {
-  const { store, kernel, reconciler } = setup(t, 1200);
+  const { store, kernel, reconciler, passes } = setup(t, 1200);
   await reconciler.start();
   t.equal(kernel.accepted.length, 3, 'three chunks of at most 500 farms');
+  t.equal(passes[0], 'full:applied', 'reported as applied');
   const netdev = kernel.tables.get('netdev')!;
   t.equal([...netdev.chains.keys()].filter((c) => /^farm_\d+$/.test(c)).length, 1200, 'every farm chain');
   t.equal(netdev.sets.get('ipv4_vip_ports')!.elements.size, 1200, 'every dispatch entry');

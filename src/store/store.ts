@@ -241,23 +241,35 @@ export class Store {
     return this.farmConfigs([id]).get(id);
   }
 
-  /** Several farms by id, in one read transaction (absent ids: deleted farms). */
+  /**
+   * Several farms by id, in one read transaction (absent ids: deleted farms). Three queries
+   * whatever the count: a cold start's health monitor asks for 10,000 farms, and three
+   * queries per farm took 0.3 s of it.
+   */
   farmConfigs(ids: Iterable<number>): Map<number, FarmConfig> {
+    const wanted = [...ids];
+    const list = JSON.stringify(wanted);
     return this.db
       .transaction(() => {
+        const farms = new Map(
+          (this.sql('SELECT * FROM farms WHERE id IN (SELECT value FROM json_each(?))').all(list) as FarmRow[]).map((r) => [r.id, farmFromRow(r)]),
+        );
+        const backends = new Map<number, Backend[]>();
+        for (const row of this.sql('SELECT * FROM backends WHERE farm_id IN (SELECT value FROM json_each(?)) ORDER BY farm_id, id').all(list) as BackendRow[]) {
+          const b = backendFromRow(row);
+          const of = backends.get(b.farmId);
+          if (of) of.push(b);
+          else backends.set(b.farmId, [b]);
+        }
+        const checks = new Map<number, HealthCheck>();
+        const linked = this.sql(
+          'SELECT l.farm_id AS linked_farm_id, c.* FROM farm_health_checks l JOIN health_checks c ON c.name = l.check_name WHERE l.farm_id IN (SELECT value FROM json_each(?))',
+        ).all(list) as (HealthCheckRow & { linked_farm_id: number })[];
+        for (const row of linked) checks.set(row.linked_farm_id, healthCheckFromRow(row));
         const out = new Map<number, FarmConfig>();
-        const farmById = this.sql('SELECT * FROM farms WHERE id = ?');
-        const backendsOf = this.sql('SELECT * FROM backends WHERE farm_id = ? ORDER BY id');
-        const checkOf = this.sql('SELECT c.* FROM farm_health_checks l JOIN health_checks c ON c.name = l.check_name WHERE l.farm_id = ?');
-        for (const id of ids) {
-          const row = farmById.get(id) as FarmRow | undefined;
-          if (!row) continue;
-          const check = checkOf.get(id) as HealthCheckRow | undefined;
-          out.set(id, {
-            farm: farmFromRow(row),
-            backends: (backendsOf.all(id) as BackendRow[]).map(backendFromRow),
-            healthCheck: check ? healthCheckFromRow(check) : null,
-          });
+        for (const id of wanted) {
+          const farm = farms.get(id);
+          if (farm) out.set(id, { farm, backends: backends.get(id) ?? [], healthCheck: checks.get(id) ?? null });
         }
         return out;
       })

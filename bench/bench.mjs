@@ -24,7 +24,9 @@
  * prints the raw JSON. Options (environment): BENCH_SIZES=1,1000,10000  BENCH_ROUNDS=5
  * BENCH_CHANGES=30  BENCH_WORKLOADS=uniform,random  BENCH_PARTS=data,control,stateless
  * (BENCH_PARTS=data,dispatch: the data plane and the 10,000-farm dispatch ratio without the
- * control-plane measurements).
+ * control-plane measurements). Profiling the stateless part's daemon: BENCH_NODE_OPTIONS
+ * (e.g. "--cpu-prof --cpu-prof-dir=DIR"), BENCH_LOG_LEVEL=debug (the load's structure and
+ * element times), BENCH_KEEP_LOG=FILE.
  */
 import fs from 'node:fs';
 import os from 'node:os';
@@ -283,7 +285,11 @@ async function stateless(lab, n = 10_000) {
   const cleanups = [];
   const t = { teardown: (fn) => cleanups.push(fn) };
   try {
-    const daemon = await startLabDaemon(t, lab, { NFTFARM_LOG_LEVEL: 'warn' }, { beforeStart: (db) => prepareStore(db, n, lab.backends, 'uniform', 'stateless_dnat') });
+    const env = { NFTFARM_LOG_LEVEL: process.env.BENCH_LOG_LEVEL ?? 'warn', ...(process.env.BENCH_NODE_OPTIONS ? { NODE_OPTIONS: process.env.BENCH_NODE_OPTIONS } : {}) };
+    const daemon = await startLabDaemon(t, lab, env, { beforeStart: (db) => prepareStore(db, n, lab.backends, 'uniform', 'stateless_dnat') });
+    if (process.env.BENCH_KEEP_LOG) cleanups.push(() => fs.writeFileSync(process.env.BENCH_KEEP_LOG, daemon.logs()));
+    // A profiled daemon writes its profile only when it exits by itself.
+    if (process.env.BENCH_NODE_OPTIONS) cleanups.push(() => daemon.stop('SIGTERM'));
     if (!(await daemon.until(async () => (await allApplied(daemon)) && (await farmApplied(daemon, 'f0')), 600_000))) throw new Error('stateless farms not applied');
     const coldMs = Date.now() - daemon.startedAt();
     // A write that changes nothing in the kernel: the weight it already has.

@@ -75,11 +75,15 @@ export function createKernelWriter(nft: NftRunner, elements?: ElementWriter, log
         await viaNft(operations);
         return;
       }
+      const t0 = performance.now();
       await viaNft(structure);
+      const structureMs = performance.now() - t0;
+      let viaNftBatches = 0;
       // batches() sized each batch from its operations' sizes; one that still does not fit
       // (or holds what the writer cannot encode) goes through nft.
       for (const batch of [...batches(body, elements), ...batches(tail, elements)]) {
         if (!elements.encodable(batch)) {
+          viaNftBatches++;
           await viaNft(batch);
           continue;
         }
@@ -87,10 +91,12 @@ export function createKernelWriter(nft: NftRunner, elements?: ElementWriter, log
           await elements.commit(batch);
         } catch (err) {
           if (!tooLarge(err)) throw err;
+          viaNftBatches++;
           await viaNft(batch);
         }
       }
-      log?.debug({ operations: operations.length }, 'loaded the tables');
+      const ms = (x: number) => Math.round(x * 10) / 10;
+      log?.debug({ operations: operations.length, structure: structure.length, structureMs: ms(structureMs), elementsMs: ms(performance.now() - t0 - structureMs), viaNftBatches }, 'loaded the tables');
     },
   };
 }

@@ -48,16 +48,21 @@ export class NeighborTable {
   /**
    * Reads the kernel's ARP table (one netlink dump), remembers the MACs it shows, and returns
    * the addresses whose answer (`lookup`) changed: only farms with those backends need a pass.
+   * An entry that appears, goes stale or disappears with the MAC already remembered changes
+   * no answer (after a start, the kernel resolving backends the store remembered woke every
+   * farm that uses them: 10,000 farms re-planned for nothing, 1.6 s).
    */
   async refresh(interfaces: readonly { index: number; name: string }[]): Promise<Set<string>> {
     const names = new Map(interfaces.map((i) => [i.index, i.name]));
-    const before = new Map([...this.entries].map(([k, e]) => [k, validMac(e)]));
     const entries = await this.net.listNeighbors();
-    this.entries = new Map(entries.map((e) => [`${e.ifindex}|${e.ip}`, e]));
-    const changed = new Set<string>();
-    for (const [k, e] of this.entries) {
+    const fresh = new Map(entries.map((e) => [`${e.ifindex}|${e.ip}`, e]));
+    const keyed = new Map<string, { ifindex: number; ip: string }>();
+    for (const e of [...this.entries.values(), ...entries]) keyed.set(`${e.ifindex}|${e.ip}`, e);
+    const answer = ({ ifindex, ip }: { ifindex: number; ip: string }) => this.lookup(ifindex, names.get(ifindex) ?? '', ip).mac;
+    const before = new Map([...keyed].map(([k, e]) => [k, answer(e)]));
+    this.entries = fresh;
+    for (const e of entries) {
       const mac = validMac(e);
-      if (before.get(k) !== mac) changed.add(e.ip);
       const ifname = names.get(e.ifindex);
       if (!mac || ifname === undefined) continue;
       const key = `${ifname}|${e.ip}`;
@@ -66,7 +71,8 @@ export class NeighborTable {
       this.remembered.set(key, mac);
       this.memory.rememberNeighbor(ifname, e.ip, mac);
     }
-    for (const [k, mac] of before) if (mac && !this.entries.has(k)) changed.add(k.slice(k.indexOf('|') + 1));
+    const changed = new Set<string>();
+    for (const [k, e] of keyed) if (answer(e) !== before.get(k)) changed.add(e.ip);
     return changed;
   }
 

@@ -47,7 +47,9 @@ import {
   REPLY_ANY_DISPATCH_MAP,
   REPLY_ANY_DISPATCH_MAP6,
   REPLY_DISPATCH_MAP,
+  REPLY_PORT_DISPATCH_MAP,
   REPLY_DISPATCH_MAP6,
+  REPLY_PORT_DISPATCH_MAP6,
   SELECTION_BASE,
   SELECTION_MAP,
   countNewFlowChain,
@@ -179,6 +181,7 @@ export interface FamilyNames {
   rangeDispatch: string;
   anyDispatch: string;
   guard: string;
+  replyPorts: string;
   replies: string;
   anyReplies: string;
   addresses: string;
@@ -194,6 +197,7 @@ export const IPV4_NAMES: FamilyNames = {
   rangeDispatch: RANGE_DISPATCH_MAP,
   anyDispatch: ANY_DISPATCH_MAP,
   guard: GUARDED_VIPS_SET,
+  replyPorts: REPLY_PORT_DISPATCH_MAP,
   replies: REPLY_DISPATCH_MAP,
   anyReplies: REPLY_ANY_DISPATCH_MAP,
   addresses: BACKEND_ADDRESSES_MAP,
@@ -209,6 +213,7 @@ export const IPV6_NAMES: FamilyNames = {
   rangeDispatch: RANGE_DISPATCH_MAP6,
   anyDispatch: ANY_DISPATCH_MAP6,
   guard: GUARDED_VIPS_SET6,
+  replyPorts: REPLY_PORT_DISPATCH_MAP6,
   replies: REPLY_DISPATCH_MAP6,
   anyReplies: REPLY_ANY_DISPATCH_MAP6,
   addresses: BACKEND_ADDRESSES_MAP6,
@@ -414,7 +419,8 @@ function renderNetdevFarm(farm: DesiredFarm): FarmObjects {
     const verdict = `jump ${farmRepliesChain(slot)}`;
     for (const c of replyClaims(farm)) {
       if (c.protocol === 'all') elements.push({ table: 'netdev', set: names.anyReplies, key: c.ip, value: verdict });
-      else elements.push({ table: 'netdev', set: names.replies, key: `${c.ip} . ${c.protocol} . ${c.low === c.high ? c.low : `${c.low}-${c.high}`}`, value: verdict });
+      else if (c.low === c.high) elements.push({ table: 'netdev', set: names.replyPorts, key: `${c.ip} . ${c.protocol} . ${c.low}`, value: verdict });
+      else elements.push({ table: 'netdev', set: names.replies, key: `${c.ip} . ${c.protocol} . ${c.low}-${c.high}`, value: verdict });
     }
   }
   return {

@@ -32,7 +32,14 @@ export const RANGE_DISPATCH_MAP = 'ipv4_vip_port_ranges';
 export const ANY_DISPATCH_MAP = 'ipv4_vip_any';
 /** VIPs announced by proxy ARP: what no farm takes is dropped, or it would loop (forwarding is on). */
 export const GUARDED_VIPS_SET = 'ipv4_proxied_vips';
-/** stateless_dnat: backend address . protocol . port -> jump to the replies chain of its farm. */
+/**
+ * stateless_dnat: backend address . protocol . source port -> jump to the replies chain of its
+ * farm, for single ports. A hash, as PORT_DISPATCH_MAP: the lookup costs the same with 1 farm
+ * or 10,000, and the netlink writer loads it (nft must re-read an interval map's elements at
+ * every write: a cold load of 10,000 farms through nft grew as N^2, 10 of its 15 s).
+ */
+export const REPLY_PORT_DISPATCH_MAP = 'ipv4_backend_reply_ports';
+/** The same for port ranges (an interval map, as RANGE_DISPATCH_MAP). */
 export const REPLY_DISPATCH_MAP = 'ipv4_backend_replies';
 /** The same for stateless_dnat farms of protocol 'all': backend address -> jump. */
 export const REPLY_ANY_DISPATCH_MAP = 'ipv4_backend_any_replies';
@@ -46,6 +53,7 @@ export const RANGE_DISPATCH_MAP6 = 'ipv6_vip_port_ranges';
 export const ANY_DISPATCH_MAP6 = 'ipv6_vip_any';
 /** IPv6 VIPs announced by proxy NDP: what no farm takes is dropped (forwarding is on). */
 export const GUARDED_VIPS_SET6 = 'ipv6_proxied_vips';
+export const REPLY_PORT_DISPATCH_MAP6 = 'ipv6_backend_reply_ports';
 export const REPLY_DISPATCH_MAP6 = 'ipv6_backend_replies';
 export const REPLY_ANY_DISPATCH_MAP6 = 'ipv6_backend_any_replies';
 

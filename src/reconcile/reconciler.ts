@@ -443,7 +443,9 @@ export class Reconciler implements DataplaneView {
     }
     if (this.neighborsDirty) {
       this.neighborsDirty = false;
-      for (const ip of await this.neighbors.refresh(this.interfaces)) for (const id of this.farmsByBackendIp.get(ip) ?? []) this.dirty.add(id);
+      const changed = await this.neighbors.refresh(this.interfaces);
+      for (const ip of changed) for (const id of this.farmsByBackendIp.get(ip) ?? []) this.dirty.add(id);
+      if (changed.size > 0) this.log.debug({ addresses: [...changed].slice(0, 10), farms: this.dirty.size }, 'neighbours changed');
     }
     if (this.dirty.size === 0) return 'idle';
     const ids = [...this.dirty];

@@ -30,6 +30,7 @@ import {
   RANGE_DISPATCH_MAP,
   REPLY_ANY_DISPATCH_MAP,
   REPLY_DISPATCH_MAP,
+  REPLY_PORT_DISPATCH_MAP,
   SELECTION_MAP,
   TABLE_FAMILY,
   TABLE_NAME,
@@ -67,6 +68,7 @@ const NETDEV_SETS6: SetDecl[] = [
   map(IPV6_NAMES.rangeDispatch, 'ipv6_addr . inet_proto . inet_service : verdict', ['flags interval']),
   map(IPV6_NAMES.anyDispatch, 'ipv6_addr : verdict'),
   set(IPV6_NAMES.guard, 'ipv6_addr'),
+  map(IPV6_NAMES.replyPorts, 'ipv6_addr . inet_proto . inet_service : verdict'),
   map(IPV6_NAMES.replies, 'ipv6_addr . inet_proto . inet_service : verdict', ['flags interval']),
   map(IPV6_NAMES.anyReplies, 'ipv6_addr : verdict'),
   map(BACKEND_ADDRESSES_MAP6, 'mark : ipv6_addr'),
@@ -76,6 +78,7 @@ const NETDEV_SETS6: SetDecl[] = [
 const NETDEV_SETS: SetDecl[] = [
   ...dispatchMaps(),
   set(GUARDED_VIPS_SET, 'ipv4_addr'),
+  map(REPLY_PORT_DISPATCH_MAP, 'ipv4_addr . inet_proto . inet_service : verdict'),
   map(REPLY_DISPATCH_MAP, 'ipv4_addr . inet_proto . inet_service : verdict', ['flags interval']),
   map(REPLY_ANY_DISPATCH_MAP, 'ipv4_addr : verdict'),
   set(NEW_FLOWS_SET, 'mark', ['counter']),
@@ -190,7 +193,9 @@ export function ingressChainOf(need: IngressNeed): ChainDecl {
 
 function replyRules(names: FamilyNames): string[] {
   const unfragmented = names.ipv6 ? '' : ' ip frag-off & 0x1fff == 0';
+  // Single ports in a hash, ranges in an interval map (as the VIP dispatch).
   return [
+    `meta pkttype host${unfragmented} ${names.ip} saddr . meta l4proto . th sport vmap @${names.replyPorts}`,
     `meta pkttype host${unfragmented} ${names.ip} saddr . meta l4proto . th sport vmap @${names.replies}`,
     `meta pkttype host ${names.ip} saddr vmap @${names.anyReplies}`,
   ];

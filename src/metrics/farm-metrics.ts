@@ -33,17 +33,38 @@ const FAMILIES: Family[] = [
   { name: 'nftfarm_backend_up', help: 'Whether the backend can take new flows (1) or not (0)', type: 'gauge', backend: (_c, _uid, b) => (b.up ? 1 : 0) },
 ];
 
+interface Labels {
+  farm: string[];
+  backends: string[][];
+}
+
+/** Label strings by farm list: the observer keeps one list while no farm changes, so scrapes share them. */
+const labelsByList = new WeakMap<readonly FarmDescriptor[], Labels>();
+
+function labelsOf(farms: readonly FarmDescriptor[]): Labels {
+  let labels = labelsByList.get(farms);
+  if (!labels) {
+    const farm = farms.map((f) => `farm="${escape(f.name)}"`);
+    labels = { farm, backends: farms.map((f, i) => f.backends.map((b) => `${farm[i]},backend="${b.id}",ip="${b.ip}"`)) };
+    labelsByList.set(farms, labels);
+  }
+  return labels;
+}
+
 /** The farm and backend series of every farm given, from one sample. */
 export function farmMetricsText(farms: readonly FarmDescriptor[], sample: CounterSample): string {
   const counters = farms.map((f) => farmCounters(f, sample));
-  const farmLabel = farms.map((f) => `farm="${escape(f.name)}"`);
+  const labels = labelsOf(farms);
   const out: string[] = [];
   for (const family of FAMILIES) {
     out.push(`# HELP ${family.name} ${family.help}`, `# TYPE ${family.name} ${family.type}`);
     farms.forEach((f, i) => {
       const c = counters[i]!;
-      if (family.farm) out.push(`${family.name}{${farmLabel[i]}} ${family.farm(c, f)}`);
-      else for (const b of f.backends) out.push(`${family.name}{${farmLabel[i]},backend="${b.id}",ip="${b.ip}"} ${family.backend!(c, b.uid, b)}`);
+      if (family.farm) out.push(`${family.name}{${labels.farm[i]}} ${family.farm(c, f)}`);
+      else {
+        const backendLabels = labels.backends[i]!;
+        f.backends.forEach((b, j) => out.push(`${family.name}{${backendLabels[j]}} ${family.backend!(c, b.uid, b)}`));
+      }
     });
   }
   return `${out.join('\n')}\n`;

@@ -14,7 +14,7 @@ import { readMark } from '../dataplane/sessions.js';
 import { counterSourcesFor } from './counter-sources.js';
 import { farmCounters, setKey, type Counter, type CounterSample, type FarmDescriptor, type FarmList, type ListedFarm } from './farm-counters.js';
 import { farmStatsJson } from './farm-stats-json.js';
-import { farmMetricsText } from '../metrics/farm-metrics.js';
+import { farmMetricsBytes } from '../metrics/farm-metrics.js';
 import { TABLE_FAMILY, TABLE_NAME, flowsMap } from '../reconcile/names.js';
 
 export type ObserverRequest =
@@ -142,7 +142,7 @@ async function handle(request: ObserverRequest): Promise<unknown> {
     }
     case 'metrics': {
       const { running } = listOf(request);
-      return ownBytes(farmMetricsText(running, await currentSample(running)));
+      return farmMetricsBytes(running, await currentSample(running));
     }
     case 'stats': {
       const { farms, running } = listOf(request);

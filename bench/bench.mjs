@@ -24,9 +24,11 @@
  * prints the raw JSON. Options (environment): BENCH_SIZES=1,1000,10000  BENCH_ROUNDS=5
  * BENCH_CHANGES=30  BENCH_WORKLOADS=uniform,random  BENCH_PARTS=data,control,stateless
  * (BENCH_PARTS=data,dispatch: the data plane and the 10,000-farm dispatch ratio without the
- * control-plane measurements). Profiling the stateless part's daemon: BENCH_NODE_OPTIONS
- * (e.g. "--cpu-prof --cpu-prof-dir=DIR"), BENCH_LOG_LEVEL=debug (the load's structure and
- * element times), BENCH_KEEP_LOG=FILE.
+ * control-plane measurements; BENCH_PARTS=reads: only the reads of the control part, at each
+ * size and workload, printed and not written to RESULTS.md; BENCH_PROF=DIR: the daemons run
+ * with `node --cpu-prof`, their profiles written to DIR); BENCH_LOG_LEVEL=debug (the daemons'
+ * log level; the first load logs its structure and element times), BENCH_KEEP_LOG=FILE (the
+ * stateless part's daemon log).
  */
 import fs from 'node:fs';
 import os from 'node:os';
@@ -54,6 +56,8 @@ const TCP_SECONDS = 3;
 const LOAD_SECONDS = 5;
 const PORTS = { udpFarm: 5000, udpBare: 5001, tcpFarm: 5201, tcpBare: 5202, udpFarm6: 5010, udpBare6: 5011 };
 const URL_IN_LB = 'http://127.0.0.1:4444';
+/** The daemon's environment: warnings only, and a CPU profile when BENCH_PROF names a directory. */
+const DAEMON_ENV = { NFTFARM_LOG_LEVEL: process.env.BENCH_LOG_LEVEL ?? 'warn', ...(process.env.BENCH_PROF ? { NODE_OPTIONS: `--cpu-prof --cpu-prof-dir=${path.resolve(process.env.BENCH_PROF)}` } : {}) };
 const started = Date.now();
 
 const median = (xs) => {
@@ -208,7 +212,7 @@ async function controlPlane(lab, n, workload) {
   const cleanups = [];
   const t = { teardown: (fn) => cleanups.push(fn) };
   try {
-    const daemon = await startLabDaemon(t, lab, { NFTFARM_LOG_LEVEL: 'warn' }, { beforeStart: (db) => prepareStore(db, n, lab.backends, workload) });
+    const daemon = await startLabDaemon(t, lab, DAEMON_ENV, { beforeStart: (db) => prepareStore(db, n, lab.backends, workload) });
     const apiUpMs = Date.now() - daemon.startedAt();
     if (!(await daemon.until(async () => (await allApplied(daemon)) && (await farmApplied(daemon, 'f0')), 600_000))) throw new Error(`f0 not applied:\n${daemon.logs().slice(-3000)}`);
     const coldMs = Date.now() - daemon.startedAt();
@@ -264,12 +268,37 @@ async function controlPlane(lab, n, workload) {
   }
 }
 
+/** The reads of every farm alone (BENCH_PARTS=reads): /stats/farms, /metrics, GET /farms/{f} with and without scrapes. */
+async function readsOnly(lab, n, workload) {
+  const cleanups = [];
+  const t = { teardown: (fn) => cleanups.push(fn) };
+  try {
+    const daemon = await startLabDaemon(t, lab, DAEMON_ENV, { beforeStart: (db) => prepareStore(db, n, lab.backends, workload) });
+    if (!(await daemon.until(async () => (await allApplied(daemon)) && (await farmApplied(daemon, 'f0')), 600_000))) throw new Error('farms not applied');
+    await new Promise((r) => setTimeout(r, 2000));
+    const load = JSON.parse(
+      (await lab.execOk(lab.lb.ns, [process.execPath, path.join(here, 'lib', 'api-load.mjs'), URL_IN_LB, API_KEY, 'f0', String(LOAD_SECONDS), 'reads'], { timeoutMs: 600_000 })).stdout,
+    );
+    const s = load.underScrape;
+    log(
+      `${workload} ${n} farms: stats ${load.statsMs} ms, metrics ${load.metricsMs} ms (median of 5, alone); GET p50/p99 ${load.get.p50Ms}/${load.get.p99Ms} ms alone, ` +
+        `${s.get.p50Ms}/${s.get.p99Ms} ms while scraping (${s.scrapes} scrapes: metrics median ${s.metricsMs} ms, max ${s.metricsMaxMs} ms; stats median ${s.statsMs} ms)`,
+    );
+    // A graceful stop, so that a daemon under --cpu-prof writes its profile.
+    await daemon.stop('SIGTERM');
+    return { farms: n, workload, load };
+  } finally {
+    for (const fn of cleanups.reverse()) await fn();
+    await lab.exec(lab.lb.ns, ['nft', 'delete', 'table', 'netdev', 'nftfarm']);
+  }
+}
+
 /** The measured farm beside N-1 other farms, against the ceiling: the dispatch ratio alone. */
 async function dispatchOnly(lab, n) {
   const cleanups = [];
   const t = { teardown: (fn) => cleanups.push(fn) };
   try {
-    const daemon = await startLabDaemon(t, lab, { NFTFARM_LOG_LEVEL: 'warn' }, { beforeStart: (db) => prepareStore(db, n, lab.backends, 'uniform') });
+    const daemon = await startLabDaemon(t, lab, DAEMON_ENV, { beforeStart: (db) => prepareStore(db, n, lab.backends, 'uniform') });
     if (!(await daemon.until(async () => (await allApplied(daemon)) && (await farmApplied(daemon, 'f0')), 600_000))) throw new Error('farms not applied');
     await createMeasuredFarm(daemon, lab, 'measured', 'udp', PORTS.udpFarm);
     const dispatch = await udpCompare(lab, { bare: [VIP, PORTS.udpBare], dsr: [VIP, PORTS.udpFarm] }, ROUNDS);
@@ -285,11 +314,10 @@ async function stateless(lab, n = 10_000) {
   const cleanups = [];
   const t = { teardown: (fn) => cleanups.push(fn) };
   try {
-    const env = { NFTFARM_LOG_LEVEL: process.env.BENCH_LOG_LEVEL ?? 'warn', ...(process.env.BENCH_NODE_OPTIONS ? { NODE_OPTIONS: process.env.BENCH_NODE_OPTIONS } : {}) };
-    const daemon = await startLabDaemon(t, lab, env, { beforeStart: (db) => prepareStore(db, n, lab.backends, 'uniform', 'stateless_dnat') });
+    const daemon = await startLabDaemon(t, lab, DAEMON_ENV, { beforeStart: (db) => prepareStore(db, n, lab.backends, 'uniform', 'stateless_dnat') });
     if (process.env.BENCH_KEEP_LOG) cleanups.push(() => fs.writeFileSync(process.env.BENCH_KEEP_LOG, daemon.logs()));
     // A profiled daemon writes its profile only when it exits by itself.
-    if (process.env.BENCH_NODE_OPTIONS) cleanups.push(() => daemon.stop('SIGTERM'));
+    if (process.env.BENCH_PROF) cleanups.push(() => daemon.stop('SIGTERM'));
     if (!(await daemon.until(async () => (await allApplied(daemon)) && (await farmApplied(daemon, 'f0')), 600_000))) throw new Error('stateless farms not applied');
     const coldMs = Date.now() - daemon.startedAt();
     // A write that changes nothing in the kernel: the weight it already has.
@@ -312,7 +340,7 @@ async function dataPlane(lab) {
   const cleanups = [];
   const t = { teardown: (fn) => cleanups.push(fn) };
   try {
-    const daemon = await startLabDaemon(t, lab, { NFTFARM_LOG_LEVEL: 'warn' });
+    const daemon = await startLabDaemon(t, lab, DAEMON_ENV);
     await createMeasuredFarm(daemon, lab, 'measured', 'udp', PORTS.udpFarm);
     const b1 = lab.backends[0];
     const udp = await udpCompare(lab, { direct: [b1.ip, PORTS.udpFarm], bare: [VIP, PORTS.udpBare], dsr: [VIP, PORTS.udpFarm] }, ROUNDS);
@@ -512,6 +540,12 @@ async function main() {
     await lab.configureDsrBackends(VIP);
     await lab.configureDsrBackends(LAB_VIP6);
     await installBareRule(lab);
+    if (PARTS.has('reads')) {
+      const reads = [];
+      for (const workload of WORKLOADS) for (const n of SIZES) reads.push(await readsOnly(lab, n, workload));
+      console.log(JSON.stringify({ m, reads, seconds: Math.round((Date.now() - started) / 1000) }));
+      return;
+    }
     const dp = PARTS.has('data') ? await dataPlane(lab) : null;
     const cp = [];
     if (PARTS.has('control')) for (const workload of WORKLOADS) for (const n of SIZES) cp.push(await controlPlane(lab, n, workload));

@@ -15,6 +15,7 @@ import { farmRoutes } from './api/routes/farms.js';
 import { backendRoutes } from './api/routes/backends.js';
 import { healthCheckRoutes } from './api/routes/health-checks.js';
 import { statsRoutes } from './api/routes/stats.js';
+import { FarmListCache } from './api/farm-list.js';
 import { systemRoutes } from './api/routes/system.js';
 import { auditRoutes } from './api/routes/audit.js';
 import { auditWrites } from './api/audit.js';
@@ -141,7 +142,10 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     metrics.apiRequest(request.method, request.routeOptions.url ?? 'unmatched', reply.statusCode, reply.elapsedTime / 1000);
   });
   const metricsAccess = deps.metricsAccess ?? 'open';
-  if (metricsAccess !== 'off') await app.register(metricsRoute, { metrics, access: metricsAccess });
+  // The reads of every farm (/metrics, /stats/farms) share one farm list, kept between reads.
+  const farmList = new FarmListCache(deps.store, deps.dataplane);
+  app.addHook('onClose', async () => farmList.close());
+  if (metricsAccess !== 'off') await app.register(metricsRoute, { metrics, access: metricsAccess, farmList });
 
   await app.register(
     async (zapi) => {
@@ -158,7 +162,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
       await zapi.register(farmRoutes);
       await zapi.register(backendRoutes);
       await zapi.register(healthCheckRoutes);
-      await zapi.register(statsRoutes);
+      await zapi.register(statsRoutes, { farmList });
       await zapi.register(systemRoutes);
       await zapi.register(auditRoutes);
       await zapi.register(backendSetupRoutes);

@@ -6,8 +6,9 @@
  * the sample is read elsewhere (observer-worker.ts). Under DSR the load balancer sees only
  * the client-to-backend direction: every figure here is inbound.
  */
-import type { Persistence, NatType, Protocol } from '../model/farm.js';
+import type { FarmStatus, Persistence, NatType, Protocol } from '../model/farm.js';
 import { counterSourcesFor } from './counter-sources.js';
+import { farmStatsJson } from './farm-stats-json.js';
 
 export interface BackendCounters {
   packets: number;
@@ -41,6 +42,24 @@ export interface FarmDescriptor {
   backends: { uid: number; id: number; ip: string; up: boolean }[];
 }
 
+/** A farm as the reads of every farm (/metrics, /stats/farms) show it: stopped ones included. */
+export interface ListedFarm extends FarmDescriptor {
+  running: boolean;
+  profile: string;
+  status: FarmStatus;
+  vip: string;
+  vport: string;
+}
+
+/**
+ * Every farm in the store's order (by name), with a version that changes whenever any of them
+ * does: the observer sends the list to its worker only when the worker does not hold it yet.
+ */
+export interface FarmList {
+  version: number;
+  farms: readonly ListedFarm[];
+}
+
 export interface Counter {
   packets: number;
   bytes: number;
@@ -59,30 +78,60 @@ export interface CounterSample {
 
 export const setKey = (family: string, table: string, set: string): string => `${family} ${table} ${set}`;
 
+type SetIndex = Map<string, Map<string, Map<string, Map<number, Counter>>>>;
+const indexes = new WeakMap<CounterSample, SetIndex>();
+
+/**
+ * A counted set of the sample by family, table and name, through nested maps: the names are
+ * constants, so nothing is concatenated and hashed again for each of 10,000 farms.
+ */
+function countedSet(sample: CounterSample, family: string, table: string, set: string): Map<number, Counter> | undefined {
+  let index = indexes.get(sample);
+  if (!index) {
+    index = new Map();
+    for (const [key, counters] of sample.sets) {
+      const [f = '', t = '', name = ''] = key.split(' ');
+      let tables = index.get(f);
+      if (!tables) index.set(f, (tables = new Map()));
+      let sets = tables.get(t);
+      if (!sets) tables.set(t, (sets = new Map()));
+      sets.set(name, counters);
+    }
+    indexes.set(sample, index);
+  }
+  return index.get(family)?.get(table)?.get(set);
+}
+
 /** The farm's counters in the sample; null when the farm is not in the kernel (no drop counter). */
 export function farmCounters(farm: FarmDescriptor, sample: CounterSample): FarmCounters | null {
   const s = counterSourcesFor(farm);
-  const drops = sample.sets.get(setKey(s.family, s.table, s.dropped.set));
+  const drops = countedSet(sample, s.family, s.table, s.dropped.set);
   const drop = drops?.get(s.dropped.slot);
   if (!drop) return null;
-  const forwarded = sample.sets.get(setKey(s.family, s.table, s.forwarded));
-  const newFlows = sample.sets.get(setKey(s.family, s.table, s.newFlows));
-  const established = s.established.kind === 'pins' ? sample.pins : sample.connections;
+  const forwarded = countedSet(sample, s.family, s.table, s.forwarded);
+  const newFlows = countedSet(sample, s.family, s.table, s.newFlows);
+  const pinned = s.established.kind === 'pins' ? sample.pins : sample.connections;
   const backends = new Map<number, BackendCounters>();
-  let total = 0;
+  // One loop for every total: this runs for each of 10,000 farms at every scrape.
+  let established = 0;
+  let packets = drop.packets;
+  let bytes = drop.bytes;
+  let flows = 0;
   for (const { uid } of farm.backends) {
     const f = forwarded?.get(uid);
-    const b: BackendCounters = { packets: f?.packets ?? 0, bytes: f?.bytes ?? 0, newFlows: newFlows?.get(uid)?.packets ?? 0, established: established.get(uid) ?? 0 };
-    total += b.established;
+    const b: BackendCounters = { packets: f?.packets ?? 0, bytes: f?.bytes ?? 0, newFlows: newFlows?.get(uid)?.packets ?? 0, established: pinned.get(uid) ?? 0 };
+    established += b.established;
+    packets += b.packets;
+    bytes += b.bytes;
+    flows += b.newFlows;
     if (b.packets || b.bytes || b.newFlows || b.established) backends.set(uid, b);
   }
-  const sum = (f: (b: BackendCounters) => number) => [...backends.values()].reduce((a, b) => a + f(b), 0);
   return {
-    packets: sum((b) => b.packets) + drop.packets,
-    bytes: sum((b) => b.bytes) + drop.bytes,
-    newFlows: sum((b) => b.newFlows),
+    packets,
+    bytes,
+    newFlows: flows,
     dropped: drop.packets,
-    established: total,
+    established,
     backends,
     sessions: s.sessions ? (sample.sessions.get(setKey(s.family, s.table, s.sessions.map)) ?? 0) : null,
   };
@@ -93,8 +142,10 @@ export interface CounterReader {
   read(farm: FarmDescriptor): Promise<FarmCounters | null>;
   /** Many farms at once (the stats list), by farm id: each table-wide set is read once. */
   readMany(farms: readonly FarmDescriptor[]): Promise<Map<number, FarmCounters | null>>;
-  /** The Prometheus text of the farm and backend series, built off the event loop. */
-  metricsText(farms: readonly FarmDescriptor[]): Promise<string>;
+  /** The Prometheus text (UTF-8) of the running farms' and their backends' series, built off the event loop. */
+  metricsText(list: FarmList): Promise<Uint8Array>;
+  /** The JSON body (UTF-8) of GET /stats/farms, built off the event loop; without it, the route shows zeros. */
+  statsJson?(list: FarmList): Promise<Uint8Array>;
   /** Connections per backend mark, counted now (leastconn, max_conns). */
   connections(): Promise<Map<number, number>>;
   close(): void;
@@ -104,7 +155,8 @@ export interface CounterReader {
 export const noCounters: CounterReader = {
   read: async () => null,
   readMany: async (farms) => new Map(farms.map((f) => [f.id, null])),
-  metricsText: async () => '',
+  metricsText: async () => new Uint8Array(0),
+  statsJson: async (list) => new TextEncoder().encode(farmStatsJson(list.farms, null)),
   connections: async () => new Map(),
   close: () => {},
 };

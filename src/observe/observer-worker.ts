@@ -12,13 +12,15 @@ import { openNftObjectReader } from '../dataplane/netlink/nft-objects.js';
 import { openConnectionCounter } from '../dataplane/netlink/conntrack-count.js';
 import { readMark } from '../dataplane/sessions.js';
 import { counterSourcesFor } from './counter-sources.js';
-import { farmCounters, setKey, type Counter, type CounterSample, type FarmDescriptor } from './farm-counters.js';
-import { farmMetricsText } from '../metrics/farm-metrics.js';
+import { farmCounters, setKey, type Counter, type CounterSample, type FarmDescriptor, type FarmList, type ListedFarm } from './farm-counters.js';
+import { farmStatsJson } from './farm-stats-json.js';
+import { farmMetricsBytes } from '../metrics/farm-metrics.js';
 import { TABLE_FAMILY, TABLE_NAME, flowsMap } from '../reconcile/names.js';
 
 export type ObserverRequest =
   | { seq: number; kind: 'counters'; farms: FarmDescriptor[] }
-  | { seq: number; kind: 'metrics'; farms: FarmDescriptor[] }
+  /** `farms`: the list of that version, sent only when the worker does not hold it yet. */
+  | { seq: number; kind: 'metrics' | 'stats'; version: number; farms?: ListedFarm[] }
   | { seq: number; kind: 'connections' };
 
 export type ObserverReply = { seq: number; ok: true; value: unknown } | { seq: number; ok: false; error: string };
@@ -116,14 +118,36 @@ async function currentSample(farms: readonly FarmDescriptor[]): Promise<CounterS
   return last.sample;
 }
 
+/** The last farm list the API sent (the reads of every farm send it only when it changed). */
+let held: (FarmList & { running: ListedFarm[] }) | null = null;
+
+function listOf(request: { version: number; farms?: ListedFarm[] }): FarmList & { running: ListedFarm[] } {
+  if (request.farms) held = { version: request.version, farms: request.farms, running: request.farms.filter((f) => f.running) };
+  if (!held || held.version !== request.version) throw new Error(`the observer does not hold farm list ${request.version}`);
+  return held;
+}
+
+/** UTF-8 in an ArrayBuffer of its own, so that it can be transferred to the API's thread, not copied. */
+export function ownBytes(text: string): Uint8Array {
+  const bytes = Buffer.allocUnsafeSlow(Buffer.byteLength(text));
+  bytes.write(text);
+  return bytes;
+}
+
 async function handle(request: ObserverRequest): Promise<unknown> {
   switch (request.kind) {
     case 'counters': {
       const s = await currentSample(request.farms);
       return request.farms.map((f) => [f.id, farmCounters(f, s)] as const);
     }
-    case 'metrics':
-      return farmMetricsText(request.farms, await currentSample(request.farms));
+    case 'metrics': {
+      const { running } = listOf(request);
+      return farmMetricsBytes(running, await currentSample(running));
+    }
+    case 'stats': {
+      const { farms, running } = listOf(request);
+      return ownBytes(farmStatsJson(farms, await currentSample(running)));
+    }
     case 'connections':
       return conntrack.countByMark();
   }
@@ -131,7 +155,7 @@ async function handle(request: ObserverRequest): Promise<unknown> {
 
 parentPort?.on('message', (request: ObserverRequest) => {
   handle(request).then(
-    (value) => parentPort!.postMessage({ seq: request.seq, ok: true, value } satisfies ObserverReply),
+    (value) => parentPort!.postMessage({ seq: request.seq, ok: true, value } satisfies ObserverReply, value instanceof Uint8Array ? [value.buffer as ArrayBuffer] : []),
     (err: unknown) => parentPort!.postMessage({ seq: request.seq, ok: false, error: err instanceof Error ? err.message : String(err) } satisfies ObserverReply),
   );
 });

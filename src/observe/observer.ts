@@ -5,7 +5,7 @@
  */
 import { Worker } from 'node:worker_threads';
 import type { Logger } from 'pino';
-import type { CounterReader, FarmCounters, FarmDescriptor } from './farm-counters.js';
+import type { CounterReader, FarmCounters, FarmList, ListedFarm } from './farm-counters.js';
 import type { ObserverReply, ObserverRequest } from './observer-worker.js';
 
 type Pending = { resolve: (v: unknown) => void; reject: (e: Error) => void };
@@ -16,6 +16,8 @@ export function openObserver(log?: Logger): CounterReader {
   let worker: Worker | null = null;
   let seq = 0;
   const pending = new Map<number, Pending>();
+  /** The farm list version the worker holds (-1: none, a new worker). */
+  let sentVersion = -1;
   const start = (): Worker => {
     if (worker) return worker;
     const w = new Worker(new URL('./observer-worker.js', import.meta.url));
@@ -32,8 +34,10 @@ export function openObserver(log?: Logger): CounterReader {
       for (const p of pending.values()) p.reject(err);
       pending.clear();
       worker = null;
+      sentVersion = -1;
     });
     worker = w;
+    sentVersion = -1;
     return w;
   };
   const ask = <T>(request: Request): Promise<T> =>
@@ -42,6 +46,13 @@ export function openObserver(log?: Logger): CounterReader {
       pending.set(s, { resolve: resolve as (v: unknown) => void, reject });
       start().postMessage({ ...request, seq: s });
     });
+  // Messages reach the worker in order: once a list is sent, later requests can name its version.
+  const withList = (kind: 'metrics' | 'stats', list: FarmList) => {
+    start();
+    const fresh = sentVersion !== list.version;
+    sentVersion = list.version;
+    return { kind, version: list.version, ...(fresh ? { farms: list.farms as ListedFarm[] } : {}) };
+  };
   return {
     async read(farm) {
       return (await this.readMany([farm])).get(farm.id) ?? null;
@@ -50,7 +61,8 @@ export function openObserver(log?: Logger): CounterReader {
       const pairs = await ask<[number, FarmCounters | null][]>({ kind: 'counters', farms: [...farms] });
       return new Map(pairs);
     },
-    metricsText: (farms: readonly FarmDescriptor[]) => ask<string>({ kind: 'metrics', farms: [...farms] }),
+    metricsText: (list) => ask<Uint8Array>(withList('metrics', list)),
+    statsJson: (list) => ask<Uint8Array>(withList('stats', list)),
     connections: () => ask<Map<number, number>>({ kind: 'connections' }),
     close() {
       void worker?.terminate();

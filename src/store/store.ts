@@ -278,6 +278,11 @@ export class Store {
 
   // ---- farms ----
 
+  /** Farm ids in listFarms' order. */
+  farmIdsByName(): number[] {
+    return this.sql('SELECT id FROM farms ORDER BY name').pluck().all() as number[];
+  }
+
   listFarms(): Farm[] {
     return (this.sql('SELECT * FROM farms ORDER BY name').all() as FarmRow[]).map(farmFromRow);
   }

@@ -7,9 +7,10 @@
  * of farms), so scrapes that arrive while one runs share its answer, and beyond
  * MAX_WAITING_SCRAPES of them the next ones get 503 in the envelope.
  */
+import { Readable } from 'node:stream';
 import type { FastifyInstance } from 'fastify';
 import { keysMatch } from '../api-key.js';
-import { counterDescriptor } from '../present.js';
+import type { FarmListCache } from '../farm-list.js';
 import { noCounters } from '../../observe/farm-counters.js';
 import type { Metrics } from '../../metrics/metrics.js';
 import { sendZapiError, ZapiError } from '../zapi.js';
@@ -18,18 +19,18 @@ export const MAX_WAITING_SCRAPES = 8;
 
 export type MetricsAccess = 'open' | 'key' | 'off';
 
-export async function metricsRoute(app: FastifyInstance, options: { metrics: Metrics; access: MetricsAccess }): Promise<void> {
-  const { store, dataplane } = app.deps;
+export async function metricsRoute(app: FastifyInstance, options: { metrics: Metrics; access: MetricsAccess; farmList: FarmListCache }): Promise<void> {
   const counters = app.deps.counters ?? noCounters;
-  // Farm and backend series come from the observer's worker thread, written there from one
-  // counter sample; the registry holds the process's own series (passes, API, health checks).
-  const scrape = async (): Promise<string> => {
-    const running = store.snapshot().farms.filter((f) => f.farm.running);
-    const farms = await counters.metricsText(running.map(({ farm, backends }) => counterDescriptor(farm, backends, dataplane.farm(farm.id))));
-    return `${await options.metrics.registry.metrics()}${farms}`;
+  // Farm and backend series come from the observer's worker thread, written there (as UTF-8)
+  // from one counter sample and the farm list kept between reads; the registry holds the
+  // process's own series (passes, API, health checks). The event loop only sends bytes:
+  // encoding megabytes of text there stalled other requests.
+  const scrape = async (): Promise<Buffer[]> => {
+    const farms = await counters.metricsText(options.farmList.current());
+    return [Buffer.from(await options.metrics.registry.metrics()), Buffer.from(farms.buffer, farms.byteOffset, farms.byteLength)];
   };
   // One scrape at a time: scrapes that arrive meanwhile share its answer.
-  let running: Promise<string> | null = null;
+  let running: Promise<Buffer[]> | null = null;
   let waiting = 0;
 
   app.get('/metrics', { schema: { hide: true } }, async (request, reply) => {
@@ -40,7 +41,7 @@ export async function metricsRoute(app: FastifyInstance, options: { metrics: Met
     if (running && waiting >= MAX_WAITING_SCRAPES) {
       return sendZapiError(reply, new ZapiError(503, 'Another scrape of /metrics is running and others wait for it; retry in a moment.', undefined, 'Metrics'));
     }
-    let text: string;
+    let text: Buffer[];
     if (running) {
       waiting++;
       try {
@@ -55,6 +56,7 @@ export async function metricsRoute(app: FastifyInstance, options: { metrics: Met
       text = await running;
     }
     reply.type(options.metrics.registry.contentType);
-    return text;
+    reply.header('content-length', text.reduce((n, b) => n + b.length, 0));
+    return reply.send(Readable.from(text, { objectMode: false }));
   });
 }

@@ -1,9 +1,10 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { Farm } from '../../model/farm.js';
-import { noCounters, type BackendCounters, type FarmCounters } from '../../observe/farm-counters.js';
+import { noCounters, type BackendCounters } from '../../observe/farm-counters.js';
+import type { FarmListCache } from '../farm-list.js';
 import { zapiRoute } from '../zapi.js';
 import { counterDescriptor } from '../present.js';
-import { describeFarm, farmInPath, farmPathParams, farmSummary, sessionViews } from '../farm-service.js';
+import { describeFarm, farmInPath, farmPathParams, sessionViews } from '../farm-service.js';
 
 type FarmRequest = FastifyRequest<{ Params: { farmname: string } }>;
 
@@ -25,8 +26,7 @@ const ZERO: BackendCounters = { packets: 0, bytes: 0, newFlows: 0, established: 
 const inbound = (c: Omit<BackendCounters, 'established'>) => ({ packets: c.packets, bytes: c.bytes, new_flows: c.newFlows });
 
 /** Live counters from the data plane (`deps.counters`); zeros where there is none (dry run, stopped farm). */
-export async function statsRoutes(app: FastifyInstance): Promise<void> {
-  const { store } = app.deps;
+export async function statsRoutes(app: FastifyInstance, options: { farmList: FarmListCache }): Promise<void> {
   const counters = app.deps.counters ?? noCounters;
 
   zapiRoute(app, {
@@ -44,21 +44,13 @@ export async function statsRoutes(app: FastifyInstance): Promise<void> {
         properties: { description: { type: 'string' }, farms: { type: 'array', items: { $ref: 'FarmStats#' } } },
       },
     },
-    handler: async () => {
-      // One store read for every farm and its backends, then the kernel's counters of the running ones.
-      const all = store.snapshot().farms;
-      const read = await counters.readMany(all.filter((f) => f.farm.running).map(({ farm, backends }) => counterDescriptor(farm, backends, app.deps.dataplane.farm(farm.id))));
-      const farms = all.map(({ farm, backends }) => {
-        const c: FarmCounters | null = read.get(farm.id) ?? null;
-        return {
-          ...farmSummary(app, farm, backends),
-          established: c?.established ?? 0,
-          pending: 0,
-          ...inbound(c ?? ZERO),
-          dropped: c?.dropped ?? 0,
-        };
-      });
-      return { description: 'List all farms stats', farms };
+    // The body is written in the observer's worker, from the farm list kept between reads
+    // (farm-list.ts): the event loop only hands over the bytes.
+    handler: async (_request, reply) => {
+      const list = options.farmList.current();
+      const body = await (counters.statsJson ?? noCounters.statsJson!)(list);
+      reply.type('application/json; charset=utf-8');
+      return Buffer.from(body.buffer, body.byteOffset, body.byteLength);
     },
   });
 

@@ -3,8 +3,8 @@
  * driven through its HTTP API only, real TCP and UDP traffic between namespaces.
  */
 import t from 'tap';
-import { createLab, LAB_VIP, type Lab } from '../../src/lab/lab.js';
-import { createDsrFarm, farmReady, startLabDaemon, type LabDaemon } from '../../src/lab/daemon.js';
+import { createLab, LAB_VIP, type Lab } from '../../lab/lab.js';
+import { createDsrFarm, farmReady, startLabDaemon, type LabDaemon } from '../../lab/daemon.js';
 
 const VIP = LAB_VIP;
 let lab: Lab;

@@ -15,9 +15,9 @@ COPY package.json package-lock.json tsconfig.json ./
 COPY src ./src
 COPY bin ./bin
 COPY migrations ./migrations
-# npm ci compiles the TypeScript (prepare); the dev dependencies go afterwards.
-# The network-namespace labs of the tests, the bench and the demo (dist/lab) stay out of the image.
-RUN npm ci --no-audit --no-fund && npm prune --omit=dev && rm -rf dist/lab
+# npm ci compiles the appliance's TypeScript (prepare: src/ into dist/); the dev dependencies go
+# afterwards. The network-namespace lab of the tests, the bench and the demo (lab/) is not copied.
+RUN npm ci --no-audit --no-fund && npm prune --omit=dev
 
 FROM node:24-bookworm-slim
 RUN apt-get update \

@@ -35,8 +35,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { allApplied, generator, sh } from './lib/common.mjs';
-import { CLIENT_IP, LB_IP, createLab, LAB_VIP, LAB_VIP6 } from '../dist/lab/lab.js';
-import { startLabDaemon, API_KEY } from '../dist/lab/daemon.js';
+import { CLIENT_IP, LB_IP, createLab, LAB_VIP, LAB_VIP6 } from '../lab/dist/lab/lab.js';
+import { startLabDaemon, API_KEY } from '../lab/dist/lab/daemon.js';
 import { openDatabase } from '../dist/store/db.js';
 import { Store } from '../dist/store/store.js';
 

@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 /**
- * Failover with BGP and ECMP (issue 12), in the routed lab of src/lab/routed.ts (run as root,
+ * Failover with BGP and ECMP (issue 12), in the routed lab of lab/routed.ts (run as root,
  * after `npm run build`):
  *
  *   node bench/bgp-failover.mjs [RUNS=5] [HOLD_TIMES=3,9] [MOVED_RUNS=3]
@@ -26,8 +26,8 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import { createRoutedLab, NODE_ASN, ROUTER_ASN, ROUTER_IP, PACKAGE_ROOT } from '../dist/lab/routed.js';
-import { startLabDaemon } from '../dist/lab/daemon.js';
+import { createRoutedLab, NODE_ASN, ROUTER_ASN, ROUTER_IP, PACKAGE_ROOT } from '../lab/dist/lab/routed.js';
+import { startLabDaemon } from '../lab/dist/lab/daemon.js';
 
 const RUNS = Number(process.argv[2] ?? 5);
 const HOLD_TIMES = (process.argv[3] ?? '3,9').split(',').map(Number);

@@ -14,7 +14,7 @@ import { execFileSync } from 'node:child_process';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { createLab, LAB_VIP, LB_MAC, macForIp, backendIp } from '../dist/lab/lab.js';
+import { createLab, LAB_VIP, LB_MAC, macForIp, backendIp } from '../lab/dist/lab/lab.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const BLAST = path.join(os.tmpdir(), `nftfarm-udp-blast-mmsg-${process.pid}`);

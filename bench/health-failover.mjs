@@ -14,8 +14,8 @@
  * points of the check cycle. Prints each run and the medians.
  */
 import fs from 'node:fs';
-import { createLab, LAB_VIP } from '../dist/lab/lab.js';
-import { createDsrFarm, farmReady, startLabDaemon } from '../dist/lab/daemon.js';
+import { createLab, LAB_VIP } from '../lab/dist/lab/lab.js';
+import { createDsrFarm, farmReady, startLabDaemon } from '../lab/dist/lab/daemon.js';
 
 const RUNS = Number(process.argv[2] ?? 10);
 const INTERVAL_S = Number(process.argv[3] ?? 1);

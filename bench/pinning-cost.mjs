@@ -10,7 +10,7 @@
  */
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { createLab, LAB_VIP, LB_MAC, macForIp } from '../dist/lab/lab.js';
+import { createLab, LAB_VIP, LB_MAC, macForIp } from '../lab/dist/lab/lab.js';
 import { desiredState, isRendered } from '../dist/reconcile/desired.js';
 import { renderFarm } from '../dist/reconcile/farm-render.js';
 import { assembleTables } from '../dist/reconcile/assemble.js';

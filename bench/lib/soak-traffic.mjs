@@ -18,7 +18,7 @@ import net from 'node:net';
 import http from 'node:http';
 import dgram from 'node:dgram';
 import { createInterface } from 'node:readline';
-import { takeResponse } from '../../dist/lab/http-response.js';
+import { takeResponse } from '../../lab/dist/lab/http-response.js';
 
 const plan = JSON.parse(process.argv[2]);
 const ANSWER_MS = 3000;

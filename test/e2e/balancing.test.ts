@@ -4,9 +4,9 @@
  * nat, hash_srcip, a full flow map, and leastconn and max_conns from conntrack counts.
  */
 import t from 'tap';
-import { LAB_VIP, createLab, type Lab } from '../../src/lab/lab.js';
-import { farmReady, startLabDaemon, type LabDaemon } from '../../src/lab/daemon.js';
-import type { BackendReply } from '../../src/lab/results.js';
+import { LAB_VIP, createLab, type Lab } from '../../lab/lab.js';
+import { farmReady, startLabDaemon, type LabDaemon } from '../../lab/daemon.js';
+import type { BackendReply } from '../../lab/results.js';
 
 const VIP = LAB_VIP;
 /** Extra client addresses, one persistence key each. */

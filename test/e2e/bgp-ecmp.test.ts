@@ -18,10 +18,10 @@
  * differ between the nodes.
  */
 import t from 'tap';
-import { createRoutedLab, NODE_ASN, ROUTER_ASN, ROUTER_IP, type RoutedLab } from '../../src/lab/routed.js';
+import { createRoutedLab, NODE_ASN, ROUTER_ASN, ROUTER_IP, type RoutedLab } from '../../lab/routed.js';
 import path from 'node:path';
-import { API_KEY, startLabDaemon, type LabDaemon } from '../../src/lab/daemon.js';
-import { PACKAGE_ROOT } from '../../src/lab/lab.js';
+import { API_KEY, startLabDaemon, type LabDaemon } from '../../lab/daemon.js';
+import { PACKAGE_ROOT } from '../../lab/lab.js';
 
 const VIP = '10.252.0.100';
 const VIP_API = '10.252.0.101';

@@ -9,8 +9,8 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import Database from 'better-sqlite3';
 import t from 'tap';
-import { createLab } from '../../src/lab/lab.js';
-import { API_KEY, startLabDaemon } from '../../src/lab/daemon.js';
+import { createLab } from '../../lab/lab.js';
+import { API_KEY, startLabDaemon } from '../../lab/daemon.js';
 import { withoutTapLoader } from '../helpers/live-daemon.js';
 
 const WRITERS = path.join(path.dirname(fileURLToPath(import.meta.url)), 'fixtures', 'crash-writers.mjs');

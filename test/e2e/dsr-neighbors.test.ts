@@ -7,8 +7,8 @@
 import { spawnSync } from 'node:child_process';
 import path from 'node:path';
 import t from 'tap';
-import { createLab, LAB_VIP, PACKAGE_ROOT, type Lab } from '../../src/lab/lab.js';
-import { API_KEY, cleanEnv, createDsrFarm, farmReady, startLabDaemon, type LabDaemon } from '../../src/lab/daemon.js';
+import { createLab, LAB_VIP, PACKAGE_ROOT, type Lab } from '../../lab/lab.js';
+import { API_KEY, cleanEnv, createDsrFarm, farmReady, startLabDaemon, type LabDaemon } from '../../lab/daemon.js';
 
 const VIP = LAB_VIP;
 let lab: Lab;

@@ -4,8 +4,8 @@
  * nftfarm's back is repaired. A farm the kernel refuses is left out; every other farm is applied.
  */
 import t from 'tap';
-import { createLab, LAB_VIP, type Lab } from '../../src/lab/lab.js';
-import { createDsrFarm, farmReady, startLabDaemon, type LabDaemon } from '../../src/lab/daemon.js';
+import { createLab, LAB_VIP, type Lab } from '../../lab/lab.js';
+import { createDsrFarm, farmReady, startLabDaemon, type LabDaemon } from '../../lab/daemon.js';
 import { openDatabase } from '../../src/store/db.js';
 import { Store } from '../../src/store/store.js';
 

@@ -4,8 +4,8 @@
  */
 import t from 'tap';
 import fs from 'node:fs';
-import { createLab, LAB_VIP, type Lab } from '../../src/lab/lab.js';
-import { createDsrFarm, farmReady, startLabDaemon, type LabDaemon } from '../../src/lab/daemon.js';
+import { createLab, LAB_VIP, type Lab } from '../../lab/lab.js';
+import { createDsrFarm, farmReady, startLabDaemon, type LabDaemon } from '../../lab/daemon.js';
 
 const VIP = LAB_VIP;
 let lab: Lab;

@@ -5,8 +5,8 @@
  * (dsr and stateless_dnat pin each flow in a map; nat relies on conntrack.)
  */
 import t from 'tap';
-import { CLIENT_IP, LAB_VIP, LB_IP, createLab, type Lab } from '../../src/lab/lab.js';
-import { farmReady, startLabDaemon, type LabDaemon } from '../../src/lab/daemon.js';
+import { CLIENT_IP, LAB_VIP, LB_IP, createLab, type Lab } from '../../lab/lab.js';
+import { farmReady, startLabDaemon, type LabDaemon } from '../../lab/daemon.js';
 
 const VIP = LAB_VIP;
 const CONNECTIONS = 60;

@@ -12,8 +12,8 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import t from 'tap';
-import { createLab, type Lab } from '../../src/lab/lab.js';
-import { API_KEY, startLabDaemon, type LabDaemon } from '../../src/lab/daemon.js';
+import { createLab, type Lab } from '../../lab/lab.js';
+import { API_KEY, startLabDaemon, type LabDaemon } from '../../lab/daemon.js';
 import { diffRulesets, kernelRuleset, type NormalizedRuleset } from '../helpers/ruleset-compare.js';
 import { ROOT, withoutTapLoader } from '../helpers/live-daemon.js';
 

@@ -5,8 +5,8 @@
  * failover and maintenance drain/cut with long-lived connections.
  */
 import t, { type Test } from 'tap';
-import { createLab, LAB_VIP, type BackendProcess, type Lab } from '../../src/lab/lab.js';
-import { createDsrFarm, farmReady, startLabDaemon, type LabDaemon } from '../../src/lab/daemon.js';
+import { createLab, LAB_VIP, type BackendProcess, type Lab } from '../../lab/lab.js';
+import { createDsrFarm, farmReady, startLabDaemon, type LabDaemon } from '../../lab/daemon.js';
 
 const VIP = LAB_VIP;
 const INTERVAL_S = 1;

@@ -5,8 +5,8 @@
  * multicast and unicast ones.
  */
 import t from 'tap';
-import { createLab, LAB_VIP6, type Frame, type Lab } from '../../src/lab/lab.js';
-import { farmReady, startLabDaemon } from '../../src/lab/daemon.js';
+import { createLab, LAB_VIP6, type Frame, type Lab } from '../../lab/lab.js';
+import { farmReady, startLabDaemon } from '../../lab/daemon.js';
 
 const VIP = LAB_VIP6;
 let lab: Lab;

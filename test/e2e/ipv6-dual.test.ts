@@ -5,8 +5,8 @@
  * out and bring it back.
  */
 import t from 'tap';
-import { createLab, LAB_VIP, LAB_VIP6, type Lab } from '../../src/lab/lab.js';
-import { farmReady, startLabDaemon, type LabDaemon } from '../../src/lab/daemon.js';
+import { createLab, LAB_VIP, LAB_VIP6, type Lab } from '../../lab/lab.js';
+import { farmReady, startLabDaemon, type LabDaemon } from '../../lab/daemon.js';
 
 let lab: Lab;
 let daemon: LabDaemon;

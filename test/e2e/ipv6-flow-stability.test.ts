@@ -7,8 +7,8 @@
  * Then persistence: a client's new connections stay on one backend.
  */
 import t from 'tap';
-import { LAB_VIP6, createLab, type Lab } from '../../src/lab/lab.js';
-import { farmReady, startLabDaemon, type LabDaemon } from '../../src/lab/daemon.js';
+import { LAB_VIP6, createLab, type Lab } from '../../lab/lab.js';
+import { farmReady, startLabDaemon, type LabDaemon } from '../../lab/daemon.js';
 
 const VIP = LAB_VIP6;
 const CONNECTIONS = 60;

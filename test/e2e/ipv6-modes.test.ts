@@ -5,8 +5,8 @@
  * the backends route their replies to the client through the load balancer.
  */
 import t from 'tap';
-import { createLab, LAB_VIP6, type Lab } from '../../src/lab/lab.js';
-import { farmReady, startLabDaemon } from '../../src/lab/daemon.js';
+import { createLab, LAB_VIP6, type Lab } from '../../lab/lab.js';
+import { farmReady, startLabDaemon } from '../../lab/daemon.js';
 
 const VIP = LAB_VIP6;
 let lab: Lab;

@@ -10,8 +10,8 @@
 import { spawnSync } from 'node:child_process';
 import path from 'node:path';
 import t from 'tap';
-import { CLIENT_IP, LB_IP, PACKAGE_ROOT, createLab, type Lab } from '../../src/lab/lab.js';
-import { cleanEnv, farmReady, startLabDaemon } from '../../src/lab/daemon.js';
+import { CLIENT_IP, LB_IP, PACKAGE_ROOT, createLab, type Lab } from '../../lab/lab.js';
+import { cleanEnv, farmReady, startLabDaemon } from '../../lab/daemon.js';
 
 const VIP = '10.250.0.100';
 const DNS_VIP = '10.250.0.101';

@@ -6,8 +6,8 @@
  */
 import t from 'tap';
 import { fileURLToPath } from 'node:url';
-import { createLab, LAB_VIP, type Lab } from '../../src/lab/lab.js';
-import { farmReady, startLabDaemon, type LabDaemon } from '../../src/lab/daemon.js';
+import { createLab, LAB_VIP, type Lab } from '../../lab/lab.js';
+import { farmReady, startLabDaemon, type LabDaemon } from '../../lab/daemon.js';
 
 const VIP = LAB_VIP;
 const PORT = 53;

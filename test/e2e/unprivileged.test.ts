@@ -9,8 +9,8 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import t from 'tap';
-import { createLab, LAB_VIP, type Lab } from '../../src/lab/lab.js';
-import { createDsrFarm, farmReady, startLabDaemon, type LabDaemon } from '../../src/lab/daemon.js';
+import { createLab, LAB_VIP, type Lab } from '../../lab/lab.js';
+import { createDsrFarm, farmReady, startLabDaemon, type LabDaemon } from '../../lab/daemon.js';
 
 const UID = 64990;
 const CAPS = 'net_admin,net_raw';

@@ -11,7 +11,7 @@
  * the root namespace's network. Needs root and a compiled dist/ (`npx tsc -p tsconfig.json`).
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { cleanEnv } from '../../src/lab/daemon.js';
+import { cleanEnv } from '../../lab/daemon.js';
 import { randomBytes } from 'node:crypto';
 import { closeSync, existsSync, mkdtempSync, openSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';

@@ -1,5 +1,5 @@
 import t from 'tap';
-import { takeResponse } from '../../src/lab/http-response.js';
+import { takeResponse } from '../../lab/http-response.js';
 
 const body = '{"backend":"b1"}';
 const resp = `HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: ${body.length}\r\n\r\n${body}`;

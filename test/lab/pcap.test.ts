@@ -1,5 +1,5 @@
 import t from 'tap';
-import { decodeEthernet, formatFrame, parsePcap } from '../../src/lab/pcap.js';
+import { decodeEthernet, formatFrame, parsePcap } from '../../lab/pcap.js';
 
 const CLIENT = [0x02, 0x00, 0x0a, 0xfa, 0x00, 0x0a];
 const LB = [0x02, 0x00, 0x0a, 0xfa, 0x00, 0x02];

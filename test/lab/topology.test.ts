@@ -9,7 +9,7 @@ import {
   macForIp,
   namespaceName,
   switchPortName,
-} from '../../src/lab/topology.js';
+} from '../../lab/topology.js';
 
 t.test('MACs are 02:00 plus the IPv4 address in hex', async (t) => {
   t.equal(LB_MAC, '02:00:0a:fa:00:02');

@@ -1,5 +1,5 @@
 // End-to-end test of the namespace lab itself: topology, real traffic, capture, and cleanup on
-// every way a test process can end. Needs root and a prior `npx tsc -p tsconfig.json`.
+// every way a test process can end. Needs root and a prior `npm run build` (the lab's programs run from lab/dist/).
 import t from 'tap';
 // These tests check the lab's own names: they run with the prefixes exactly as written.
 delete process.env.NFTFARM_LAB_TAG;
@@ -17,8 +17,8 @@ import {
   destroyStaleLabs,
   listNamespaces,
   type Lab,
-} from '../../src/lab/lab.js';
-import { stateFile } from '../../src/lab/cleanup.js';
+} from '../../lab/lab.js';
+import { stateFile } from '../../lab/cleanup.js';
 
 // One prefix per test file: tap runs files in parallel. The crash tests use their own.
 const PREFIX = 'nflab';

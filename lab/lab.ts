@@ -50,10 +50,20 @@ export * from './topology.js';
 export type { Frame } from './pcap.js';
 export type { BackendReply, DownloadResult, HoldReady, HoldResult, HttpManyResult, UdpResult } from './results.js';
 
-/** Package root, two levels above this file in both src/lab/ (ts) and dist/lab/ (compiled). */
-export const PACKAGE_ROOT = fileURLToPath(new URL('../../', import.meta.url));
-/** The lab's programs always run compiled: `npx tsc -p tsconfig.json` must have run. */
-export const LAB_DIST = join(PACKAGE_ROOT, 'dist', 'lab');
+/**
+ * Package root (with a trailing slash): the nearest directory above this file with a package.json,
+ * from lab/ (ts, under tap) as from lab/dist/lab/ (compiled).
+ */
+export const PACKAGE_ROOT = findPackageRoot(fileURLToPath(new URL('./', import.meta.url)));
+/** The lab's programs always run compiled: `npm run build` (or `npx tsc -p lab/tsconfig.json`) must have run. */
+export const LAB_DIST = join(PACKAGE_ROOT, 'lab', 'dist', 'lab');
+
+function findPackageRoot(dir: string): string {
+  for (let d = dir; ; d = join(d, '..')) {
+    if (existsSync(join(d, 'package.json'))) return join(d, '/');
+    if (join(d, '..') === d) throw new Error(`no package.json above ${dir}`);
+  }
+}
 
 const DEFAULT_EXEC_TIMEOUT_MS = 30_000;
 const STOP_GRACE_MS = 1000;
@@ -380,10 +390,10 @@ class NetnsLab implements Lab, LiveLab {
     return [...this.startedPids];
   }
 
-  /** Runs a compiled lab program (dist/lab/<script>) with the current node. */
+  /** Runs a compiled lab program (lab/dist/lab/<script>) with the current node. */
   private spawnNode(ns: string, script: string, args: string[]): ChildProcess {
     const path = join(LAB_DIST, script);
-    if (!existsSync(path)) throw new Error(`${path} is missing: run \`npx tsc -p tsconfig.json\` first`);
+    if (!existsSync(path)) throw new Error(`${path} is missing: run \`npm run build\` (or \`npx tsc -p lab/tsconfig.json\`) first`);
     // tap (and other runners) put their loaders in NODE_OPTIONS; the lab programs are plain
     // compiled JS and must not load test tooling in every namespace process.
     const env = { ...process.env };

@@ -1,5 +1,5 @@
 // A lab backend, run inside a backend namespace:
-//   node dist/lab/backend-server.js --name b1 [--http-port 80] [--udp VIP:PORT ...]
+//   node lab/dist/lab/backend-server.js --name b1 [--http-port 80] [--udp VIP:PORT ...]
 //                                   [--exit-on-stdin-close]
 // HTTP `GET /` answers {"backend","client","local"}; `GET /bytes/<n>` streams n bytes;
 // `GET /health` answers "ok <name>" with status 200, or with the status last written to stdin

@@ -2,7 +2,7 @@
 // (MACs, ARP, IPv4, TCP/UDP ports and flags, ICMP). Binary pcap rather than tcpdump's text:
 // the text format changes with the protocol (port 53 is printed as DNS, for instance), and
 // parsing it would make assertions fragile. Pure: no I/O.
-import { bufferToIpv6 } from '../model/ip.js';
+import { bufferToIpv6 } from '../src/model/ip.js';
 
 export interface Frame {
   /** Seconds since the epoch, with sub-second precision. */

@@ -224,7 +224,7 @@ class Routed implements RoutedLab, LiveLab {
 
   private spawnNode(ns: string, script: string, args: string[]): ChildProcess {
     const file = join(LAB_DIST, script);
-    if (!existsSync(file)) throw new Error(`${file} is missing: run \`npx tsc -p tsconfig.json\` first`);
+    if (!existsSync(file)) throw new Error(`${file} is missing: run \`npm run build\` (or \`npx tsc -p lab/tsconfig.json\`) first`);
     const env = { ...process.env };
     delete env.NODE_OPTIONS;
     return this.spawn(ns, [process.execPath, file, ...args], { env, stdio: 'pipe' });

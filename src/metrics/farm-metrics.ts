@@ -9,9 +9,9 @@ import { farmCounters, type CounterSample, type FarmCounters, type FarmDescripto
 const INBOUND = '(inbound only: under DSR the load balancer never sees replies)';
 
 /** Label values escaped as the exposition format asks (backslash, quote, newline). */
-const escape = (v: string): string => v.replace(/\\/g, '\\\\').replace(/"/g, '\\"').replace(/\n/g, '\\n');
+export const escapeLabel = (v: string): string => v.replace(/\\/g, '\\\\').replace(/"/g, '\\"').replace(/\n/g, '\\n');
 
-interface Family {
+export interface Family {
   name: string;
   help: string;
   type: 'counter' | 'gauge';
@@ -19,7 +19,7 @@ interface Family {
   backend?: (c: FarmCounters | null, uid: number, b: FarmDescriptor['backends'][number]) => number;
 }
 
-const FAMILIES: Family[] = [
+export const FAMILIES: Family[] = [
   { name: 'nftfarm_farm_packets_total', help: `Packets that reached the farm ${INBOUND}`, type: 'counter', farm: (c) => c?.packets ?? 0 },
   { name: 'nftfarm_farm_bytes_total', help: `Bytes that reached the farm, IP header included ${INBOUND}`, type: 'counter', farm: (c) => c?.bytes ?? 0 },
   { name: 'nftfarm_farm_new_flows_total', help: 'Flows the farm balanced to a backend', type: 'counter', farm: (c) => c?.newFlows ?? 0 },
@@ -33,7 +33,7 @@ const FAMILIES: Family[] = [
   { name: 'nftfarm_backend_up', help: 'Whether the backend can take new flows (1) or not (0)', type: 'gauge', backend: (_c, _uid, b) => (b.up ? 1 : 0) },
 ];
 
-interface Labels {
+export interface Labels {
   farm: string[];
   backends: string[][];
 }
@@ -41,33 +41,14 @@ interface Labels {
 /** Label strings by farm list: the observer keeps one list while no farm changes, so scrapes share them. */
 const labelsByList = new WeakMap<readonly FarmDescriptor[], Labels>();
 
-function labelsOf(farms: readonly FarmDescriptor[]): Labels {
+export function labelsOf(farms: readonly FarmDescriptor[]): Labels {
   let labels = labelsByList.get(farms);
   if (!labels) {
-    const farm = farms.map((f) => `farm="${escape(f.name)}"`);
+    const farm = farms.map((f) => `farm="${escapeLabel(f.name)}"`);
     labels = { farm, backends: farms.map((f, i) => f.backends.map((b) => `${farm[i]},backend="${b.id}",ip="${b.ip}"`)) };
     labelsByList.set(farms, labels);
   }
   return labels;
-}
-
-/** The farm and backend series of every farm given, from one sample. */
-export function farmMetricsText(farms: readonly FarmDescriptor[], sample: CounterSample): string {
-  const counters = farms.map((f) => farmCounters(f, sample));
-  const labels = labelsOf(farms);
-  const out: string[] = [];
-  for (const family of FAMILIES) {
-    out.push(`# HELP ${family.name} ${family.help}`, `# TYPE ${family.name} ${family.type}`);
-    farms.forEach((f, i) => {
-      const c = counters[i]!;
-      if (family.farm) out.push(`${family.name}{${labels.farm[i]}} ${family.farm(c, f)}`);
-      else {
-        const backendLabels = labels.backends[i]!;
-        f.backends.forEach((b, j) => out.push(`${family.name}{${backendLabels[j]}} ${family.backend!(c, b.uid, b)}`));
-      }
-    });
-  }
-  return `${out.join('\n')}\n`;
 }
 
 interface EncodedLabels {
@@ -119,7 +100,8 @@ function writeNumber(out: Buffer, at: number, v: number): number {
 }
 
 /**
- * The same bytes as farmMetricsText's UTF-8, written straight into one buffer: no string per
+ * The exposition text's UTF-8 (test/helpers/farm-metrics-text.ts writes it line by line, as
+ * the unit test's reference), written straight into one buffer: no string per
  * line, and the label bytes kept while the farm list does not change. The buffer has an
  * ArrayBuffer of its own (it is transferred to the API's thread) and may be longer than the text.
  */

@@ -1,7 +1,8 @@
 // farmMetricsBytes writes the farm series straight into a buffer: it must give exactly the
 // UTF-8 of farmMetricsText (the exposition format, line by line) for any farms and counters.
 import t from 'tap';
-import { farmMetricsBytes, farmMetricsText } from '../../src/metrics/farm-metrics.js';
+import { farmMetricsBytes } from '../../src/metrics/farm-metrics.js';
+import { farmMetricsText } from '../helpers/farm-metrics-text.js';
 import { setKey, type CounterSample, type FarmDescriptor } from '../../src/observe/farm-counters.js';
 import { BACKEND_MACS_MAP, FARM_DROPS_SET, FORWARDED_SET, NAT_TABLE_FAMILY, NAT_TABLE_NAME, NEW_FLOWS_SET, TABLE_FAMILY, TABLE_NAME } from '../../src/reconcile/names.js';
 

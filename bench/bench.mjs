@@ -31,10 +31,9 @@
  * stateless part's daemon log).
  */
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { allApplied, generator, sh } from './lib/common.mjs';
+import { allApplied, generator, machine as describeMachine, sh } from './lib/common.mjs';
 import { CLIENT_IP, LB_IP, createLab, LAB_VIP, LAB_VIP6 } from '../lab/dist/lab/lab.js';
 import { startLabDaemon, API_KEY } from '../lab/dist/lab/daemon.js';
 import { openDatabase } from '../dist/store/db.js';
@@ -71,20 +70,6 @@ const percentile = (xs, p) => {
 const round = (x, d = 1) => Math.round(x * 10 ** d) / 10 ** d;
 const log = (...args) => console.error(`[${round((Date.now() - started) / 1000, 0)}s]`, ...args);
 
-function machine() {
-  const cpus = os.cpus();
-  return {
-    cpu: `${cpus[0]?.model ?? 'unknown'} x ${cpus.length}`,
-    memory: `${Math.round(os.totalmem() / 2 ** 30)} GiB`,
-    kernel: os.release(),
-    os: sh('sh', ['-c', '. /etc/os-release && echo "$PRETTY_NAME"']),
-    node: process.version,
-    nft: sh('nft', ['--version']),
-    python: sh('python3', ['--version']),
-    iperf3: sh('iperf3', ['--version']).split('\n')[0],
-    date: new Date().toISOString(),
-  };
-}
 
 
 /**
@@ -550,7 +535,7 @@ ${legend.join('\n')}
 
 async function main() {
   if (process.getuid?.() !== 0) throw new Error('run as root (network namespaces)');
-  const m = machine();
+  const m = describeMachine({ python: sh('python3', ['--version']), iperf3: sh('iperf3', ['--version']).split('\n')[0] });
   log('machine', JSON.stringify(m));
   // Both families on the links: the IPv6 data-plane figures come from the same run.
   const lab = await createLab({ prefix: 'nfbench', backends: 4, family: 'dual' });

@@ -36,7 +36,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
-import { allApplied, generator, sh } from './lib/common.mjs';
+import { allApplied, generator, machine as describeMachine, sh } from './lib/common.mjs';
 import { LAB_VIP, createLab } from '../lab/dist/lab/lab.js';
 import { API_KEY, farmReady, startLabDaemon } from '../lab/dist/lab/daemon.js';
 import { openDatabase } from '../dist/store/db.js';
@@ -70,19 +70,6 @@ const log = (...args) => console.error(`[${Math.round((Date.now() - started) / 1
 const mean = (xs) => xs.reduce((a, b) => a + b, 0) / xs.length;
 const sd = (xs) => Math.sqrt(mean(xs.map((v) => (v - mean(xs)) ** 2)));
 
-function machine() {
-  const cpus = os.cpus();
-  return {
-    cpu: `${cpus[0]?.model ?? 'unknown'} x ${cpus.length}`,
-    memory: `${Math.round(os.totalmem() / 2 ** 30)} GiB`,
-    kernel: os.release(),
-    os: sh('sh', ['-c', '. /etc/os-release && echo "$PRETTY_NAME"']),
-    node: process.version,
-    nft: sh('nft', ['--version']),
-    loadavg: os.loadavg().map((l) => round(l, 2)),
-    date: new Date().toISOString(),
-  };
-}
 
 
 /** The idle farms and the traffic farms, written before nftfarm starts (b5 is the spare). */
@@ -193,7 +180,7 @@ function describe(points) {
 
 async function main() {
   if (process.getuid?.() !== 0) throw new Error('run as root (network namespaces)');
-  const m = machine();
+  const m = describeMachine({ loadavg: os.loadavg().map((l) => round(l, 2)) });
   log('machine', JSON.stringify(m));
   const idle = Array.from({ length: FARMS }, (_, i) =>
     i % 2 === 0

@@ -1,5 +1,6 @@
-/** What bench.mjs and soak.mjs share: a command's output for the machine line, a seeded generator, the cheap convergence poll. */
+/** What bench.mjs and soak.mjs share: the machine line, a seeded generator, the cheap convergence poll. */
 import { execFileSync } from 'node:child_process';
+import os from 'node:os';
 
 /** A command's trimmed output, or 'unavailable' (the machine description must not fail the run). */
 export const sh = (cmd, args) => {
@@ -23,4 +24,19 @@ export function generator(seed) {
 export async function allApplied(daemon) {
   const s = (await daemon.api('GET', '/system/status?farms=false')).body?.params;
   return s !== undefined && s.applied_generation === s.store_generation;
+}
+
+/** The machine a run measured: CPU, memory, kernel, OS, Node, nft, and the run's own `extra` fields. */
+export function machine(extra = {}) {
+  const cpus = os.cpus();
+  return {
+    cpu: `${cpus[0]?.model ?? 'unknown'} x ${cpus.length}`,
+    memory: `${Math.round(os.totalmem() / 2 ** 30)} GiB`,
+    kernel: os.release(),
+    os: sh('sh', ['-c', '. /etc/os-release && echo "$PRETTY_NAME"']),
+    node: process.version,
+    nft: sh('nft', ['--version']),
+    ...extra,
+    date: new Date().toISOString(),
+  };
 }

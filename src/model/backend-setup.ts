@@ -15,14 +15,12 @@ export const WINDOWS_IFNAME_PATTERN = '^[a-zA-Z0-9 _.()#-]{1,64}$';
 
 type SetupFarm = Pick<Farm, 'name' | 'vip' | 'vport' | 'protocol'>;
 
-export function linuxBackendSetup(farm: SetupFarm, nic: string): string {
-  if (isIpv6Text(farm.vip)) return linuxBackendSetup6(farm, nic);
-  const conf = `/etc/sysctl.d/90-nftfarm-${farm.name}.conf`;
-  const unit = `nftfarm-vip-${farm.name}.service`;
-  const lines = [
+/** The start of both Linux scripts: what it is, the VIP, and the NIC it was given, checked. */
+function scriptHead(farm: SetupFarm, nic: string, family: string): string[] {
+  return [
     '#!/bin/sh',
     `# nftfarm: Direct Server Return set-up of a Linux backend for farm '${farm.name}'`,
-    `# VIP ${farm.vip}, ${farm.protocol} port(s) ${farm.vport}.`,
+    `# VIP ${farm.vip}${family}, ${farm.protocol} port(s) ${farm.vport}.`,
     `# Run as root on every backend of the farm:  sh ${farm.name}-backend.sh [NIC]`,
     `# NIC is the interface on the load balancer's network (default: ${nic}).`,
     'set -eu',
@@ -33,6 +31,40 @@ export function linuxBackendSetup(farm: SetupFarm, nic: string): string {
     `  echo "no interface '$NIC' here: give the NIC on the load balancer's network as the first argument" >&2`,
     '  exit 1',
     'fi',
+  ];
+}
+
+/** A systemd unit that runs `command` (which puts the VIP on lo) at every boot, on systemd hosts. */
+function keepAcrossReboots(farm: SetupFarm, command: string): string[] {
+  const unit = `nftfarm-vip-${farm.name}.service`;
+  return [
+    '# Keep the VIP on lo across reboots (systemd hosts).',
+    'if command -v systemctl >/dev/null 2>&1 && [ -d /run/systemd/system ]; then',
+    `  cat > /etc/systemd/system/${unit} <<UNIT`,
+    '[Unit]',
+    `Description=nftfarm DSR VIP $VIP on lo (farm ${farm.name})`,
+    'After=network-pre.target',
+    'Before=network.target',
+    '',
+    '[Service]',
+    'Type=oneshot',
+    'RemainAfterExit=yes',
+    `ExecStart=/bin/sh -c '${command}'`,
+    '',
+    '[Install]',
+    'WantedBy=multi-user.target',
+    'UNIT',
+    '  systemctl daemon-reload',
+    `  systemctl enable ${unit} >/dev/null`,
+    'fi',
+  ];
+}
+
+export function linuxBackendSetup(farm: SetupFarm, nic: string): string {
+  if (isIpv6Text(farm.vip)) return linuxBackendSetup6(farm, nic);
+  const conf = `/etc/sysctl.d/90-nftfarm-${farm.name}.conf`;
+  const lines = [
+    ...scriptHead(farm, nic, ''),
     '',
     '# The VIP as a /32 on the loopback: the backend accepts the packets for the VIP that the load',
     '# balancer forwards by MAC address, and its replies leave from the VIP, straight to the client.',
@@ -51,25 +83,7 @@ export function linuxBackendSetup(farm: SetupFarm, nic: string): string {
     'SYSCTL',
     `sysctl -q -p ${conf}`,
     '',
-    '# Keep the VIP on lo across reboots (systemd hosts).',
-    'if command -v systemctl >/dev/null 2>&1 && [ -d /run/systemd/system ]; then',
-    `  cat > /etc/systemd/system/${unit} <<UNIT`,
-    '[Unit]',
-    `Description=nftfarm DSR VIP $VIP on lo (farm ${farm.name})`,
-    'After=network-pre.target',
-    'Before=network.target',
-    '',
-    '[Service]',
-    'Type=oneshot',
-    'RemainAfterExit=yes',
-    `ExecStart=/bin/sh -c 'ip -4 addr show dev lo | grep -q " $VIP/32 " || ip addr add $VIP/32 dev lo'`,
-    '',
-    '[Install]',
-    'WantedBy=multi-user.target',
-    'UNIT',
-    '  systemctl daemon-reload',
-    `  systemctl enable ${unit} >/dev/null`,
-    'fi',
+    ...keepAcrossReboots(farm, 'ip -4 addr show dev lo | grep -q " $VIP/32 " || ip addr add $VIP/32 dev lo'),
     '',
     `echo "backend ready for farm '${farm.name}': VIP $VIP on lo, ARP for it suppressed on $NIC"`,
   ];
@@ -84,21 +98,8 @@ export function linuxBackendSetup(farm: SetupFarm, nic: string): string {
  * solicitation only for an address of the interface it came in on, and the VIP is on lo.
  */
 function linuxBackendSetup6(farm: SetupFarm, nic: string): string {
-  const unit = `nftfarm-vip-${farm.name}.service`;
   const lines = [
-    '#!/bin/sh',
-    `# nftfarm: Direct Server Return set-up of a Linux backend for farm '${farm.name}'`,
-    `# VIP ${farm.vip} (IPv6), ${farm.protocol} port(s) ${farm.vport}.`,
-    `# Run as root on every backend of the farm:  sh ${farm.name}-backend.sh [NIC]`,
-    `# NIC is the interface on the load balancer's network (default: ${nic}).`,
-    'set -eu',
-    `VIP=${farm.vip}`,
-    `NIC="\${1:-${nic}}"`,
-    '',
-    'if ! ip link show dev "$NIC" >/dev/null 2>&1; then',
-    `  echo "no interface '$NIC' here: give the NIC on the load balancer's network as the first argument" >&2`,
-    '  exit 1',
-    'fi',
+    ...scriptHead(farm, nic, ' (IPv6)'),
     'if [ "$(cat /proc/sys/net/ipv6/conf/lo/disable_ipv6 2>/dev/null || echo 1)" != 0 ] || [ "$(cat /proc/sys/net/ipv6/conf/$NIC/disable_ipv6 2>/dev/null || echo 1)" != 0 ]; then',
     `  echo "IPv6 is disabled on lo or $NIC: enable it (net.ipv6.conf.lo.disable_ipv6=0, net.ipv6.conf.$NIC.disable_ipv6=0)" >&2`,
     '  exit 1',
@@ -114,25 +115,7 @@ function linuxBackendSetup6(farm: SetupFarm, nic: string): string {
     '  ip -6 addr add "$VIP/128" dev lo nodad',
     'fi',
     '',
-    '# Keep the VIP on lo across reboots (systemd hosts).',
-    'if command -v systemctl >/dev/null 2>&1 && [ -d /run/systemd/system ]; then',
-    `  cat > /etc/systemd/system/${unit} <<UNIT`,
-    '[Unit]',
-    `Description=nftfarm DSR VIP $VIP on lo (farm ${farm.name})`,
-    'After=network-pre.target',
-    'Before=network.target',
-    '',
-    '[Service]',
-    'Type=oneshot',
-    'RemainAfterExit=yes',
-    `ExecStart=/bin/sh -c 'ip -6 addr show dev lo | grep -q " $VIP/128 " || ip -6 addr add $VIP/128 dev lo nodad'`,
-    '',
-    '[Install]',
-    'WantedBy=multi-user.target',
-    'UNIT',
-    '  systemctl daemon-reload',
-    `  systemctl enable ${unit} >/dev/null`,
-    'fi',
+    ...keepAcrossReboots(farm, 'ip -6 addr show dev lo | grep -q " $VIP/128 " || ip -6 addr add $VIP/128 dev lo nodad'),
     '',
     `echo "backend ready for farm '${farm.name}': VIP $VIP on lo (IPv6), not announced on $NIC"`,
   ];

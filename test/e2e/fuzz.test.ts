@@ -92,6 +92,9 @@ t.test(`fuzzing the API of a live daemon for ${FUZZ_MS / 1000} s (seed ${SEED})`
   await daemon.stop('SIGTERM');
   const copy = path.join(fs.mkdtempSync(path.join(path.dirname(daemon.dbPath), 'copy-')), 'nftfarm.db');
   fs.copyFileSync(daemon.dbPath, copy);
+  // The write-ahead log too: what it holds is committed (a stopped daemon need not have
+  // checkpointed it), and the database file alone would be an older store.
+  if (fs.existsSync(`${daemon.dbPath}-wal`)) fs.copyFileSync(`${daemon.dbPath}-wal`, `${copy}-wal`);
   await lab.destroy();
 
   await t.test('the kernel equals a full load of the store', async (t) => {

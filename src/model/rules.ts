@@ -98,9 +98,11 @@ export function findPortClash(farm: FarmShape, running: FarmShape[]): PortClash 
   const spec = parseVport(farm.vport);
   if (!spec) return null;
   for (const other of running) {
-    if (other.name === farm.name || other.vip !== farm.vip || !overlappingProtocols(farm.protocol, other.protocol)) continue;
+    if (other.name === farm.name || other.vip !== farm.vip) continue;
     const otherSpec = parseVport(other.vport);
     if (!otherSpec) continue;
+    // Every port ('*') is dispatched by the VIP alone, whatever the protocol: one such farm per VIP.
+    if (!(spec.any && otherSpec.any) && !overlappingProtocols(farm.protocol, other.protocol)) continue;
     const overlap = portSpecsOverlap(spec, otherSpec);
     if (overlap === null) continue;
     const port = overlap === 'any' ? farm.vport : overlap.low === overlap.high ? `${overlap.low}` : `${overlap.low}:${overlap.high}`;

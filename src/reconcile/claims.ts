@@ -15,6 +15,8 @@ interface Claim {
   protocol: Protocol;
   low: number;
   high: number;
+  /** Every port ('*'): the any-port map is keyed by the VIP alone, so it overlaps any other such claim, whatever the protocol. */
+  everyPort?: true;
 }
 
 interface Claims {
@@ -23,7 +25,7 @@ interface Claims {
 }
 
 const overlaps = (a: Claim, b: Claim): boolean =>
-  (a.protocol === b.protocol || a.protocol === 'all' || b.protocol === 'all') && a.low <= b.high && b.low <= a.high;
+  (a.protocol === b.protocol || a.protocol === 'all' || b.protocol === 'all' || (a.everyPort === true && b.everyPort === true)) && a.low <= b.high && b.low <= a.high;
 const isSingle = (c: Claim): boolean => c.protocol !== 'all' && c.low === c.high;
 const singleKey = (c: Claim): string => `${c.protocol}:${c.low}`;
 
@@ -106,7 +108,7 @@ export class ClaimIndex {
 
 /** A farm's dispatch claims: its VIP, protocol and ports. */
 function dispatchClaims(f: DesiredFarm): Claims[] {
-  const claims = f.ports === null ? [{ protocol: f.protocol, low: 0, high: 65535 }] : f.ports.map((r) => ({ protocol: f.protocol, ...r }));
+  const claims: Claim[] = f.ports === null ? [{ protocol: f.protocol, low: 0, high: 65535, everyPort: true }] : f.ports.map((r) => ({ protocol: f.protocol, ...r }));
   return [{ group: f.vip, claims }];
 }
 

@@ -299,3 +299,20 @@ t.test('a first load of many farms goes in chunks', async (t) => {
   t.equal(netdev.sets.get('ipv4_vip_ports')!.elements.size, 1200, 'every dispatch entry');
   t.ok(store.listFarms().every((f) => reconciler.farm(f.id)?.state === 'applied'), 'every farm applied');
 });
+
+t.test("two running farms with every port ('*') on one VIP: the lower id serves, the other is refused by claim, and the load does not fail", async (t) => {
+  const { store, kernel, reconciler } = setup(t, 0);
+  const [tcp, udp] = store.write((g) =>
+    (['tcp', 'udp'] as const).map((protocol) => {
+      const farm = store.insertFarm({ name: `every-${protocol}`, vip: '10.250.0.100', vport: '*', protocol, nattype: 'dsr', algorithm: 'weight', persistence: '', ttl: 60, running: true }, g);
+      store.insertBackend(farm.id, { ip: '10.250.0.21', port: null, weight: 1, priority: 1, maxConns: 0 }, g);
+      return farm;
+    }),
+  );
+  await reconciler.start();
+  t.equal(reconciler.system().lastError, null, 'the pass applied');
+  t.equal(reconciler.farm(tcp!.id)?.state, 'applied');
+  t.equal(reconciler.farm(udp!.id)?.state, 'failed');
+  t.match(reconciler.farm(udp!.id)?.error, /already takes 10\.250\.0\.100 .* port \*/);
+  t.equal(kernel.tables.get('netdev')?.sets.get('ipv4_vip_any')?.elements.size, 1, 'one key for the VIP');
+});

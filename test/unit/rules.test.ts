@@ -78,6 +78,10 @@ t.test('findPortClash: same VIP, overlapping protocol and ports, another farm', 
     port: '443',
   }, 'the first clashing farm');
   t.equal(findPortClash(farm({ name: 'b', vport: 'garbage' }), [a]), null, 'an unparsable vport never clashes');
+  // The any-port map is keyed by the VIP alone: two '*' farms on one VIP would need the same key.
+  t.strictSame(findPortClash(farm({ name: 'b', protocol: 'udp', vport: '*' }), [farm({ name: 'a', protocol: 'tcp', vport: '*' })]), { other: 'a', port: '*' }, "every port: tcp '*' and udp '*' share the VIP's key");
+  t.equal(findPortClash(farm({ name: 'b', protocol: 'udp', vport: '*' }), [farm({ name: 'a', protocol: 'tcp', vport: '80' })]), null, "udp '*' beside tcp 80");
+  t.equal(findPortClash(farm({ name: 'b', protocol: 'udp', vport: '1:65535' }), [farm({ name: 'a', protocol: 'tcp', vport: '*' })]), null, 'a full range is dispatched by protocol');
 });
 
 t.test('portConflict and startConflict messages', async (t) => {

@@ -23,7 +23,8 @@ export interface LabDaemon {
   api(method: string, route: string, body?: unknown): Promise<ApiAnswer>;
   /** Waits until GET /healthz answers. */
   ready(): Promise<void>;
-  stop(signal?: NodeJS.Signals): Promise<void>;
+  /** Signals the daemon and resolves with how it exited (null: it was not running). */
+  stop(signal?: NodeJS.Signals): Promise<{ code: number | null; signal: NodeJS.Signals | null } | null>;
   /** The daemon's PID while it runs. */
   pid(): number | null;
   /** When the daemon process was last spawned (Date.now()). */
@@ -108,11 +109,12 @@ export async function startLabDaemon(
       await daemon.ready();
     },
     async stop(signal = 'SIGTERM') {
-      if (!child || child.exitCode !== null) return;
-      const exited = new Promise<void>((resolve) => child!.once('exit', () => resolve()));
+      if (!child || child.exitCode !== null) return null;
+      const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => child!.once('exit', (code, signal) => resolve({ code, signal })));
       child.kill(signal);
-      await exited;
+      const how = await exited;
       child = null;
+      return how;
     },
     pid: () => child?.pid ?? null,
     async until(check, timeoutMs) {

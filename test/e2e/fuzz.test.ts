@@ -89,19 +89,30 @@ t.test(`fuzzing the API of a live daemon for ${FUZZ_MS / 1000} s (seed ${SEED})`
   // The live kernel, then a full load of a copy of the same database in a fresh lab.
   await daemon.until(async () => false, 1000);
   const live = await rulesetOf(lab);
-  await daemon.stop('SIGTERM');
+  const liveGeneration = (await daemon.api('GET', '/system/status')).body.params?.store_generation as number;
+  const exit = await daemon.stop('SIGTERM');
+  if (!t.same(exit, { code: 0, signal: null }, 'SIGTERM stops the live daemon cleanly')) t.comment(daemon.logs().slice(-4000));
   const copy = path.join(fs.mkdtempSync(path.join(path.dirname(daemon.dbPath), 'copy-')), 'nftfarm.db');
+  // The write-ahead log too, when one is left: what it holds is committed, and the database
+  // file alone would be an older store.
+  const wal = fs.existsSync(`${daemon.dbPath}-wal`);
   fs.copyFileSync(daemon.dbPath, copy);
-  // The write-ahead log too: what it holds is committed (a stopped daemon need not have
-  // checkpointed it), and the database file alone would be an older store.
-  if (fs.existsSync(`${daemon.dbPath}-wal`)) fs.copyFileSync(`${daemon.dbPath}-wal`, `${copy}-wal`);
+  if (wal) fs.copyFileSync(`${daemon.dbPath}-wal`, `${copy}-wal`);
+  t.comment(`store generation ${liveGeneration}; write-ahead log left by the live daemon: ${wal ? `${fs.statSync(`${daemon.dbPath}-wal`).size} bytes` : 'none'}`);
   await lab.destroy();
 
   await t.test('the kernel equals a full load of the store', async (t) => {
     const fresh = await createLab({ prefix: 'nffr', backends: 2 });
     t.teardown(() => fresh.destroy());
-    const reference = await startLabDaemon(t, fresh, { NFTFARM_LOG_LEVEL: 'warn' }, { beforeStart: (dbPath) => fs.copyFileSync(copy, dbPath) });
+    const reference = await startLabDaemon(t, fresh, { NFTFARM_LOG_LEVEL: 'warn' }, {
+      beforeStart: (dbPath) => {
+        fs.copyFileSync(copy, dbPath);
+        if (fs.existsSync(`${copy}-wal`)) fs.copyFileSync(`${copy}-wal`, `${dbPath}-wal`);
+      },
+    });
     t.ok(await reference.until(() => converged(reference), 30_000), 'the reference daemon converged');
+    // The same store, or the comparison below means nothing.
+    t.equal((await reference.api('GET', '/system/status')).body.params?.store_generation, liveGeneration, 'the reference loaded the store the live daemon ended with');
     // Backend MACs arrive by ARP after the first pass: wait until the listing settles on the live one.
     let expected: NormalizedRuleset = await rulesetOf(fresh);
     await reference.until(async () => {

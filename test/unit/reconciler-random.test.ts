@@ -13,37 +13,14 @@ import { pino } from 'pino';
 import { openDatabase } from '../../src/store/db.js';
 import { Store } from '../../src/store/store.js';
 import { Reconciler } from '../../src/reconcile/reconciler.js';
-import type { HostNetwork } from '../../src/dataplane/netlink/host-network.js';
 import { ALGORITHMS, NAT_TYPES, PERSISTENCE_MODES, PROTOCOLS, type Farm } from '../../src/model/farm.js';
 import { FakeKernel } from '../helpers/fake-kernel.js';
-import { backendMac, interfaces } from '../helpers/fixtures.js';
+import { fakeHost, memorySysctl } from '../helpers/fake-host.js';
 
 const log = pino({ level: process.env.TEST_LOG ?? 'silent' });
 const BACKEND_IPS = Array.from({ length: 8 }, (_, i) => `10.250.0.${21 + i}`);
 const VIPS = ['10.250.0.100', '10.250.0.101', '10.250.0.102'];
 const VPORTS = ['80', '443', '8080', '80,443', '9000:9005', '*'];
-
-function fakeHost(): HostNetwork {
-  return {
-    listInterfaces: async () => interfaces,
-    listNeighbors: async () => BACKEND_IPS.map((ip) => ({ ip, ifindex: 2, mac: backendMac(ip), state: 'reachable' as const })),
-    listProxyNeighbors: async () => [],
-    addProxyNeighbor: async () => {},
-    deleteProxyNeighbor: async () => {},
-    listOwnedRoutes: async () => [],
-    addVipRoute: async () => {},
-    deleteVipRoute: async () => {},
-    setProxyDelay: async () => {},
-    getProxyDelay: async () => 0,
-    setLinkUp: async () => {},
-    close: () => {},
-  };
-}
-
-const memorySysctl = () => {
-  const values = new Map<string, string>();
-  return { read: (p: string) => values.get(p) ?? '0', write: (p: string, v: string) => void values.set(p, v) };
-};
 
 /** mulberry32: a small seeded generator, so that a failing run can be replayed. */
 function random(seed: number) {

@@ -12,36 +12,11 @@ import { pino } from 'pino';
 import { openDatabase } from '../../src/store/db.js';
 import { Store } from '../../src/store/store.js';
 import { Reconciler } from '../../src/reconcile/reconciler.js';
-import type { HostNetwork } from '../../src/dataplane/netlink/host-network.js';
 import { isElementOperation, type Operation } from '../../src/dataplane/nft/transaction.js';
 import { FakeKernel } from '../helpers/fake-kernel.js';
-import { backendMac, interfaces } from '../helpers/fixtures.js';
+import { fakeHost, memorySysctl } from '../helpers/fake-host.js';
 
 const log = pino({ level: process.env.TEST_LOG ?? 'silent' });
-
-/** The host: eth0 10.250.0.2/24, every backend address with a MAC; announcements are no-ops. */
-function fakeHost(): HostNetwork {
-  const ips = Array.from({ length: 20 }, (_, i) => `10.250.0.${21 + i}`);
-  return {
-    listInterfaces: async () => interfaces,
-    listNeighbors: async () => ips.map((ip) => ({ ip, ifindex: 2, mac: backendMac(ip), state: 'reachable' as const })),
-    listProxyNeighbors: async () => [],
-    addProxyNeighbor: async () => {},
-    deleteProxyNeighbor: async () => {},
-    listOwnedRoutes: async () => [],
-    addVipRoute: async () => {},
-    deleteVipRoute: async () => {},
-    setProxyDelay: async () => {},
-    getProxyDelay: async () => 0,
-    setLinkUp: async () => {},
-    close: () => {},
-  };
-}
-
-const memorySysctl = () => {
-  const values = new Map<string, string>();
-  return { read: (p: string) => values.get(p) ?? '0', write: (p: string, v: string) => void values.set(p, v) };
-};
 
 function setup(t: Tap.Test, farms = 3) {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'nftfarm-rec-'));

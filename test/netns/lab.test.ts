@@ -312,7 +312,11 @@ t.test('after a SIGKILL, the next run cleans up: servers exit, destroyStaleLabs 
 t.test('a tap test file that times out still cleans up its lab (tap kills it with SIGALRM)', async (t) => {
   const prefix = 'nflabh';
   const labUrl = pathToFileURL(join(LAB_DIST, 'lab.js')).href;
+  // A project of its own (package.json, run from there): the inner tap keeps its .tap/ there,
+  // instead of clearing the outer run's .tap/processinfo while that run writes to it (CI
+  // failed once with ENOTEMPTY on that rmdir). Imports still resolve from our node_modules.
   const dir = t.testdir({
+    'package.json': JSON.stringify({ name: 'hang', type: 'module', private: true }),
     'hang.test.mjs': `
       import t from 'tap';
       import { createLab } from ${JSON.stringify(labUrl)};
@@ -330,7 +334,7 @@ t.test('a tap test file that times out still cleans up its lab (tap kills it wit
   );
   const tapBin = join(PACKAGE_ROOT, 'node_modules', 'tap', 'dist', 'esm', 'run.mjs');
   const inner = spawn(process.execPath, [tapBin, '--timeout=3', '--disable-coverage', '-R', 'tap', join(dir, 'hang.test.mjs')], {
-    cwd: PACKAGE_ROOT,
+    cwd: dir,
     env,
     stdio: ['ignore', 'pipe', 'pipe'],
   });
@@ -340,6 +344,7 @@ t.test('a tap test file that times out still cleans up its lab (tap kills it wit
   const code = await new Promise<number | null>((resolve) => inner.on('close', resolve));
   t.not(code, 0, 'the inner run fails');
   t.match(output, /not ok \d+ - timeout!/, 'because tap timed the file out');
+  t.ok(existsSync(join(dir, '.tap')), "the inner tap kept its state in its own project, not in ours");
   const pidsLine = /LABPIDS (\[[0-9,]*\])/.exec(output);
   t.ok(pidsLine, 'the lab was up before the timeout');
   const pids = JSON.parse(pidsLine?.[1] ?? '[]') as number[];

@@ -29,6 +29,7 @@ import { VERSION } from './version.js';
 import { BgpSpeaker } from './cluster/bgp-speaker.js';
 import { birdFiles } from './cluster/bird-process.js';
 import { writeServeFile } from './config-doc/cli.js';
+import { startMemoryReclaim } from './memory-reclaim.js';
 
 export async function serve(config: Config): Promise<number> {
   const log = pino({ level: config.logLevel, base: { pid: process.pid } });
@@ -168,7 +169,11 @@ export async function serve(config: Config): Promise<number> {
   // The first pass adopts what the kernel holds when it is what nftfarm last committed, or
   // converges the kernel to the store in one transaction; farms that did not change keep
   // their flows. Started right after listen resolves: no request runs before it subscribes.
-  const converged = reconciler.start().then(() => log.info({ dataplane: reconciler.system() }, 'first reconcile pass done'));
+  const memory = startMemoryReclaim({ log });
+  const converged = reconciler.start().then(() => {
+    log.info({ dataplane: reconciler.system() }, 'first reconcile pass done');
+    memory.now('the first pass is done');
+  });
   health.start();
   log.info(
     { version: VERSION, db: config.dbPath, dryRun: config.dryRun, listen: `${config.listenHost}:${config.listenPort}`, https: !!tls, metrics: config.metrics, startup: phases },
@@ -209,6 +214,7 @@ export async function serve(config: Config): Promise<number> {
   counters.close();
   net.close();
   store.close();
+  memory.stop();
   log.info('stopped');
   return 0;
 }

@@ -727,20 +727,28 @@ export class Reconciler implements DataplaneView {
 
   /**
    * Which of the changed farms the kernel refuses, found by having it check (nft -c, nothing
-   * committed) halves of them in turn. Empty when the transaction fails without any of them
-   * (not a farm's fault), or when no single farm explains the refusal.
+   * committed) growing sets of them: in id order, the farms it accepts so far plus the next
+   * half, bisected down to the first farm whose addition it refuses. So a farm refused on its
+   * own is found, and so is the later of two farms refused only together (their rules or keys
+   * collide in a way the claims do not know): the lower id keeps its rules, as with claims.
+   * Empty when the transaction fails without any of them (not a farm's fault), or when the
+   * search runs out of checks.
    */
   private async isolate(
     changes: ReadonlyMap<number, DesiredFarm | null>,
     planFor: (farms: ReadonlyMap<number, DesiredFarm | null>) => { operations: Operation[] },
   ): Promise<Map<number, string>> {
-    const candidates = [...changes].filter(([, f]) => f !== null && isRendered(f)).map(([id]) => id);
+    const candidates = [...changes]
+      .filter(([, f]) => f !== null && isRendered(f))
+      .map(([id]) => id)
+      .sort((a, b) => a - b);
     const found = new Map<number, string>();
     if (candidates.length === 0) return found;
-    const without = (kept: ReadonlySet<number>) => new Map([...changes].filter(([id, f]) => f === null || !isRendered(f) || kept.has(id)));
+    const accepted = new Set<number>();
     const refusal = async (ids: readonly number[]): Promise<string | null> => {
+      const kept = new Set([...accepted, ...ids]);
       try {
-        await this.kernel.writer.check(planFor(without(new Set(ids))).operations);
+        await this.kernel.writer.check(planFor(new Map([...changes].filter(([id, f]) => f === null || !isRendered(f) || kept.has(id)))).operations);
         return null;
       } catch (err) {
         return messageOf(err);
@@ -751,7 +759,10 @@ export class Reconciler implements DataplaneView {
     const search = async (ids: readonly number[]): Promise<void> => {
       if (budget-- <= 0) return;
       const refused = await refusal(ids);
-      if (refused === null) return;
+      if (refused === null) {
+        for (const id of ids) accepted.add(id);
+        return;
+      }
       if (ids.length === 1) {
         found.set(ids[0]!, refused);
         return;

@@ -15,7 +15,7 @@ interface FakeSet {
   body: string[];
   elements: Map<string, string>;
 }
-interface FakeTable {
+export interface FakeTable {
   sets: Map<string, FakeSet>;
   chains: Map<string, { hook: string | null; rules: string[] }>;
 }
@@ -37,6 +37,8 @@ export class FakeKernel implements KernelAccess {
   delayMs = 0;
   /** Refuses, with this message, every transaction (commit or check) holding an operation it returns a message for. */
   refuse: ((o: Operation) => string | null) | null = null;
+  /** Refuses, with this message, every transaction (commit or check) that would leave the tables in a state it returns a message for. */
+  refuseState: ((tables: ReadonlyMap<TableName, FakeTable>) => string | null) | null = null;
   /** Transactions checked (nft -c): nothing committed. */
   checks = 0;
 
@@ -54,17 +56,19 @@ export class FakeKernel implements KernelAccess {
     },
     check: async (operations: readonly Operation[]) => {
       this.checks++;
-      apply(clone(this.tables), operations);
-      this.refusal(operations);
+      const next = clone(this.tables);
+      apply(next, operations);
+      this.refusal(operations, next);
     },
   };
 
-  private refusal(operations: readonly Operation[]): void {
-    if (!this.refuse) return;
-    for (const o of operations) {
-      const message = this.refuse(o);
+  private refusal(operations: readonly Operation[], next: ReadonlyMap<TableName, FakeTable>): void {
+    for (const o of this.refuse ? operations : []) {
+      const message = this.refuse!(o);
       if (message) throw new KernelRefusal(`nft -f - failed (exit 1): ${message}`);
     }
+    const message = this.refuseState?.(next);
+    if (message) throw new KernelRefusal(`nft -f - failed (exit 1): ${message}`);
   }
 
   async inventory(table: TableName): Promise<TableInventory | null> {
@@ -107,7 +111,7 @@ export class FakeKernel implements KernelAccess {
     const next = clone(this.tables);
     try {
       apply(next, operations);
-      this.refusal(operations);
+      this.refusal(operations, next);
       if (this.failNext > 0) {
         this.failNext--;
         throw new KernelRefusal('nft -f - failed (exit 1): Error: Could not process rule: No such file or directory (injected)');

@@ -291,3 +291,26 @@ t.test("two running farms with every port ('*') on one VIP: the lower id serves,
   t.match(reconciler.farm(udp!.id)?.error, /already takes 10\.250\.0\.100 .* port \*/);
   t.equal(kernel.tables.get('netdev')?.sets.get('ipv4_vip_any')?.elements.size, 1, 'one key for the VIP');
 });
+
+t.test('two farms the kernel refuses only together: the later one is left out, every other farm is applied', async (t) => {
+  const { store, kernel, reconciler, ids } = setup(t, 3);
+  const [first, second, third] = ids.map((id) => store.getFarmById(id)!);
+  // A collision the claims do not know: the kernel refuses any state holding both farms' chains.
+  const chain = (slot: number) => `farm_${slot}`;
+  kernel.refuseState = (tables) => {
+    const chains = tables.get('netdev')?.chains;
+    return chains?.has(chain(first!.slot)) && chains.has(chain(second!.slot)) ? 'Error: Could not process rule: File exists (injected: the two farms collide)' : null;
+  };
+  await reconciler.start();
+  t.equal(reconciler.system().lastError, null, 'the pass applied');
+  t.equal(reconciler.farm(first!.id)?.state, 'applied', 'the lower id keeps its rules');
+  t.equal(reconciler.farm(third!.id)?.state, 'applied');
+  t.equal(reconciler.farm(second!.id)?.state, 'failed');
+  t.match(reconciler.farm(second!.id)?.error, /refused this farm's rules.*the two farms collide/);
+  t.ok(kernel.tables.get('netdev')?.chains.has(chain(third!.slot)), "the third farm's chain is in");
+
+  // Once the collision is gone (the farm corrected), the farm is applied.
+  kernel.refuseState = null;
+  store.write((g) => store.updateFarm(second!.id, { ttl: 61 }, g));
+  t.ok(await until(() => reconciler.farm(second!.id)?.state === 'applied'), 'applied once the kernel takes it');
+});

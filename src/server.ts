@@ -211,7 +211,7 @@ export async function serve(config: Config): Promise<number> {
   kernel.close();
   // BIRD exits with nftfarm (its sessions close with a Cease; the VIPs are withdrawn already).
   await bgp.close();
-  counters.close();
+  await counters.close();
   net.close();
   store.close();
   memory.stop();

@@ -148,7 +148,7 @@ export interface CounterReader {
   statsJson?(list: FarmList): Promise<Uint8Array>;
   /** Connections per backend mark, counted now (leastconn, max_conns). */
   connections(): Promise<Map<number, number>>;
-  close(): void;
+  close(): void | Promise<void>;
 }
 
 /** No data plane (API tests, dry run): nothing is counted. */

@@ -21,7 +21,9 @@ export type ObserverRequest =
   | { seq: number; kind: 'counters'; farms: FarmDescriptor[] }
   /** `farms`: the list of that version, sent only when the worker does not hold it yet. */
   | { seq: number; kind: 'metrics' | 'stats'; version: number; farms?: ListedFarm[] }
-  | { seq: number; kind: 'connections' };
+  | { seq: number; kind: 'connections' }
+  /** Close the sockets and end the thread (see observer.ts close). */
+  | { seq: number; kind: 'close' };
 
 export type ObserverReply = { seq: number; ok: true; value: unknown } | { seq: number; ok: false; error: string };
 
@@ -150,12 +152,28 @@ async function handle(request: ObserverRequest): Promise<unknown> {
     }
     case 'connections':
       return conntrack.countByMark();
+    case 'close':
+      return null;
   }
 }
 
+let closing = false;
+const reply = (message: ObserverReply, transfer: ArrayBuffer[] = []) => {
+  if (!closing) parentPort!.postMessage(message, transfer);
+};
+
 parentPort?.on('message', (request: ObserverRequest) => {
+  if (request.kind === 'close') {
+    closing = true;
+    // The thread ends here, between callbacks: no netlink socket callback can be running
+    // (terminate() from the API's thread lands wherever the thread is, and inside one it
+    // aborts the whole process). Reads in flight would keep it alive until their timeouts.
+    for (const reader of readers) reader.close();
+    conntrack.close();
+    process.exit(0);
+  }
   handle(request).then(
-    (value) => parentPort!.postMessage({ seq: request.seq, ok: true, value } satisfies ObserverReply, value instanceof Uint8Array ? [value.buffer as ArrayBuffer] : []),
-    (err: unknown) => parentPort!.postMessage({ seq: request.seq, ok: false, error: err instanceof Error ? err.message : String(err) } satisfies ObserverReply),
+    (value) => reply({ seq: request.seq, ok: true, value }, value instanceof Uint8Array ? [value.buffer as ArrayBuffer] : []),
+    (err: unknown) => reply({ seq: request.seq, ok: false, error: err instanceof Error ? err.message : String(err) }),
   );
 });

@@ -8,6 +8,9 @@ import type { Logger } from 'pino';
 import type { CounterReader, FarmCounters, FarmList, ListedFarm } from './farm-counters.js';
 import type { ObserverReply, ObserverRequest } from './observer-worker.js';
 
+/** How long close() waits for the worker to end by itself. */
+const CLOSE_MS = 3000;
+
 type Pending = { resolve: (v: unknown) => void; reject: (e: Error) => void };
 /** A request without its sequence number (distributed over the union's members). */
 type Request = ObserverRequest extends infer R ? (R extends ObserverRequest ? Omit<R, 'seq'> : never) : never;
@@ -64,9 +67,25 @@ export function openObserver(log?: Logger): CounterReader {
     metricsText: (list) => ask<Uint8Array>(withList('metrics', list)),
     statsJson: (list) => ask<Uint8Array>(withList('stats', list)),
     connections: () => ask<Map<number, number>>({ kind: 'connections' }),
-    close() {
-      void worker?.terminate();
+    /**
+     * Asks the worker to close its sockets and end; terminates it only if it has not ended
+     * within CLOSE_MS. terminate() stops the thread wherever it is, and landing inside a
+     * netlink socket's callback it aborted the whole process (SIGABRT, "terminate called after
+     * throwing an instance of 'Napi::Error'": CI, a SIGTERM after the fuzz test's scrapes).
+     */
+    async close() {
+      const w = worker;
       worker = null;
+      if (!w) return;
+      const exited = new Promise<void>((resolve) => w.once('exit', () => resolve()));
+      w.postMessage({ seq: ++seq, kind: 'close' } satisfies ObserverRequest);
+      let timer: NodeJS.Timeout | undefined;
+      const late = new Promise<'late'>((resolve) => (timer = setTimeout(() => resolve('late'), CLOSE_MS)));
+      if ((await Promise.race([exited, late])) === 'late') {
+        log?.warn({ waitedMs: CLOSE_MS }, 'the observer worker did not end when asked: terminating it');
+        await w.terminate();
+      }
+      clearTimeout(timer);
     },
   };
 }

@@ -41,7 +41,7 @@ import {
   type LabState,
   type LiveLab,
 } from './cleanup.js';
-import { hasExited, onLines, signalRef, sleep, startTimeOf, tail, waitExit, type ProcRef } from './proc.js';
+import { collectOutput, hasExited, onLines, signalRef, sleep, startTimeOf, stopStarted, tail, waitExit, type ProcRef } from './proc.js';
 import { parsePcap, formatFrame, type Frame } from './pcap.js';
 import type { DownloadResult, HoldReady, HoldResult, HttpManyResult, UdpResult } from './results.js';
 
@@ -306,7 +306,7 @@ class NetnsLab implements Lab, LiveLab {
 
   /** A setup command (tracked like every other process); throws unless it exits 0. */
   private async run(cmd: string, args: string[], input?: string): Promise<void> {
-    const r = await this.collect(this.track(cmd, args, 'pipe'), input, DEFAULT_EXEC_TIMEOUT_MS);
+    const r = await collectOutput(this.track(cmd, args, 'pipe'), input, DEFAULT_EXEC_TIMEOUT_MS);
     if (r.code !== 0) throw new Error(`${cmd} ${args.join(' ')} failed (${describeExit(r)}): ${r.stderr.trim()}`);
   }
 
@@ -314,7 +314,7 @@ class NetnsLab implements Lab, LiveLab {
 
   exec(ns: string, argv: string[], opts: ExecOptions = {}): Promise<ExecResult> {
     const child = this.spawn(ns, argv);
-    return this.collect(child, opts.input, opts.timeoutMs ?? DEFAULT_EXEC_TIMEOUT_MS);
+    return collectOutput(child, opts.input, opts.timeoutMs ?? DEFAULT_EXEC_TIMEOUT_MS);
   }
 
   async execOk(ns: string, argv: string[], opts: ExecOptions = {}): Promise<ExecResult> {
@@ -352,39 +352,11 @@ class NetnsLab implements Lab, LiveLab {
     return child;
   }
 
-  private collect(child: ChildProcess, input: string | undefined, timeoutMs: number): Promise<ExecResult> {
-    return new Promise((resolve, reject) => {
-      let stdout = '';
-      let stderr = '';
-      let timedOut = false;
-      child.stdout?.setEncoding('utf8').on('data', (c: string) => (stdout += c));
-      child.stderr?.setEncoding('utf8').on('data', (c: string) => (stderr += c));
-      child.stdin?.on('error', () => undefined); // EPIPE when the command ignores its input
-      child.stdin?.end(input ?? '');
-      const timer = setTimeout(() => {
-        timedOut = true;
-        child.kill('SIGKILL');
-      }, timeoutMs);
-      child.once('error', (err) => {
-        clearTimeout(timer);
-        reject(err);
-      });
-      // 'close', not 'exit': it comes after stdout and stderr are fully read.
-      child.once('close', (code, signal) => {
-        clearTimeout(timer);
-        resolve({ code, signal, stdout, stderr, timedOut });
-      });
-    });
-  }
-
   async stopProcess(child: ChildProcess, graceMs = STOP_GRACE_MS): Promise<void> {
     const tracked = child.pid === undefined ? undefined : this.running.get(child.pid);
-    if (!tracked || hasExited(child)) return;
-    signalRef(tracked.ref, 'SIGTERM');
-    if (await waitExit(child, graceMs)) return;
-    signalRef(tracked.ref, 'SIGKILL');
-    await waitExit(child, 5000);
+    if (tracked) await stopStarted(tracked.ref, child, graceMs);
   }
+
 
   pids(): number[] {
     return [...this.startedPids];
@@ -477,7 +449,7 @@ class NetnsLab implements Lab, LiveLab {
 
   private async runClient<T>(args: string[], timeoutMs: number): Promise<T> {
     const child = this.spawnNode(this.client.ns, 'client.js', args);
-    const r = await this.collect(child, undefined, timeoutMs);
+    const r = await collectOutput(child, undefined, timeoutMs);
     if (r.code !== 0) throw new Error(`client ${args.join(' ')} failed (${describeExit(r)}): ${r.stderr.trim()}`);
     return lastJsonLine<T>(r.stdout);
   }

@@ -3,6 +3,7 @@
 import { readFileSync } from 'node:fs';
 import type { ChildProcess } from 'node:child_process';
 import type { Readable } from 'node:stream';
+import type { ExecResult } from './lab.js';
 
 /** A process as the lab recorded it: the PID plus its start time (clock ticks since boot). */
 export interface ProcRef {
@@ -96,4 +97,42 @@ export function tail(stream: Readable, max = 4000): () => string {
 
 export function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+/**
+ * Collects a child's output until it closes: feeds it `input` (then EOF), and kills it with
+ * SIGKILL after `timeoutMs` (`timedOut` says so). Never rejects on a non-zero exit.
+ */
+export function collectOutput(child: ChildProcess, input: string | undefined, timeoutMs: number): Promise<ExecResult> {
+  return new Promise((resolve, reject) => {
+    let stdout = '';
+    let stderr = '';
+    let timedOut = false;
+    child.stdout?.setEncoding('utf8').on('data', (c: string) => (stdout += c));
+    child.stderr?.setEncoding('utf8').on('data', (c: string) => (stderr += c));
+    child.stdin?.on('error', () => undefined); // EPIPE when the command ignores its input
+    child.stdin?.end(input ?? '');
+    const timer = setTimeout(() => {
+      timedOut = true;
+      child.kill('SIGKILL');
+    }, timeoutMs);
+    child.once('error', (err) => {
+      clearTimeout(timer);
+      reject(err);
+    });
+    // 'close', not 'exit': it comes after stdout and stderr are fully read.
+    child.once('close', (code, signal) => {
+      clearTimeout(timer);
+      resolve({ code, signal, stdout, stderr, timedOut });
+    });
+  });
+}
+
+/** SIGTERM to a process the lab started, SIGKILL if it is still there after `graceMs`; resolves once it has exited (or 5 s after the kill). */
+export async function stopStarted(ref: ProcRef, child: ChildProcess, graceMs: number): Promise<void> {
+  if (hasExited(child)) return;
+  signalRef(ref, 'SIGTERM');
+  if (await waitExit(child, graceMs)) return;
+  signalRef(ref, 'SIGKILL');
+  await waitExit(child, 5000);
 }

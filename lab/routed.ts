@@ -17,7 +17,7 @@ import { join } from 'node:path';
 import { LAB_DIST, PACKAGE_ROOT, type ExecResult, type Lab, type LabHost } from './lab.js';
 import { checkPrefix, macForIp } from './topology.js';
 import { deleteNamespacesSync, listNamespaces, readState, registerLive, removeState, unregisterLive, writeState, type LiveLab } from './cleanup.js';
-import { hasExited, onLines, signalRef, startTimeOf, tail, waitExit, type ProcRef } from './proc.js';
+import { collectOutput, hasExited, onLines, signalRef, startTimeOf, stopStarted, tail, waitExit, type ProcRef } from './proc.js';
 import type { HoldReady, HoldResult, HttpManyResult } from './results.js';
 
 export const ROUTER_IP = '10.250.0.1';
@@ -139,12 +139,12 @@ class Routed implements RoutedLab, LiveLab {
   }
 
   private async run(argv: string[], input?: string): Promise<void> {
-    const r = await this.collect(this.track(argv[0] as string, argv.slice(1), 'pipe'), input, 30_000);
+    const r = await collectOutput(this.track(argv[0] as string, argv.slice(1), 'pipe'), input, 30_000);
     if (r.code !== 0) throw new Error(`${argv.join(' ')} failed: ${r.stderr.trim()}`);
   }
 
   exec(ns: string, argv: string[], opts: { input?: string; timeoutMs?: number } = {}): Promise<ExecResult> {
-    return this.collect(this.spawn(ns, argv), opts.input, opts.timeoutMs ?? 30_000);
+    return collectOutput(this.spawn(ns, argv), opts.input, opts.timeoutMs ?? 30_000);
   }
 
   async execOk(ns: string, argv: string[], opts: { input?: string; timeoutMs?: number } = {}): Promise<ExecResult> {
@@ -172,38 +172,11 @@ class Routed implements RoutedLab, LiveLab {
     return child;
   }
 
-  private collect(child: ChildProcess, input: string | undefined, timeoutMs: number): Promise<ExecResult> {
-    return new Promise((resolve, reject) => {
-      let stdout = '';
-      let stderr = '';
-      let timedOut = false;
-      child.stdout?.setEncoding('utf8').on('data', (c: string) => (stdout += c));
-      child.stderr?.setEncoding('utf8').on('data', (c: string) => (stderr += c));
-      child.stdin?.on('error', () => undefined);
-      child.stdin?.end(input ?? '');
-      const timer = setTimeout(() => {
-        timedOut = true;
-        child.kill('SIGKILL');
-      }, timeoutMs);
-      child.once('error', (err) => {
-        clearTimeout(timer);
-        reject(err);
-      });
-      child.once('close', (code, signal) => {
-        clearTimeout(timer);
-        resolve({ code, signal, stdout, stderr, timedOut });
-      });
-    });
-  }
-
   async stopProcess(child: ChildProcess, graceMs = 1000): Promise<void> {
     const tracked = child.pid === undefined ? undefined : this.running.get(child.pid);
-    if (!tracked || hasExited(child)) return;
-    signalRef(tracked.ref, 'SIGTERM');
-    if (await waitExit(child, graceMs)) return;
-    signalRef(tracked.ref, 'SIGKILL');
-    await waitExit(child, 5000);
+    if (tracked) await stopStarted(tracked.ref, child, graceMs);
   }
+
 
   asLab(node: RoutedHost): Lab {
     const view = {
@@ -295,7 +268,7 @@ class Routed implements RoutedLab, LiveLab {
   }
 
   private async runClient<T>(args: string[], timeoutMs: number): Promise<T> {
-    const r = await this.collect(this.spawnNode(this.client.ns, 'client.js', args), undefined, timeoutMs);
+    const r = await collectOutput(this.spawnNode(this.client.ns, 'client.js', args), undefined, timeoutMs);
     if (r.code !== 0) throw new Error(`client ${args.join(' ')} failed: ${r.stderr.trim()}`);
     const last = r.stdout.trim().split('\n').pop() ?? '';
     return JSON.parse(last) as T;

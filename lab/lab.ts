@@ -42,6 +42,7 @@ import {
   type LiveLab,
 } from './cleanup.js';
 import { collectOutput, hasExited, onLines, signalRef, sleep, startTimeOf, stopStarted, tail, waitExit, type ProcRef } from './proc.js';
+import { followHoldClient } from './hold-client.js';
 import { parsePcap, formatFrame, type Frame } from './pcap.js';
 import type { DownloadResult, HoldReady, HoldResult, HttpManyResult, UdpResult } from './results.js';
 
@@ -481,47 +482,7 @@ class NetnsLab implements Lab, LiveLab {
       'hold', '--host', host, '--port', String(port), '--count', String(count),
       '--interval-ms', String(opts.intervalMs ?? 200), '--timeout-ms', String(timeoutMs),
     ]);
-    const stderr = tail(child.stderr!);
-    const lines: string[] = [];
-    let onReady: (r: HoldReady) => void = () => {};
-    let onReadyFail: (e: Error) => void = () => {};
-    const ready = new Promise<HoldReady>((resolve, reject) => {
-      onReady = resolve;
-      onReadyFail = reject;
-    });
-    onLines(child.stdout!, (line) => {
-      lines.push(line);
-      if (line.includes('"event":"ready"')) onReady(JSON.parse(line) as HoldReady);
-    });
-    const finished = new Promise<HoldResult>((resolve, reject) => {
-      child.once('close', (code) => {
-        const why = `hold client exited with ${code} before`;
-        onReadyFail(new Error(`${why} it was ready: ${stderr().trim()}`));
-        const final = lines.filter((l) => l.trim() !== '' && !l.includes('"event":"ready"')).pop();
-        if (code === 0 && final !== undefined) resolve(JSON.parse(final) as HoldResult);
-        else reject(new Error(`${why} printing a result: ${stderr().trim()}`));
-      });
-    });
-    // Both are awaited only on demand: keep an unobserved failure from crashing the process.
-    ready.catch(() => undefined);
-    finished.catch(() => undefined);
-    // Connect (<= timeoutMs) plus first answer (<= timeoutMs), with margin for node's start.
-    const readyTimer = setTimeout(() => onReadyFail(new Error('hold client not ready in time')), 2 * timeoutMs + 8000);
-    void ready.finally(() => clearTimeout(readyTimer)).catch(() => undefined);
-    return {
-      child,
-      ready: () => ready,
-      stop: async () => {
-        if (!hasExited(child)) child.stdin?.write('stop\n');
-        // In-flight requests get up to timeoutMs to answer before the client reports.
-        const timer = setTimeout(() => void this.stopProcess(child), timeoutMs + 5000);
-        try {
-          return await finished;
-        } finally {
-          clearTimeout(timer);
-        }
-      },
-    };
+    return followHoldClient(child, timeoutMs, () => void this.stopProcess(child));
   }
 
   // ------------------------------------------------------------ capture

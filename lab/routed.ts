@@ -14,11 +14,12 @@
 import { spawn as spawnChild, type ChildProcess, type StdioOptions } from 'node:child_process';
 import { existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { LAB_DIST, PACKAGE_ROOT, type ExecResult, type Lab, type LabHost } from './lab.js';
+import { LAB_DIST, PACKAGE_ROOT, type ExecResult, type HoldHandle, type Lab, type LabHost } from './lab.js';
 import { checkPrefix, macForIp } from './topology.js';
 import { deleteNamespacesSync, listNamespaces, readState, registerLive, removeState, unregisterLive, writeState, type LiveLab } from './cleanup.js';
 import { collectOutput, hasExited, onLines, signalRef, startTimeOf, stopStarted, tail, waitExit, type ProcRef } from './proc.js';
-import type { HoldReady, HoldResult, HttpManyResult } from './results.js';
+import { followHoldClient } from './hold-client.js';
+import type { HttpManyResult } from './results.js';
 
 export const ROUTER_IP = '10.250.0.1';
 export const ROUTER_CLIENT_IP = '10.251.0.1';
@@ -30,11 +31,8 @@ const BACKEND_IPS = ['10.250.0.21', '10.250.0.22', '10.250.0.23'];
 
 export interface RoutedHost extends LabHost {}
 
-export interface RoutedHold {
-  child: ChildProcess;
-  ready(): Promise<HoldReady>;
-  stop(): Promise<HoldResult>;
-}
+/** The held connections of a routed lab: the same handle as the plain lab's. */
+export type RoutedHold = HoldHandle;
 
 export interface RoutedLab {
   readonly prefix: string;
@@ -282,41 +280,7 @@ class Routed implements RoutedLab, LiveLab {
   startHold(host: string, port: number, count: number, opts: { intervalMs?: number; timeoutMs?: number } = {}): RoutedHold {
     const timeoutMs = opts.timeoutMs ?? 2000;
     const child = this.spawnNode(this.client.ns, 'client.js', ['hold', '--host', host, '--port', String(port), '--count', String(count), '--interval-ms', String(opts.intervalMs ?? 200), '--timeout-ms', String(timeoutMs)]);
-    const stderr = tail(child.stderr!);
-    const lines: string[] = [];
-    let onReady: (r: HoldReady) => void = () => {};
-    let onFail: (e: Error) => void = () => {};
-    const ready = new Promise<HoldReady>((resolve, reject) => {
-      onReady = resolve;
-      onFail = reject;
-    });
-    onLines(child.stdout!, (line) => {
-      lines.push(line);
-      if (line.includes('"event":"ready"')) onReady(JSON.parse(line) as HoldReady);
-    });
-    const finished = new Promise<HoldResult>((resolve, reject) => {
-      child.once('close', (code) => {
-        onFail(new Error(`hold client exited (${code}) before it was ready: ${stderr()}`));
-        const final = lines.filter((l) => l.trim() !== '' && !l.includes('"event":"ready"')).pop();
-        if (code === 0 && final !== undefined) resolve(JSON.parse(final) as HoldResult);
-        else reject(new Error(`hold client exited (${code}) without a result: ${stderr()}`));
-      });
-    });
-    ready.catch(() => undefined);
-    finished.catch(() => undefined);
-    return {
-      child,
-      ready: () => ready,
-      stop: async () => {
-        if (!hasExited(child)) child.stdin?.write('stop\n');
-        const timer = setTimeout(() => void this.stopProcess(child), timeoutMs + 5000);
-        try {
-          return await finished;
-        } finally {
-          clearTimeout(timer);
-        }
-      },
-    };
+    return followHoldClient(child, timeoutMs, () => void this.stopProcess(child));
   }
 
   destroy(): Promise<void> {

@@ -365,15 +365,11 @@ class NetnsLab implements Lab, LiveLab {
 
   /** Runs a compiled lab program (lab/dist/lab/<script>) with the current node. */
   private spawnNode(ns: string, script: string, args: string[]): ChildProcess {
-    const path = join(LAB_DIST, script);
-    if (!existsSync(path)) throw new Error(`${path} is missing: run \`npm run build\` (or \`npx tsc -p lab/tsconfig.json\`) first`);
-    // tap (and other runners) put their loaders in NODE_OPTIONS; the lab programs are plain
-    // compiled JS and must not load test tooling in every namespace process.
-    const env = { ...process.env };
-    delete env.NODE_OPTIONS;
+    const { argv, env } = labProgram(script, args);
     // stdin stays a pipe we never close: the programs treat EOF as "the lab is gone".
-    return this.spawn(ns, [process.execPath, path, ...args], { env, stdio: 'pipe' });
+    return this.spawn(ns, argv, { env, stdio: 'pipe' });
   }
+
 
   // ------------------------------------------------------------ backends
 
@@ -579,4 +575,15 @@ function lastJsonLine<T>(stdout: string): T {
   const line = stdout.trim().split('\n').pop();
   if (line === undefined || line === '') throw new Error('no result on stdout');
   return JSON.parse(line) as T;
+}
+
+/** The command line and environment of a compiled lab program (lab/dist/lab/<script>), run with the current node. */
+export function labProgram(script: string, args: string[]): { argv: string[]; env: NodeJS.ProcessEnv } {
+  const path = join(LAB_DIST, script);
+  if (!existsSync(path)) throw new Error(`${path} is missing: run \`npm run build\` (or \`npx tsc -p lab/tsconfig.json\`) first`);
+  // tap (and other runners) put their loaders in NODE_OPTIONS; the lab programs are plain
+  // compiled JS and must not load test tooling in every namespace process.
+  const env = { ...process.env };
+  delete env.NODE_OPTIONS;
+  return { argv: [process.execPath, path, ...args], env };
 }

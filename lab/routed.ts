@@ -14,7 +14,7 @@
 import { spawn as spawnChild, type ChildProcess, type StdioOptions } from 'node:child_process';
 import { existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { LAB_DIST, PACKAGE_ROOT, type ExecResult, type HoldHandle, type Lab, type LabHost } from './lab.js';
+import { labProgram, PACKAGE_ROOT, type ExecResult, type HoldHandle, type Lab, type LabHost } from './lab.js';
 import { checkPrefix, macForIp } from './topology.js';
 import { deleteNamespacesSync, listNamespaces, readState, registerLive, removeState, unregisterLive, writeState, type LiveLab } from './cleanup.js';
 import { collectOutput, hasExited, onLines, signalRef, startTimeOf, stopStarted, tail, waitExit, type ProcRef } from './proc.js';
@@ -194,11 +194,8 @@ class Routed implements RoutedLab, LiveLab {
   }
 
   private spawnNode(ns: string, script: string, args: string[]): ChildProcess {
-    const file = join(LAB_DIST, script);
-    if (!existsSync(file)) throw new Error(`${file} is missing: run \`npm run build\` (or \`npx tsc -p lab/tsconfig.json\`) first`);
-    const env = { ...process.env };
-    delete env.NODE_OPTIONS;
-    return this.spawn(ns, [process.execPath, file, ...args], { env, stdio: 'pipe' });
+    const { argv, env } = labProgram(script, args);
+    return this.spawn(ns, argv, { env, stdio: 'pipe' });
   }
 
   startHttpBackends(port: number): Promise<{ host: RoutedHost; child: ChildProcess }[]> {

@@ -532,12 +532,7 @@ class NetnsLab implements Lab, LiveLab {
   }
 
   private async teardown(): Promise<void> {
-    const procs = [...this.running.values()];
-    for (const p of procs) signalRef(p.ref, 'SIGTERM');
-    await Promise.all(procs.map((p) => waitExit(p.child, STOP_GRACE_MS)));
-    const stubborn = procs.filter((p) => !hasExited(p.child));
-    for (const p of stubborn) signalRef(p.ref, 'SIGKILL');
-    await Promise.all(stubborn.map((p) => waitExit(p.child, 5000)));
+    await Promise.all([...this.running.values()].map((p) => stopStarted(p.ref, p.child, STOP_GRACE_MS)));
     // Deleted from the root namespace with plain calls: the lab refuses to start new processes
     // once destroying, and these need not be tracked (they run to completion here).
     deleteNamespacesSync([...this.namespaces].reverse());

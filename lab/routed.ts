@@ -286,11 +286,7 @@ class Routed implements RoutedLab, LiveLab {
   }
 
   private async teardown(): Promise<void> {
-    const procs = [...this.running.values()];
-    for (const p of procs) signalRef(p.ref, 'SIGTERM');
-    await Promise.all(procs.map((p) => waitExit(p.child, 1000)));
-    for (const p of procs) if (!hasExited(p.child)) signalRef(p.ref, 'SIGKILL');
-    await Promise.all(procs.map((p) => waitExit(p.child, 5000)));
+    await Promise.all([...this.running.values()].map((p) => stopStarted(p.ref, p.child, 1000)));
     this.cleanup();
   }
 

@@ -136,7 +136,7 @@ export function ownBytes(text: string): Uint8Array {
   return bytes;
 }
 
-async function handle(request: ObserverRequest): Promise<unknown> {
+async function handle(request: Exclude<ObserverRequest, { kind: 'close' }>): Promise<unknown> {
   switch (request.kind) {
     case 'counters': {
       const s = await currentSample(request.farms);
@@ -152,8 +152,6 @@ async function handle(request: ObserverRequest): Promise<unknown> {
     }
     case 'connections':
       return conntrack.countByMark();
-    case 'close':
-      return null;
   }
 }
 

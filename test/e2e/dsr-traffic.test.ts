@@ -23,10 +23,12 @@ t.test('a DSR farm with two backends', async (t) => {
   await createDsrFarm(daemon, lab, 'web', VIP, '80');
   if (!t.ok(await daemon.until(() => farmReady(daemon, 'web'), 10_000), 'the farm is applied and up')) t.comment(daemon.logs());
 
-  await t.test('the daemon runs with a small young generation, in the process that was started (bin/nftfarm execs itself)', async (t) => {
+  await t.test('the daemon runs with a small young generation and fixed malloc thresholds, in the process that was started (bin/nftfarm execs itself)', async (t) => {
     const argv = fs.readFileSync(`/proc/${daemon.pid()}/cmdline`, 'utf8').split('\0');
     t.ok(argv.includes('--max-semi-space-size=8'), `command line: ${argv.join(' ')}`);
     t.ok(argv.some((a) => a.endsWith('bin/nftfarm')) && argv.includes('serve'), 'still bin/nftfarm serve');
+    const env = fs.readFileSync(`/proc/${daemon.pid()}/environ`, 'utf8').split('\0');
+    t.ok(env.includes('MALLOC_MMAP_THRESHOLD_=65536') && env.includes('MALLOC_TRIM_THRESHOLD_=262144'), 'with fixed glibc malloc thresholds');
   });
 
   await t.test('the backends MACs were learned by nftfarm itself', async (t) => {

@@ -8,6 +8,7 @@ import t from 'tap';
 import os from 'node:os';
 import {
   createNftElementWriter,
+  elementBatchBytes,
   encodeElementBatch,
   encodeValue,
   nftSet,
@@ -426,4 +427,52 @@ t.test('writer: close and socket errors', async (t) => {
   await t.rejects(w2.commit(replace(1, 1)), { code: 'ECONNRESET', applied: 'unknown', message: /socket error/ });
   fake2.kernel = commits(3);
   t.equal((await w2.commit(replace(1, 1))).generation, 3);
+});
+
+t.test('elementBatchBytes counts exactly what encodeElementBatch writes, message splits included', async (t) => {
+  let seed = 20261205;
+  const rnd = (n: number) => {
+    seed = (Math.imul(seed, 1103515245) + 12345) >>> 0;
+    return seed % n;
+  };
+  const sets = [
+    nftSet({ family: 'netdev', table: 'nftfarm', set: 'selection', key: 'mark', data: 'mark' }),
+    nftSet({ family: 'netdev', table: 'nftfarm', set: 'backend_macs', key: 'mark', data: 'ether_addr' }),
+    nftSet({ family: 'netdev', table: 'nftfarm', set: 'vip_ports', key: ['ipv4_addr', 'inet_proto', 'inet_service'], data: 'verdict' }),
+    nftSet({ family: 'inet', table: 't', set: 'flows', key: ['ipv6_addr', 'inet_service'], data: 'mark' }),
+    nftSet({ family: 'netdev', table: 'nftfarm', set: 'new_flows', key: 'mark' }),
+  ];
+  const entry = (set: number) => {
+    const i = rnd(100000);
+    switch (set) {
+      case 0:
+        return { key: i, data: rnd(0xffffffff) };
+      case 1:
+        return { key: i, data: '02:00:0a:fa:00:15' };
+      case 2:
+        return { key: [`10.0.${rnd(256)}.${rnd(256)}`, 'tcp', rnd(65536)], data: rnd(3) === 0 ? { verdict: 'drop' as const } : { verdict: 'goto' as const, chain: `farm_${i}`.repeat(1 + rnd(3)) } };
+      case 3:
+        return { key: ['2001:db8::1', rnd(65536)], data: i, ...(rnd(2) ? { timeoutMs: rnd(100000) } : {}) };
+      default:
+        return { key: i };
+    }
+  };
+  let checked = 0;
+  for (let round = 0; round < 60; round++) {
+    const ops: NftElementOp[] = [];
+    for (let k = 0, count = 1 + rnd(4); k < count; k++) {
+      const which = rnd(sets.length);
+      const set = sets[which]!;
+      const kind = rnd(5);
+      // Up to 4,000 elements: several 32 KB messages.
+      const entries = Array.from({ length: kind === 4 ? 0 : rnd(4) === 0 ? rnd(4000) : rnd(20) }, () => entry(which));
+      ops.push(kind === 3 ? set.flush() : kind === 2 ? set.delete(entries) : set.add(entries));
+    }
+    const ifGeneration = rnd(2) ? 1 + rnd(1000) : undefined;
+    const encoded = encodeElementBatch(ops, { firstSeq: 1, ifGeneration }).datagram.length;
+    if (elementBatchBytes(ops, { ifGeneration }) !== encoded) t.fail(`round ${round}: counted ${elementBatchBytes(ops, { ifGeneration })}, encoded ${encoded}`);
+    else checked++;
+  }
+  t.equal(checked, 60, 'equal in 60 random batches');
+  t.equal(elementBatchBytes([]), encodeElementBatch([], { firstSeq: 1 }).datagram.length, 'an empty batch');
 });

@@ -563,6 +563,60 @@ export function encodeElementBatch(ops: readonly NftElementOp[], options: Encode
   return { datagram, messages, beginSeq, endSeq: seq, markerSeq, opBySeq, worstReplyBytes: worstReplyBytes(datagram) };
 }
 
+const align4 = (n: number) => (n + 3) & ~3;
+const stringAttrBytes = (text: string) => align4(4 + Buffer.byteLength(text, 'utf8') + 1);
+const valueBytes = (v: Buffer | number) => 4 + (typeof v === 'number' ? 8 : align4(4 + v.length));
+
+/** What writeElement writes for this element, in bytes. */
+function elementBytes(e: NftElement, withData: boolean): number {
+  let n = 4 + valueBytes(e.key);
+  if (withData && e.timeoutMs !== undefined) n += 12;
+  if (e.keyEnd !== undefined) n += valueBytes(e.keyEnd);
+  if (withData && e.data !== undefined) {
+    if (typeof e.data === 'number' || Buffer.isBuffer(e.data)) n += valueBytes(e.data);
+    else n += 4 + 4 + 8 + (e.data.verdict === 'jump' || e.data.verdict === 'goto' ? stringAttrBytes(e.data.chain) : 0);
+  }
+  return n;
+}
+
+/**
+ * The length of encodeElementBatch's datagram for these operations, counted without encoding
+ * them (a cold load sizes 680,000 elements into batches: encoding them twice cost 0.1 s and
+ * as much garbage). Follows encodeElementBatch message by message; a unit test holds the two
+ * equal.
+ */
+export function elementBatchBytes(ops: readonly NftElementOp[], options: Pick<EncodeOptions, 'ifGeneration'> = {}): number {
+  let n = NFNL_HDRLEN + (options.ifGeneration !== undefined ? 8 : 0);
+  let marker = false;
+  for (const op of ops) {
+    if (op.kind !== 'flush' && op.elements.length === 0) continue;
+    if (!marker) {
+      marker = true;
+      n += NFNL_HDRLEN + stringAttrBytes(op.table);
+    }
+    const head = NFNL_HDRLEN + stringAttrBytes(op.table) + stringAttrBytes(op.set);
+    if (op.kind === 'flush') {
+      n += head;
+      continue;
+    }
+    const withData = op.kind === 'add';
+    let message = head + 4;
+    let inMessage = 0;
+    for (const e of op.elements) {
+      const bytes = elementBytes(e, withData);
+      if (inMessage > 0 && message + bytes > MESSAGE_MAX_BYTES) {
+        n += message;
+        message = head + 4;
+        inMessage = 0;
+      }
+      message += bytes;
+      inMessage++;
+    }
+    n += message;
+  }
+  return n + NFNL_HDRLEN;
+}
+
 /** The receive buffer the replies to this batch could take if every message failed (see MESSAGE_MAX_BYTES). */
 function worstReplyBytes(datagram: Buffer): number {
   let total = REPLY_FIXED_BYTES;
@@ -808,7 +862,7 @@ export function createNftElementWriter(transport: NetlinkTransport, options: Wri
     get staleReplies() {
       return stale;
     },
-    batchBytes: (ops) => encodeElementBatch(ops, { firstSeq: 1 }).datagram.length,
+    batchBytes: (ops) => elementBatchBytes(ops),
 
     commit(ops, commitOptions = {}) {
       if (closed) return Promise.reject(closedError());

@@ -273,6 +273,18 @@ t.test('a first load of many farms goes in chunks', async (t) => {
   t.equal([...netdev.chains.keys()].filter((c) => /^farm_\d+$/.test(c)).length, 1200, 'every farm chain');
   t.equal(netdev.sets.get('ipv4_vip_ports')!.elements.size, 1200, 'every dispatch entry');
   t.ok(store.listFarms().every((f) => reconciler.farm(f.id)?.state === 'applied'), 'every farm applied');
+
+  // The record: every farm, and the generation it is exact for.
+  const recorded = store.appliedState();
+  t.equal(recorded.farms.length, 1200, 'every farm recorded');
+  t.equal(recorded.generation, await kernel.generation(), "the kernel's generation after the load");
+  await reconciler.stop();
+  const commits = kernel.accepted.length;
+  const second = startReconciler(t, store, kernel).reconciler;
+  await second.start();
+  t.equal(kernel.accepted.length, commits, 'a restart adopts it: no transaction');
+  t.ok(store.listFarms().every((f) => second.farm(f.id)?.state === 'applied'), 'every farm applied after the restart');
+  await second.stop();
 });
 
 t.test("two running farms with every port ('*') on one VIP: the lower id serves, the other is refused by claim, and the load does not fail", async (t) => {

@@ -22,6 +22,12 @@ export interface ElementWriter {
   bytes(operation: ElementOperation): number | null;
   /** The largest batch it sends. */
   readonly maxBatchBytes: number;
+  /**
+   * Writes new plain chains and their rules (a first load's farm chains) as one atomic batch,
+   * when every operation is one and every rule is of a shape it compiles (nft/netlink-rules.ts);
+   * null, with nothing sent, when not: nft writes them.
+   */
+  writeChains?(operations: readonly Operation[]): Promise<void> | null;
   /** The ruleset generation, read over the writer's socket. */
   generation(): Promise<number>;
   close(): void;
@@ -80,7 +86,10 @@ export function createKernelWriter(nft: NftRunner, elements?: ElementWriter, log
       // element batches (CPU work that needs no kernel): they overlap on two cores. Sending
       // elements meanwhile did not: the kernel inserts them inside our sendmsg under the
       // same commit lock nft's batch takes (bench/RESULTS.md, cold start).
-      const structureWritten = viaNft(structure);
+      // The farm chains of every chunk after the first (plain chains of compiled rules) go
+      // over netlink; the rest, and any chunk that is not only those, through nft.
+      const netlinkChains = structure.length > 0 ? (elements.writeChains?.(structure) ?? null) : null;
+      const structureWritten = netlinkChains ? netlinkChains.catch((err) => (tooLarge(err) ? viaNft(structure) : Promise.reject(err))) : viaNft(structure);
       let planned: ElementOperation[][];
       try {
         planned = [...batches(body, elements), ...batches(tail, elements)];
@@ -106,7 +115,7 @@ export function createKernelWriter(nft: NftRunner, elements?: ElementWriter, log
         }
       }
       const ms = (x: number) => Math.round(x * 10) / 10;
-      log?.debug({ operations: operations.length, structure: structure.length, structureAndSizingMs: ms(structureMs), elementsMs: ms(performance.now() - t0 - structureMs), viaNftBatches }, 'loaded the tables');
+      log?.debug({ operations: operations.length, structure: structure.length, structureVia: netlinkChains ? 'netlink' : 'nft', structureAndSizingMs: ms(structureMs), elementsMs: ms(performance.now() - t0 - structureMs), viaNftBatches }, 'loaded the tables');
     },
   };
 }

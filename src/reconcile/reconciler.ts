@@ -17,7 +17,7 @@ import { initialSystemRuntime, type DataplaneView, type FarmRuntime, type LiveSe
 import type { TableInventory } from '../dataplane/netlink/nft-objects.js';
 import type { KernelWriter } from '../dataplane/kernel-writer.js';
 import type { TableName } from '../dataplane/nft/objects.js';
-import { transactionText, type ElementOperation, type Operation } from '../dataplane/nft/transaction.js';
+import { isElementOperation, transactionText, type ElementOperation, type Operation } from '../dataplane/nft/transaction.js';
 import { VipAnnouncer, type Sysctl } from '../dataplane/announcer.js';
 import { NeighborTable } from '../dataplane/neighbors.js';
 import type { Conntrack } from '../dataplane/conntrack.js';
@@ -694,21 +694,32 @@ export class Reconciler implements DataplaneView {
   }
 
   /**
-   * A first load into an empty kernel, LOAD_CHUNK_FARMS farms at a time, each chunk's
-   * elements before its dispatch (no packet reaches a farm before its elements are in) and
-   * recorded as applied once loaded. A chunk the kernel refuses is bisected like any pass;
-   * the refused farms are left out. Returns them.
+   * A first load into an empty kernel, LOAD_CHUNK_FARMS farms at a time, and the dispatch
+   * elements of every farm last, in one batch (no packet reaches a farm before its elements
+   * are in). Until then no farm chain is reachable from the base chains, so the kernel's
+   * validation of jumps, which walks every reachable chain at each commit, stays small: with
+   * each chunk's dispatch sent after it, the later chunks' commits walked thousands of farms.
+   * A chunk the kernel refuses is bisected like any pass; the refused farms are left out.
+   * Returns them. The dispatch batch failing fails the pass (the next one rewrites the tables).
    */
   private async loadInChunks(changes: Map<number, DesiredFarm | null>, before: Map<number, DesiredFarm | undefined>): Promise<number[]> {
     const refused: number[] = [];
     const ids = [...changes.keys()];
+    const dispatch: Operation[] = [];
+    const withoutDispatch = (operations: readonly Operation[]) => {
+      const now: Operation[] = [];
+      for (const o of operations) (isElementOperation(o) && isDispatch(o) ? dispatch : now).push(o);
+      return now;
+    };
     for (let i = 0; i < ids.length; i += LOAD_CHUNK_FARMS) {
       const chunk = new Map(ids.slice(i, i + LOAD_CHUNK_FARMS).map((id) => [id, changes.get(id)!]));
       const planFor = (farms: ReadonlyMap<number, DesiredFarm | null>) => planChanges(this.applied, farms);
       let plan = planFor(chunk);
+      const mark = dispatch.length;
       try {
-        await this.kernel.writer.load(plan.operations, isDispatch);
+        await this.kernel.writer.load(withoutDispatch(plan.operations), isDispatch);
       } catch (err) {
+        dispatch.length = mark;
         const found = await this.isolate(chunk, planFor);
         if (found.size === 0) throw err;
         for (const [id, error] of found) {
@@ -717,10 +728,11 @@ export class Reconciler implements DataplaneView {
           refused.push(id);
         }
         plan = planFor(chunk);
-        await this.kernel.writer.load(plan.operations, isDispatch);
+        await this.kernel.writer.load(withoutDispatch(plan.operations), isDispatch);
       }
       plan.commit();
     }
+    await this.kernel.writer.load(dispatch, isDispatch);
     this.knownGeneration = await this.kernel.generation();
     return refused;
   }

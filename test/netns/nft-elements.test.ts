@@ -205,7 +205,7 @@ function compileModules(): void {
   rmSync(BUILD_DIR, { recursive: true, force: true });
   mkdirSync(BUILD_DIR, { recursive: true });
   writeFileSync(join(BUILD_DIR, 'package.json'), '{"type":"module"}\n');
-  const files = readdirSync(SRC_DIR).filter((f) => f.endsWith('.ts')).map((f) => join(SRC_DIR, f));
+  const files = [...readdirSync(SRC_DIR).filter((f) => f.endsWith('.ts')).map((f) => join(SRC_DIR, f)), join(ROOT, 'src/dataplane/nft/netlink-rules.ts')];
   const r = spawnSync(process.execPath, [join(ROOT, 'node_modules/typescript/bin/tsc'),
     '--module', 'nodenext', '--moduleResolution', 'nodenext', '--target', 'es2022',
     '--strict', '--skipLibCheck', '--types', 'node', '--rootDir', join(ROOT, 'src'), '--outDir', BUILD_DIR, ...files], { encoding: 'utf8' });
@@ -365,6 +365,50 @@ t.test('the nft element writer against the kernel', { skip: !canRun }, async (t)
     t.same(listing(ns, M.macs), [], 'flushed');
     await both([{ kind: 'add', map: M.macs, entries: [{ key: 9, data: '02:00:0a:fa:00:09' }] }, { kind: 'add', map: M.newFlows, entries: [{ key: 9 }] }]);
     sameAsTwins(t, [M.macs, M.newFlows], 'counted maps refilled');
+  });
+
+  t.test('farm chains written as netlink rules are what nft makes of the same text', async (t) => {
+    const prep = ns.nft(['-f', '-'], ['pin_x', 'serve_x', 'count_drop'].map((c) => `add chain netdev ${TABLE} ${c}\n`).join(''));
+    t.equal(prep.status, 0, `jump targets ${prep.stderr}`);
+    // The rules a DSR farm's chain holds (farm-render.ts), and the other verdict forms.
+    const rules = (mark: number, offset: string) => [
+      'jump pin_x',
+      `meta mark 0 meta mark set jhash ip saddr . ip daddr . th sport . th dport mod 64 seed 0x6e667466 offset 0x${offset}`,
+      'jump serve_x',
+      `meta mark set ${mark} jump count_drop`,
+      'goto serve_x',
+      `meta mark set ${mark} goto count_drop`,
+    ];
+    const cases = [
+      { chain: 'chain_a', rules: rules(1449, '805a9000') },
+      { chain: 'chain_b', rules: rules(4294967295, '00000000') },
+      { chain: 'chain_c', rules: [] as string[] },
+    ];
+    const genBefore = await d.call<number>('generation');
+    const result = await d.call<{ generation: number; messages: number }>('commitChains', cases.map((c) => ({ family: 'netdev', table: TABLE, ...c })));
+    t.equal(result.generation, genBefore + 1, 'one commit');
+    t.equal(result.messages, 3 + 12, 'a message per chain and per rule');
+    const viaNft = ns.nft(['-f', '-'], cases.map((c) => [`add chain netdev ${TABLE} nft_${c.chain}`, ...c.rules.map((r) => `add rule netdev ${TABLE} nft_${c.chain} ${r}`)].join('\n')).join('\n') + '\n');
+    t.equal(viaNft.status, 0, `nft writes the same text ${viaNft.stderr}`);
+    for (const c of cases) {
+      const listed = (name: string, debug: boolean) =>
+        ns.nft([...(debug ? ['--debug=netlink'] : []), 'list', 'chain', 'netdev', TABLE, name]).stdout.replaceAll(name, 'CHAIN').replace(/# handle \d+/g, '').replace(/CHAIN( \d+)+$/gm, 'CHAIN');
+      t.equal(listed(c.chain, false), listed(`nft_${c.chain}`, false), `${c.chain}: the same rules listed`);
+      t.equal(listed(c.chain, true), listed(`nft_${c.chain}`, true), `${c.chain}: the same expressions, registers and lengths (nft --debug=netlink)`);
+    }
+    t.match(ns.nft(['list', 'chain', 'netdev', TABLE, 'chain_a']).stdout, /jhash ip saddr \. ip daddr \. th sport \. th dport mod 64 seed 0x6e667466 offset 2153418752/);
+
+    // A batch with a failing chain (a jump to a chain that does not exist) applies none of them.
+    const err = await d.call('commitChains', [
+      { family: 'netdev', table: TABLE, chain: 'chain_d', rules: ['jump serve_x'] },
+      { family: 'netdev', table: TABLE, chain: 'chain_e', rules: ['jump serve_x', 'jump missing_chain', 'jump serve_x'] },
+    ]).then(() => null, (e: DriverError) => e);
+    t.match(err, { name: 'NftBatchError', code: 'ENOENT', opIndex: 1, applied: false });
+    t.match(err.message, /operation 1 \(add chain netdev nfel\w* chain_e with 3 rules\): ENOENT/);
+    const chains = ns.nft(['list', 'chains', 'netdev']).stdout;
+    t.notMatch(chains, /chain_d|chain_e/, 'neither chain exists');
+    t.equal(await d.call('generation'), genBefore + 2, 'no commit (nft committed once)');
+    t.match(await d.call('info'), { staleReplies: 0 }, 'no reply left over');
   });
 
   t.test('a failing batch changes nothing and names the operation', async (t) => {

@@ -267,7 +267,10 @@ t.test('drift that the inventory cannot see (an edited element) is repaired', as
 t.test('a first load of many farms goes in chunks', async (t) => {
   const { store, kernel, reconciler, passes } = setup(t, 1200);
   await reconciler.start();
-  t.equal(kernel.accepted.length, 3, 'three chunks of at most 500 farms');
+  t.equal(kernel.accepted.length, 4, 'three chunks of at most 500 farms, then the dispatch');
+  const isDispatch = (o: Operation) => isElementOperation(o) && /vip_(ports|port_ranges|any)$/.test(o.set.name);
+  t.notOk(kernel.accepted.slice(0, 3).some((ops) => ops.some(isDispatch)), 'no dispatch element with the chunks: no farm is reachable before every farm is loaded');
+  t.ok(kernel.accepted[3]!.length > 0 && kernel.accepted[3]!.every(isDispatch), 'the last load is the dispatch elements alone');
   t.equal(passes[0], 'full:applied', 'reported as applied');
   const netdev = kernel.tables.get('netdev')!;
   t.equal([...netdev.chains.keys()].filter((c) => /^farm_\d+$/.test(c)).length, 1200, 'every farm chain');

@@ -44,6 +44,7 @@ const NLM_F_REQUEST = 0x1;
 const NLM_F_ACK = 0x4;
 const NLM_F_ECHO = 0x8;
 const NLM_F_CREATE = 0x400;
+const NLM_F_APPEND = 0x800;
 const NLA_F_NESTED = 0x8000;
 const NLMSG_HDRLEN = 16;
 /** nlmsghdr + struct nfgenmsg (family u8, version u8, res_id be16). */
@@ -57,11 +58,21 @@ const NFNL_BATCH_GENID = 1;
 
 // include/uapi/linux/netfilter/nf_tables.h
 const NFT_MSG_NEWTABLE = 0;
+const NFT_MSG_NEWCHAIN = 3;
+const NFT_MSG_NEWRULE = 6;
 const NFT_MSG_NEWSETELEM = 12;
 const NFT_MSG_DELSETELEM = 14;
 const NFT_MSG_NEWGEN = 15;
 const NFT_MSG_GETGEN = 16;
 const NFTA_TABLE_NAME = 1;
+const NFTA_CHAIN_TABLE = 1;
+const NFTA_CHAIN_NAME = 3;
+const NFTA_RULE_TABLE = 1;
+const NFTA_RULE_CHAIN = 2;
+const NFTA_RULE_EXPRESSIONS = 4;
+const NFTA_LIST_ELEM = 1;
+const NFTA_EXPR_NAME = 1;
+const NFTA_EXPR_DATA = 2;
 const NFTA_SET_ELEM_LIST_TABLE = 1;
 const NFTA_SET_ELEM_LIST_SET = 2;
 const NFTA_SET_ELEM_LIST_ELEMENTS = 3;
@@ -248,6 +259,32 @@ interface SetRef {
  */
 export type NftElementOp = (SetRef & { kind: 'add' | 'delete'; elements: readonly NftElement[] }) | (SetRef & { kind: 'flush' });
 
+/**
+ * One expression of a rule, as the kernel takes it (registers: 0 the verdict, 1-4 the 16-byte
+ * ones, 8-23 the 32-bit ones; see nft-rules.ts for the rules that become these). Attributes
+ * go in the order libnftnl writes them.
+ */
+export type NftExpr =
+  | { expr: 'immediate'; dreg: number; data: Buffer }
+  | { expr: 'verdict'; verdict: NftVerdict }
+  | { expr: 'meta-load'; key: number; dreg: number }
+  | { expr: 'meta-set'; key: number; sreg: number }
+  | { expr: 'cmp'; sreg: number; op: number; data: Buffer }
+  | { expr: 'payload-load'; dreg: number; base: number; offset: number; len: number }
+  | { expr: 'jhash'; sreg: number; dreg: number; len: number; modulus: number; seed: number; offset: number };
+
+/** A new regular chain (no hook) and its rules, appended in order: NEWCHAIN, then a NEWRULE each. */
+export interface NftChainOp {
+  kind: 'chain';
+  family: NftFamily;
+  table: string;
+  chain: string;
+  rules: readonly (readonly NftExpr[])[];
+}
+
+/** What one batch can hold: element operations, and new chains with their rules. */
+export type NftBatchOp = NftElementOp | NftChainOp;
+
 export interface NftSetSpec extends SetRef {
   key: NftType;
   /** A map's data type; none for a set. */
@@ -308,7 +345,8 @@ function verdictOf(data: unknown): NftVerdict {
   return v;
 }
 
-export function describeOp(op: NftElementOp): string {
+export function describeOp(op: NftBatchOp): string {
+  if (op.kind === 'chain') return `add chain ${op.family} ${op.table} ${op.chain} with ${op.rules.length} rule${op.rules.length === 1 ? '' : 's'}`;
   const count = op.kind === 'flush' ? '' : `, ${op.elements.length} element${op.elements.length === 1 ? '' : 's'}`;
   return `${op.kind} ${op.family} ${op.table} ${op.set}${count}`;
 }
@@ -463,6 +501,67 @@ function writeValue(b: MessageBuilder, type: number, value: Buffer | number): vo
   b.endNest(nest);
 }
 
+/** One NFTA_LIST_ELEM of a rule's expressions: its name and its attributes, as libnftnl orders them. */
+function writeExpression(b: MessageBuilder, e: NftExpr): void {
+  const item = b.beginNest(NFTA_LIST_ELEM);
+  const name = e.expr === 'verdict' ? 'immediate' : e.expr === 'meta-load' || e.expr === 'meta-set' ? 'meta' : e.expr === 'payload-load' ? 'payload' : e.expr === 'jhash' ? 'hash' : e.expr;
+  b.string(NFTA_EXPR_NAME, name);
+  const data = b.beginNest(NFTA_EXPR_DATA);
+  switch (e.expr) {
+    case 'immediate': {
+      b.be32(1 /* NFTA_IMMEDIATE_DREG */, e.dreg);
+      const d = b.beginNest(2 /* NFTA_IMMEDIATE_DATA */);
+      b.attr(NFTA_DATA_VALUE, e.data);
+      b.endNest(d);
+      break;
+    }
+    case 'verdict': {
+      const v = verdictOf(e.verdict);
+      b.be32(1 /* NFTA_IMMEDIATE_DREG */, 0 /* NFT_REG_VERDICT */);
+      const d = b.beginNest(2 /* NFTA_IMMEDIATE_DATA */);
+      const verdict = b.beginNest(NFTA_DATA_VERDICT);
+      b.be32(NFTA_VERDICT_CODE, NFT_VERDICT_CODES[v.verdict]);
+      if (v.verdict === 'jump' || v.verdict === 'goto') b.string(NFTA_VERDICT_CHAIN, v.chain);
+      b.endNest(verdict);
+      b.endNest(d);
+      break;
+    }
+    case 'meta-load':
+      b.be32(2 /* NFTA_META_KEY */, e.key);
+      b.be32(1 /* NFTA_META_DREG */, e.dreg);
+      break;
+    case 'meta-set':
+      b.be32(2 /* NFTA_META_KEY */, e.key);
+      b.be32(3 /* NFTA_META_SREG */, e.sreg);
+      break;
+    case 'cmp': {
+      b.be32(1 /* NFTA_CMP_SREG */, e.sreg);
+      b.be32(2 /* NFTA_CMP_OP */, e.op);
+      const d = b.beginNest(3 /* NFTA_CMP_DATA */);
+      b.attr(NFTA_DATA_VALUE, e.data);
+      b.endNest(d);
+      break;
+    }
+    case 'payload-load':
+      b.be32(1 /* NFTA_PAYLOAD_DREG */, e.dreg);
+      b.be32(2 /* NFTA_PAYLOAD_BASE */, e.base);
+      b.be32(3 /* NFTA_PAYLOAD_OFFSET */, e.offset);
+      b.be32(4 /* NFTA_PAYLOAD_LEN */, e.len);
+      break;
+    case 'jhash':
+      b.be32(1 /* NFTA_HASH_SREG */, e.sreg);
+      b.be32(2 /* NFTA_HASH_DREG */, e.dreg);
+      b.be32(3 /* NFTA_HASH_LEN */, e.len);
+      b.be32(4 /* NFTA_HASH_MODULUS */, e.modulus);
+      b.be32(5 /* NFTA_HASH_SEED */, e.seed);
+      b.be32(6 /* NFTA_HASH_OFFSET */, e.offset);
+      b.be32(7 /* NFTA_HASH_TYPE */, 0 /* NFT_HASH_JENKINS */);
+      break;
+  }
+  b.endNest(data);
+  b.endNest(item);
+}
+
 export interface EncodedBatch {
   /** The datagram: BATCH_BEGIN, the generation marker, the element messages, BATCH_END. */
   datagram: Buffer;
@@ -474,6 +573,12 @@ export interface EncodedBatch {
   markerSeq: number | null;
   /** Sequence number -> index of the operation its message belongs to (the marker -> null). */
   opBySeq: Map<number, number | null>;
+  /**
+   * The messages that ask for an ACK, so answer even on success: all but the leading messages
+   * of a chain operation (the kernel answers every message that fails, ACK or not, in order,
+   * so the ACK of a chain's last rule comes after any failure of that chain's messages).
+   */
+  acked: Set<number>;
   /** Receive buffer the replies could take if every message failed (each error echoes its message). */
   worstReplyBytes: number;
 }
@@ -492,11 +597,12 @@ export interface EncodeOptions {
  * 32 KB of elements (see MESSAGE_MAX_BYTES), each flush one message; every message asks for
  * an ACK. Throws TypeError on a malformed operation.
  */
-export function encodeElementBatch(ops: readonly NftElementOp[], options: EncodeOptions): EncodedBatch {
+export function encodeElementBatch(ops: readonly NftBatchOp[], options: EncodeOptions): EncodedBatch {
   const b = new MessageBuilder();
   const port = options.portId ?? 0;
   const next = (seq: number) => (seq + 1) >>> 0;
   const opBySeq = new Map<number, number | null>();
+  const acked = new Set<number>();
   const beginSeq = options.firstSeq >>> 0;
   let seq = beginSeq;
 
@@ -512,15 +618,46 @@ export function encodeElementBatch(ops: readonly NftElementOp[], options: Encode
   ops.forEach((op, index) => {
     const family = FAMILY_NUMBERS[op.family];
     if (family === undefined) throw new TypeError(`unknown nftables family '${op.family}'`);
-    if (op.kind !== 'flush' && op.elements.length === 0) return;
+    if ((op.kind === 'add' || op.kind === 'delete') && op.elements.length === 0) return;
     if (markerSeq === null) {
       // No-op NEWTABLE with NLM_F_ECHO so that the kernel sends us NFT_MSG_NEWGEN (header comment).
       seq = next(seq);
       markerSeq = seq;
       opBySeq.set(seq, null);
+      acked.add(seq);
       const m = b.beginMessage((NFNL_SUBSYS_NFTABLES << 8) | NFT_MSG_NEWTABLE, NLM_F_REQUEST | NLM_F_ACK | NLM_F_ECHO, seq, port, family, 0);
       b.string(NFTA_TABLE_NAME, op.table);
       b.endMessage(m);
+    }
+    if (op.kind === 'chain') {
+      // NEWCHAIN, then each rule appended (NEWRULE with NLM_F_APPEND, as `nft add rule`); one
+      // sequence number each, all of them this operation's.
+      // Only the operation's last message asks for an ACK: nft asks for none, and an ACK for
+      // each of a first load's 40,000 rules cost as many replies to build and read.
+      const last = op.rules.length;
+      let at = 0;
+      const message = (type: number, flags: number) => {
+        seq = next(seq);
+        opBySeq.set(seq, index);
+        messages++;
+        const ack = at++ === last;
+        if (ack) acked.add(seq);
+        return b.beginMessage((NFNL_SUBSYS_NFTABLES << 8) | type, NLM_F_REQUEST | (ack ? NLM_F_ACK : 0) | flags, seq, port, family, 0);
+      };
+      const chain = message(NFT_MSG_NEWCHAIN, NLM_F_CREATE);
+      b.string(NFTA_CHAIN_TABLE, op.table);
+      b.string(NFTA_CHAIN_NAME, op.chain);
+      b.endMessage(chain);
+      for (const rule of op.rules) {
+        const m = message(NFT_MSG_NEWRULE, NLM_F_CREATE | NLM_F_APPEND);
+        b.string(NFTA_RULE_TABLE, op.table);
+        b.string(NFTA_RULE_CHAIN, op.chain);
+        const list = b.beginNest(NFTA_RULE_EXPRESSIONS);
+        for (const e of rule) writeExpression(b, e);
+        b.endNest(list);
+        b.endMessage(m);
+      }
+      return;
     }
     const type = (NFNL_SUBSYS_NFTABLES << 8) | (op.kind === 'add' ? NFT_MSG_NEWSETELEM : NFT_MSG_DELSETELEM);
     const flags = NLM_F_REQUEST | NLM_F_ACK | (op.kind === 'add' ? NLM_F_CREATE : 0);
@@ -528,6 +665,7 @@ export function encodeElementBatch(ops: readonly NftElementOp[], options: Encode
       seq = next(seq);
       opBySeq.set(seq, index);
       messages++;
+      acked.add(seq);
       const m = b.beginMessage(type, flags, seq, port, family, 0);
       b.string(NFTA_SET_ELEM_LIST_TABLE, op.table);
       b.string(NFTA_SET_ELEM_LIST_SET, op.set);
@@ -560,7 +698,7 @@ export function encodeElementBatch(ops: readonly NftElementOp[], options: Encode
   const end = b.beginMessage(NFNL_MSG_BATCH_END, NLM_F_REQUEST, seq, port, 0, NFNL_SUBSYS_NFTABLES);
   b.endMessage(end);
   const datagram = b.result();
-  return { datagram, messages, beginSeq, endSeq: seq, markerSeq, opBySeq, worstReplyBytes: worstReplyBytes(datagram) };
+  return { datagram, messages, beginSeq, endSeq: seq, markerSeq, opBySeq, acked, worstReplyBytes: worstReplyBytes(datagram) };
 }
 
 const align4 = (n: number) => (n + 3) & ~3;
@@ -585,14 +723,19 @@ function elementBytes(e: NftElement, withData: boolean): number {
  * as much garbage). Follows encodeElementBatch message by message; a unit test holds the two
  * equal.
  */
-export function elementBatchBytes(ops: readonly NftElementOp[], options: Pick<EncodeOptions, 'ifGeneration'> = {}): number {
+export function elementBatchBytes(ops: readonly NftBatchOp[], options: Pick<EncodeOptions, 'ifGeneration'> = {}): number {
   let n = NFNL_HDRLEN + (options.ifGeneration !== undefined ? 8 : 0);
   let marker = false;
   for (const op of ops) {
-    if (op.kind !== 'flush' && op.elements.length === 0) continue;
+    if ((op.kind === 'add' || op.kind === 'delete') && op.elements.length === 0) continue;
     if (!marker) {
       marker = true;
       n += NFNL_HDRLEN + stringAttrBytes(op.table);
+    }
+    if (op.kind === 'chain') {
+      // Rare and small (a chain's rules): measured by encoding it alone, less that batch's frame.
+      n += encodeElementBatch([op], { firstSeq: 1 }).datagram.length - 3 * NFNL_HDRLEN - stringAttrBytes(op.table);
+      continue;
     }
     const head = NFNL_HDRLEN + stringAttrBytes(op.table) + stringAttrBytes(op.set);
     if (op.kind === 'flush') {
@@ -697,14 +840,14 @@ export interface NftElementWriter {
    */
   readonly maxBatchBytes: number;
   /** The datagram size of these operations (encodes them). */
-  batchBytes(ops: readonly NftElementOp[]): number;
+  batchBytes(ops: readonly NftBatchOp[]): number;
   /**
    * Applies the operations as one atomic batch; resolves once the kernel has answered every
    * message. Rejects with NftBatchError: EMSGSIZE (too large: nothing sent, use nft -f), the
    * kernel's errno with the failed operation's index, ETIMEDOUT, or ECONNRESET (writer closed
    * or socket error). Calls are serialized: one batch in flight per socket.
    */
-  commit(ops: readonly NftElementOp[], options?: CommitOptions): Promise<CommitResult>;
+  commit(ops: readonly NftBatchOp[], options?: CommitOptions): Promise<CommitResult>;
   /** The current ruleset generation (NFT_MSG_GETGEN over the same socket, queued behind commits). */
   generation(): Promise<number>;
   /** Replies that belonged to no request in flight (late answers of a timed-out one), dropped. */
@@ -884,7 +1027,7 @@ export function createNftElementWriter(transport: NetlinkTransport, options: Wri
         return Promise.reject(tooLarge(`batch of ${batch.datagram.length} bytes in ${batch.messages} messages could draw ${batch.worstReplyBytes} bytes of error replies, more than the ${transport.recvBufferBytes}-byte receive buffer`));
       }
       allocate(((batch.endSeq - batch.beginSeq) >>> 0) + 1);
-      const { beginSeq, markerSeq, opBySeq } = batch;
+      const { beginSeq, markerSeq, opBySeq, acked } = batch;
       return request<CommitResult>(batch.datagram, commitOptions.timeoutMs ?? defaultTimeoutMs, (settle) => {
         const answered = new Set<number>();
         const failures: NftOpFailure[] = [];
@@ -892,7 +1035,7 @@ export function createNftElementWriter(transport: NetlinkTransport, options: Wri
         const fail = () => {
           const first = (failures.find((f) => f.opIndex !== null) ?? failures[0]) as NftOpFailure;
           const more = failures.length > 1 ? ` (${failures.length} failures in all)` : '';
-          const what = first.opIndex === null ? 'the batch as a whole' : `operation ${first.opIndex} (${describeOp(ops[first.opIndex] as NftElementOp)})`;
+          const what = first.opIndex === null ? 'the batch as a whole' : `operation ${first.opIndex} (${describeOp(ops[first.opIndex] as NftBatchOp)})`;
           const hint = first.code === 'ERESTART' ? `: the ruleset generation is no longer ${commitOptions.ifGeneration}` : '';
           settle({ err: new NftBatchError(`nftables refused ${what}: ${first.code}${hint}${more}; nothing of the batch was applied`, first.code, first.opIndex, failures, false) });
         };
@@ -918,8 +1061,8 @@ export function createNftElementWriter(transport: NetlinkTransport, options: Wri
               // (our marker), before its own ack: the first answer of a sequence number counts.
               if (!answered.has(seq)) failures.push(failure);
             }
-            if (opBySeq.has(seq)) answered.add(seq);
-            if (answered.size < opBySeq.size) return;
+            if (acked.has(seq)) answered.add(seq);
+            if (answered.size < acked.size) return;
             if (failures.length > 0) fail();
             else settle({ ok: { generation, messages: batch.messages, bytes: batch.datagram.length } });
           },

@@ -5,8 +5,9 @@
  * declared types; interval sets and types the writer does not encode are left to nft.
  */
 import type { ElementWriter } from '../kernel-writer.js';
-import type { ElementOperation } from './transaction.js';
-import { nftSet, openNftElementWriter, type NftElementOp, type NftElementWriter, type NftFamily, type NftScalarType, type NftType, type NftValue, type NftVerdict } from '../netlink/nft-elements.js';
+import type { ElementOperation, Operation } from './transaction.js';
+import { compileRule } from './netlink-rules.js';
+import { elementBatchBytes, nftSet, openNftElementWriter, type NftChainOp, type NftElementOp, type NftElementWriter, type NftFamily, type NftScalarType, type NftType, type NftValue, type NftVerdict } from '../netlink/nft-elements.js';
 
 const SCALARS = new Set<string>(['mark', 'ipv4_addr', 'ipv6_addr', 'ether_addr', 'inet_service', 'inet_proto']);
 const NUMERIC = new Set<string>(['mark', 'inet_service']);
@@ -50,6 +51,22 @@ function convert(o: ElementOperation): NftElementOp | null {
   }
 }
 
+/** New plain chains of the netdev table whose every rule compiles, as netlink operations; else null. */
+function chainsOf(operations: readonly Operation[]): NftChainOp[] | null {
+  const out: NftChainOp[] = [];
+  for (const o of operations) {
+    if (o.op !== 'add-chain' || o.chain.hook !== undefined || o.table.family !== 'netdev') return null;
+    const rules = [];
+    for (const text of o.chain.rules) {
+      const rule = compileRule(text);
+      if (rule === null) return null;
+      rules.push(rule);
+    }
+    out.push({ kind: 'chain', family: 'netdev', table: o.table.name, chain: o.chain.name, rules });
+  }
+  return out;
+}
+
 export function netlinkElementWriter(writer: NftElementWriter = openNftElementWriter()): ElementWriter {
   const converted = new WeakMap<ElementOperation, NftElementOp | null>();
   const opOf = (o: ElementOperation) => {
@@ -70,6 +87,11 @@ export function netlinkElementWriter(writer: NftElementWriter = openNftElementWr
       // Encoded once, in commit: a batch over the limit is refused there with nothing sent.
       const result = await writer.commit(ops as NftElementOp[], { maxBytes: limit });
       return { generation: result.generation };
+    },
+    writeChains(operations) {
+      const chains = chainsOf(operations);
+      if (chains === null || elementBatchBytes(chains) > limit) return null;
+      return writer.commit(chains, { maxBytes: limit }).then(() => undefined);
     },
     generation: () => writer.generation(),
     close: () => writer.close(),

@@ -383,11 +383,13 @@ t.test('the nft element writer against the kernel', { skip: !canRun }, async (t)
       { chain: 'chain_a', rules: rules(1449, '805a9000') },
       { chain: 'chain_b', rules: rules(4294967295, '00000000') },
       { chain: 'chain_c', rules: [] as string[] },
+      // A stateless_dnat farm's replies chain.
+      { chain: 'chain_r', rules: ['ip saddr set 10.250.0.100 accept', 'ip saddr set 255.255.255.255 accept'] },
     ];
     const genBefore = await d.call<number>('generation');
     const result = await d.call<{ generation: number; messages: number }>('commitChains', cases.map((c) => ({ family: 'netdev', table: TABLE, ...c })));
     t.equal(result.generation, genBefore + 1, 'one commit');
-    t.equal(result.messages, 3 + 12, 'a message per chain and per rule');
+    t.equal(result.messages, 4 + 14, 'a message per chain and per rule');
     const viaNft = ns.nft(['-f', '-'], cases.map((c) => [`add chain netdev ${TABLE} nft_${c.chain}`, ...c.rules.map((r) => `add rule netdev ${TABLE} nft_${c.chain} ${r}`)].join('\n')).join('\n') + '\n');
     t.equal(viaNft.status, 0, `nft writes the same text ${viaNft.stderr}`);
     for (const c of cases) {

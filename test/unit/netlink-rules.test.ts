@@ -39,6 +39,18 @@ t.test('the farm-chain shapes compile to the expressions nft sends', async (t) =
   ]);
 });
 
+t.test("a stateless_dnat farm's replies: the source rewritten, both checksums fixed, accepted", async (t) => {
+  t.same(compileRule('ip saddr set 10.250.0.100 accept'), [
+    { expr: 'meta-load', key: 1, dreg: 1 },
+    { expr: 'cmp', sreg: 1, op: 0, data: Buffer.from([8, 0]) },
+    { expr: 'immediate', dreg: 1, data: Buffer.from([10, 250, 0, 100]) },
+    { expr: 'payload-write', sreg: 1, base: 1, offset: 12, len: 4, csumType: 1, csumOffset: 10, csumFlags: 1 },
+    { expr: 'verdict', verdict: { verdict: 'accept' } },
+  ]);
+  t.equal(compileRule('ip saddr set 10.250.0.256 accept'), null, 'not an address');
+  t.equal(compileRule('ip saddr set 10.250.0.100 th sport set 80 accept'), null, 'ports too: nft');
+});
+
 t.test('anything else is left to nft', async (t) => {
   for (const text of [
     'jump',
@@ -50,7 +62,6 @@ t.test('anything else is left to nft', async (t) => {
     BUCKET.replace('mod 64', 'mod 0'),
     BUCKET.replace(' offset 0x805a9000', ''),
     'meta mark 0 meta mark set numgen inc mod 64 offset 0x805a9000',
-    'ip saddr set 10.250.0.100 accept',
     `${BUCKET} counter`,
     'jump pin_dsr_tcp_eth0 # comment',
   ]) {

@@ -271,6 +271,7 @@ export type NftExpr =
   | { expr: 'meta-set'; key: number; sreg: number }
   | { expr: 'cmp'; sreg: number; op: number; data: Buffer }
   | { expr: 'payload-load'; dreg: number; base: number; offset: number; len: number }
+  | { expr: 'payload-write'; sreg: number; base: number; offset: number; len: number; csumType: number; csumOffset: number; csumFlags: number }
   | { expr: 'jhash'; sreg: number; dreg: number; len: number; modulus: number; seed: number; offset: number };
 
 /** A new regular chain (no hook) and its rules, appended in order: NEWCHAIN, then a NEWRULE each. */
@@ -504,7 +505,7 @@ function writeValue(b: MessageBuilder, type: number, value: Buffer | number): vo
 /** One NFTA_LIST_ELEM of a rule's expressions: its name and its attributes, as libnftnl orders them. */
 function writeExpression(b: MessageBuilder, e: NftExpr): void {
   const item = b.beginNest(NFTA_LIST_ELEM);
-  const name = e.expr === 'verdict' ? 'immediate' : e.expr === 'meta-load' || e.expr === 'meta-set' ? 'meta' : e.expr === 'payload-load' ? 'payload' : e.expr === 'jhash' ? 'hash' : e.expr;
+  const name = e.expr === 'verdict' ? 'immediate' : e.expr === 'meta-load' || e.expr === 'meta-set' ? 'meta' : e.expr === 'payload-load' || e.expr === 'payload-write' ? 'payload' : e.expr === 'jhash' ? 'hash' : e.expr;
   b.string(NFTA_EXPR_NAME, name);
   const data = b.beginNest(NFTA_EXPR_DATA);
   switch (e.expr) {
@@ -547,6 +548,15 @@ function writeExpression(b: MessageBuilder, e: NftExpr): void {
       b.be32(2 /* NFTA_PAYLOAD_BASE */, e.base);
       b.be32(3 /* NFTA_PAYLOAD_OFFSET */, e.offset);
       b.be32(4 /* NFTA_PAYLOAD_LEN */, e.len);
+      break;
+    case 'payload-write':
+      b.be32(5 /* NFTA_PAYLOAD_SREG */, e.sreg);
+      b.be32(2 /* NFTA_PAYLOAD_BASE */, e.base);
+      b.be32(3 /* NFTA_PAYLOAD_OFFSET */, e.offset);
+      b.be32(4 /* NFTA_PAYLOAD_LEN */, e.len);
+      b.be32(6 /* NFTA_PAYLOAD_CSUM_TYPE */, e.csumType);
+      b.be32(7 /* NFTA_PAYLOAD_CSUM_OFFSET */, e.csumOffset);
+      b.be32(8 /* NFTA_PAYLOAD_CSUM_FLAGS */, e.csumFlags);
       break;
     case 'jhash':
       b.be32(1 /* NFTA_HASH_SREG */, e.sreg);

@@ -8,6 +8,7 @@
  * test/netns/netlink-rules.test.ts holds the kernel's listing of both ways equal.
  */
 import os from 'node:os';
+import { parseIPv4 } from '../netlink/ipv4.js';
 import type { NftExpr, NftVerdict } from '../netlink/nft-elements.js';
 
 // include/uapi/linux/netfilter/nf_tables.h
@@ -21,6 +22,8 @@ const NFT_CMP_EQ = 0;
 const NFT_PAYLOAD_NETWORK_HEADER = 1;
 const NFT_PAYLOAD_TRANSPORT_HEADER = 2;
 const ETH_P_IP = Buffer.from([0x08, 0x00]);
+const NFT_PAYLOAD_CSUM_INET = 1;
+const NFT_PAYLOAD_L4CSUM_PSEUDOHDR = 1;
 
 const CHAIN = '([A-Za-z0-9_]{1,128})';
 const U32 = 0xffffffff;
@@ -61,6 +64,16 @@ const MARK_AND_JUMP = new RegExp(`^meta mark set (\\d{1,10}) (jump|goto) ${CHAIN
  */
 const NEW_FLOW_BUCKET = /^meta mark 0 meta mark set jhash ip saddr \. ip daddr \. th sport \. th dport mod (\d{1,10}) seed 0x([0-9a-f]{1,8}) offset 0x([0-9a-f]{1,8})$/;
 
+/**
+ * A stateless_dnat farm's replies, `ip saddr set A accept` (the IPv4 header's checksum and
+ * the transport one's pseudo-header fixed on the way):
+ *   [ meta load protocol => reg 1 ] [ cmp eq reg 1 0x00000008 ]
+ *   [ immediate reg 1 A ]
+ *   [ payload write reg 1 => 4b @ network header + 12 csum_type 1 csum_off 10 csum_flags 0x1 ]
+ *   [ immediate reg 0 accept ]
+ */
+const REPLY_SOURCE = /^ip saddr set (\d{1,3}\.\d{1,3}\.\d{1,3}\.\d{1,3}) accept$/;
+
 /** The expressions of this rule, or null when it is not one of the shapes above. */
 export function compileRule(text: string): NftExpr[] | null {
   let m = JUMP.exec(text);
@@ -86,6 +99,20 @@ export function compileRule(text: string): NftExpr[] | null {
       { expr: 'payload-load', dreg: NFT_REG32_05 + 2, base: NFT_PAYLOAD_TRANSPORT_HEADER, offset: 2, len: 2 },
       { expr: 'jhash', sreg: NFT_REG_2, dreg: NFT_REG_1, len: 16, modulus, seed: parseInt(m[2]!, 16), offset: parseInt(m[3]!, 16) },
       { expr: 'meta-set', key: NFT_META_MARK, sreg: NFT_REG_1 },
+    ];
+  }
+  m = REPLY_SOURCE.exec(text);
+  if (m) {
+    const address = parseIPv4(m[1]!);
+    if (address === null) return null;
+    const bytes = Buffer.alloc(4);
+    bytes.writeUInt32BE(address, 0);
+    return [
+      { expr: 'meta-load', key: NFT_META_PROTOCOL, dreg: NFT_REG_1 },
+      { expr: 'cmp', sreg: NFT_REG_1, op: NFT_CMP_EQ, data: ETH_P_IP },
+      { expr: 'immediate', dreg: NFT_REG_1, data: bytes },
+      { expr: 'payload-write', sreg: NFT_REG_1, base: NFT_PAYLOAD_NETWORK_HEADER, offset: 12, len: 4, csumType: NFT_PAYLOAD_CSUM_INET, csumOffset: 10, csumFlags: NFT_PAYLOAD_L4CSUM_PSEUDOHDR },
+      { expr: 'verdict', verdict: { verdict: 'accept' } },
     ];
   }
   return null;

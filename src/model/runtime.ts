@@ -29,6 +29,8 @@ export interface SystemRuntime {
   storeGeneration: number;
   appliedGeneration: number | null;
   lastPassAt: string | null;
+  /** When the first pass after the start succeeded: the start's convergence. */
+  firstPassAt: string | null;
   lastError: string | null;
   consecutiveFailures: number;
   passes: number;
@@ -57,7 +59,7 @@ export interface DataplaneView {
 
 /** The system status before any reconcile pass. */
 export function initialSystemRuntime(mode: SystemRuntime['mode']): SystemRuntime {
-  return { mode, storeGeneration: 0, appliedGeneration: null, lastPassAt: null, lastError: null, consecutiveFailures: 0, passes: 0, lastPass: null };
+  return { mode, storeGeneration: 0, appliedGeneration: null, lastPassAt: null, firstPassAt: null, lastError: null, consecutiveFailures: 0, passes: 0, lastPass: null };
 }
 
 /** The view when no reconciler runs (API-only tests, the OpenAPI writer): nothing is known. */

@@ -659,6 +659,7 @@ export class Reconciler implements DataplaneView {
     }
     this.status.appliedGeneration = generation;
     this.status.lastPassAt = new Date().toISOString();
+    this.status.firstPassAt ??= this.status.lastPassAt;
     this.status.lastError = null;
     this.status.consecutiveFailures = 0;
     this.status.passes++;

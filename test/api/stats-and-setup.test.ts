@@ -154,6 +154,7 @@ t.test('GET /system/status', async (t) => {
       store_generation: store.generation(),
       applied_generation: null,
       last_pass_at: null,
+      first_pass_at: null,
       last_error: null,
       consecutive_failures: 0,
       passes: 0,

@@ -69,6 +69,8 @@ t.test('a DSR farm with two backends', async (t) => {
     t.equal(system.body.params.mode, 'kernel');
     t.equal(system.body.params.applied_generation, system.body.params.store_generation);
     t.equal(system.body.params.last_error, null);
+    const firstPass = Date.parse(system.body.params.first_pass_at);
+    t.ok(firstPass > Date.now() - 120_000 && firstPass <= Date.parse(system.body.params.last_pass_at), `first_pass_at ${system.body.params.first_pass_at}: this start's, at or before the last pass`);
   });
 
   await t.test('weights are honoured in the share of new flows', async (t) => {

@@ -272,6 +272,8 @@ t.test('a first load of many farms goes in chunks', async (t) => {
   t.notOk(kernel.accepted.slice(0, 3).some((ops) => ops.some(isDispatch)), 'no dispatch element with the chunks: no farm is reachable before every farm is loaded');
   t.ok(kernel.accepted[3]!.length > 0 && kernel.accepted[3]!.every(isDispatch), 'the last load is the dispatch elements alone');
   t.equal(passes[0], 'full:applied', 'reported as applied');
+  const firstPassAt = reconciler.system().firstPassAt;
+  t.ok(firstPassAt !== null && firstPassAt === reconciler.system().lastPassAt, 'the status says when the first pass ended');
   const netdev = kernel.tables.get('netdev')!;
   t.equal([...netdev.chains.keys()].filter((c) => /^farm_\d+$/.test(c)).length, 1200, 'every farm chain');
   t.equal(netdev.sets.get('ipv4_vip_ports')!.elements.size, 1200, 'every dispatch entry');

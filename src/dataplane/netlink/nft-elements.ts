@@ -407,8 +407,17 @@ class MessageBuilder {
     this.pad();
   }
 
+  /** A NUL-terminated string, written in place (a first load writes 40,000 rule messages, each naming its table and chain). */
   string(type: number, value: string): void {
-    this.attr(type, Buffer.from(`${value}\0`, 'utf8'));
+    const bytes = Buffer.byteLength(value, 'utf8') + 1;
+    this.ensure(4 + bytes + 3);
+    const at = this.len;
+    this.buf.writeUInt16LE(4 + bytes, at);
+    this.buf.writeUInt16LE(type, at + 2);
+    this.buf.write(value, at + 4, 'utf8');
+    this.buf[at + 4 + bytes - 1] = 0;
+    this.len += 4 + bytes;
+    this.pad();
   }
 
   be32(type: number, value: number): void {

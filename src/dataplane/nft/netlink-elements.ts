@@ -7,7 +7,7 @@
 import type { ElementWriter } from '../kernel-writer.js';
 import type { ElementOperation, Operation } from './transaction.js';
 import { compileRule } from './netlink-rules.js';
-import { elementBatchBytes, nftSet, openNftElementWriter, type NftChainOp, type NftElementOp, type NftElementWriter, type NftFamily, type NftScalarType, type NftType, type NftValue, type NftVerdict } from '../netlink/nft-elements.js';
+import { nftSet, openNftElementWriter, type NftChainOp, type NftElementOp, type NftElementWriter, type NftFamily, type NftScalarType, type NftType, type NftValue, type NftVerdict } from '../netlink/nft-elements.js';
 
 const SCALARS = new Set<string>(['mark', 'ipv4_addr', 'ipv6_addr', 'ether_addr', 'inet_service', 'inet_proto']);
 const NUMERIC = new Set<string>(['mark', 'inet_service']);
@@ -90,7 +90,8 @@ export function netlinkElementWriter(writer: NftElementWriter = openNftElementWr
     },
     writeChains(operations) {
       const chains = chainsOf(operations);
-      if (chains === null || elementBatchBytes(chains) > limit) return null;
+      if (chains === null) return null;
+      // Sized when encoded: over the limit, it is refused with nothing sent (EMSGSIZE) and nft writes it.
       return writer.commit(chains, { maxBytes: limit }).then(() => undefined);
     },
     generation: () => writer.generation(),

@@ -47,6 +47,10 @@ const LOAD_INTERVAL_MS = 1000;
 /** Drift that the inventory does not show (an edited rule or element) is rewritten at most this often. */
 const DRIFT_REWRITE_MS = 6000;
 
+/** A full pass lets the event loop in after deriving or comparing this many farms (see fullPass). */
+const YIELD_EVERY = 1000;
+const yieldToEventLoop = () => new Promise<void>((resolve) => setImmediate(resolve));
+
 /** A first load of more farms than this goes in chunks of this many (see loadInChunks). */
 const LOAD_CHUNK_FARMS = 500;
 /** A reconciler whose last pass ended longer ago than this is quiet: see kick(). */
@@ -504,7 +508,12 @@ export class Reconciler implements DataplaneView {
     this.claims = new FarmClaims();
     const gone = new Set(this.desired.keys());
     this.derived.clear();
+    // A full pass of 10,000 farms derives and compares for a few hundred milliseconds: it
+    // lets the event loop in every YIELD_EVERY farms, so the API answers meanwhile (right
+    // after a restart the API listens while this pass starts).
+    let done = 0;
     for (const config of snapshot.farms) {
+      if (++done % YIELD_EVERY === 0) await yieldToEventLoop();
       const farm = desiredFarm(config, facts, local);
       this.derived.set(farm.farmId, farm);
       this.claims.set(farm);
@@ -513,7 +522,10 @@ export class Reconciler implements DataplaneView {
     }
     const changes = new Map<number, DesiredFarm | null>();
     const before = new Map<number, DesiredFarm | undefined>();
-    for (const id of this.derived.keys()) this.judge(id, changes, before, true, true);
+    for (const id of this.derived.keys()) {
+      if (++done % YIELD_EVERY === 0) await yieldToEventLoop();
+      this.judge(id, changes, before, true, true);
+    }
     for (const id of gone) {
       before.set(id, this.desired.get(id));
       this.desired.delete(id);
@@ -525,6 +537,7 @@ export class Reconciler implements DataplaneView {
       // What the kernel holds is what was last committed: plan only the farms that differ.
       const same = new Set<number>();
       for (const [id, farm] of changes) {
+        if (++done % YIELD_EVERY === 0) await yieldToEventLoop();
         const was = adopted.farms.get(id);
         if (was && farm && JSON.stringify(was) === JSON.stringify(farm)) same.add(id);
       }
@@ -558,7 +571,13 @@ export class Reconciler implements DataplaneView {
       const farm = JSON.parse(text) as DesiredFarm;
       farms.set(farm.farmId, farm);
     }
-    planChanges(state, farms).commit();
+    // Rebuilt YIELD_EVERY farms at a time, the event loop let in between (10,000 farms held it
+    // for about half a second, right after the API started listening), as a first load plans.
+    const ids = [...farms.keys()];
+    for (let i = 0; i < ids.length; i += YIELD_EVERY) {
+      planChanges(state, new Map(ids.slice(i, i + YIELD_EVERY).map((id) => [id, farms.get(id)!]))).commit();
+      await yieldToEventLoop();
+    }
     for (const table of TABLE_NAMES) {
       const problem = driftOf(table, await this.kernel.inventory(table), state);
       if (problem) {

@@ -7,9 +7,12 @@
  * 3. autocannon against backend PUTs (weights alternating, so every PUT is a real write that
  *    wakes the reconciler), then how long the reconciler takes to catch up (the applied
  *    generation equal to the store's);
- * 4. GET /farms/{f} again while another loop scrapes /metrics and /stats/farms without pause.
+ * 4. GET /farms/{f} again while another process (scrape-loop.mjs, as Prometheus would be)
+ *    scrapes /metrics and /stats/farms without pause.
  * Prints the figures as JSON.
  */
+import { spawn } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
 import autocannon from 'autocannon';
 
 const [url, key, farm, secondsText, mode] = process.argv.slice(2);
@@ -27,9 +30,12 @@ async function load(opts) {
 async function timedGet(path) {
   const t0 = performance.now();
   const res = await fetch(`${url}${path}`, { headers });
-  const body = await res.text();
-  if (res.status !== 200) throw new Error(`${path}: ${res.status} ${body.slice(0, 200)}`);
-  return performance.now() - t0;
+  // To the last byte, not decoded: decoding megabytes of text would time this process.
+  const chunks = [];
+  for await (const chunk of res.body) chunks.push(chunk);
+  const t1 = performance.now();
+  if (res.status !== 200) throw new Error(`${path}: ${res.status} ${Buffer.concat(chunks).toString().slice(0, 200)}`);
+  return t1 - t0;
 }
 const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 const round = (x) => Math.round(x * 10) / 10;
@@ -66,19 +72,16 @@ while (!readsOnly) {
   await new Promise((r) => setTimeout(r, 10));
 }
 
-// GETs while the reads that walk every farm are scraped in a loop.
-let scraping = true;
-const scrapes = { metrics: [], stats: [] };
-const scraper = (async () => {
-  while (scraping) {
-    scrapes.metrics.push(await timedGet('/metrics'));
-    if (!scraping) break;
-    scrapes.stats.push(await timedGet('/zapi/v4.0/zapi.cgi/stats/farms'));
-  }
-})();
+// GETs while the reads that walk every farm are scraped in a loop, by another process.
+const scraper = spawn(process.execPath, [fileURLToPath(new URL('scrape-loop.mjs', import.meta.url)), url, key], { stdio: ['pipe', 'pipe', 'inherit'] });
+let scraperOut = '';
+scraper.stdout.on('data', (d) => (scraperOut += d));
+const scraperExit = new Promise((resolve) => scraper.on('exit', resolve));
 const underScrape = await load({ url: base });
-scraping = false;
-await scraper;
+scraper.stdin.end('stop\n');
+const scraperCode = await scraperExit;
+if (scraperCode !== 0) throw new Error(`scrape-loop.mjs exited with ${scraperCode}`);
+const scrapes = JSON.parse(scraperOut);
 console.log(
   JSON.stringify({
     get,

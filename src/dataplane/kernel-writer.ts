@@ -30,6 +30,11 @@ export interface ElementWriter {
   writeChains?(operations: readonly Operation[]): Promise<void> | null;
   /** The ruleset generation, read over the writer's socket. */
   generation(): Promise<number>;
+  /**
+   * A writer of the same kind over a socket in a thread of its own, whose batches are sent
+   * one after the other without waiting for this thread (for beginLoad). Closed by its user.
+   */
+  openLoadWriter?(): Promise<ElementWriter>;
   close(): void;
 }
 
@@ -46,8 +51,32 @@ export interface KernelWriter {
    * until the end, traffic simply finds no farm, as before the load.
    */
   load(operations: readonly Operation[], last: (o: ElementOperation) => boolean): Promise<void>;
+  /**
+   * A first load written as it is planned, for a kernel that holds none of nftfarm's tables;
+   * null when the writer cannot (no element writer, or its thread did not start): load()
+   * then writes it chunk by chunk. On a failure the kernel holds part of it: the caller
+   * removes the tables and loads again with load(), which finds what the kernel refuses.
+   */
+  beginLoad?(): Promise<LoadSession | null>;
   /** Has the kernel check the operations as one transaction and commit nothing; throws as apply would. */
   check(operations: readonly Operation[]): Promise<void>;
+}
+
+/**
+ * A first load written as it is planned (see KernelWriter.beginLoad): each write queues a
+ * chunk's structure and then its elements, and returns without waiting for the kernel, which
+ * inserts them in the writer's thread while this one plans the next chunk. Each batch is a
+ * transaction of its own; the load as a whole is not one (as with load()).
+ */
+export interface LoadSession {
+  /**
+   * Queues the operations: structure first, then elements in batches, after everything
+   * queued before. Structure that nft must write (the tables, hooked chains) waits for what
+   * is queued before it, then for nft. Throws once an earlier write has failed.
+   */
+  write(operations: readonly Operation[]): Promise<void>;
+  /** Waits for every write queued; throws the first failure. Ends the session (its thread). */
+  finish(): Promise<void>;
 }
 
 export function createKernelWriter(nft: NftRunner, elements?: ElementWriter, log?: Logger): KernelWriter {
@@ -72,6 +101,17 @@ export function createKernelWriter(nft: NftRunner, elements?: ElementWriter, log
       }
       await viaNft(operations);
       return { via: 'nft' };
+    },
+    async beginLoad() {
+      if (!elements?.openLoadWriter) return null;
+      let writer: ElementWriter;
+      try {
+        writer = await elements.openLoadWriter();
+      } catch (err) {
+        log?.warn({ err }, 'no thread for the netlink writer of a first load: it is written chunk by chunk');
+        return null;
+      }
+      return pipelinedLoad(writer, viaNft, log);
     },
     async load(operations, last) {
       const structure = operations.filter((o) => !isElementOperation(o));
@@ -153,4 +193,63 @@ function batches(operations: readonly ElementOperation[], writer: ElementWriter)
   }
   flush();
   return out;
+}
+
+/** The LoadSession over a pipelined element writer (beginLoad). */
+function pipelinedLoad(writer: ElementWriter, viaNft: (operations: readonly Operation[]) => Promise<void>, log?: Logger): LoadSession {
+  const t0 = performance.now();
+  const counts = { writes: 0, structureViaNetlink: 0, structureViaNft: 0, batches: 0, viaNftBatches: 0 };
+  let queuedMs = 0;
+  const queued: Promise<unknown>[] = [];
+  let failure: { err: unknown } | null = null;
+  const track = (p: Promise<unknown>) => queued.push(p.catch((err) => void (failure ??= { err })));
+  /** Everything queued so far is in the kernel (or failed): nft may write after it. */
+  const drain = async () => {
+    await Promise.all(queued);
+    if (failure) throw failure.err;
+  };
+  return {
+    async write(operations) {
+      if (failure) throw failure.err;
+      const structure = operations.filter((o) => !isElementOperation(o));
+      const elementOps = operations.filter((o): o is ElementOperation => isElementOperation(o));
+      // Farm chains of compiled rules go over netlink, in turn; anything else (the tables,
+      // hooked chains), through nft once what is queued before it is in. Netlink's chains
+      // are queued before the elements, which may name them.
+      const chains = structure.length > 0 ? (writer.writeChains?.(structure) ?? null) : null;
+      let byNft: Promise<void> | null = null;
+      counts.writes++;
+      if (chains) {
+        counts.structureViaNetlink++;
+        track(chains);
+      } else if (structure.length > 0) {
+        counts.structureViaNft++;
+        byNft = drain().then(() => viaNft(structure));
+      }
+      // Sized while nft runs (CPU work that needs no kernel).
+      const planned = batches(elementOps, writer);
+      if (byNft) await byNft;
+      for (const batch of planned) {
+        counts.batches++;
+        if (writer.encodable(batch)) {
+          track(writer.commit(batch));
+          continue;
+        }
+        counts.viaNftBatches++;
+        await drain();
+        await viaNft(batch);
+      }
+      queuedMs = performance.now() - t0;
+    },
+    async finish() {
+      try {
+        await drain();
+      } finally {
+        writer.close();
+      }
+      const ms = (x: number) => Math.round(x * 10) / 10;
+      // queuedMs: the last write handed over; doneMs: the kernel had it all.
+      log?.debug({ ...counts, queuedMs: ms(queuedMs), doneMs: ms(performance.now() - t0) }, 'loaded the tables as they were planned (pipelined)');
+    },
+  };
 }

@@ -70,7 +70,12 @@ t.test(`${FARMS} DSR farms loaded at start: every chunk serves, as nft would hav
     const shapes = new Set(chains.map(([, , body]) => body!.replace(/offset \d+/, 'offset N').replace(/meta mark set 0x[0-9a-f]{8} jump/, 'meta mark set M jump')));
     t.equal(shapes.size, 1, `one shape for all farms, whichever way they were written: ${[...shapes].slice(0, 3).join('\n---\n')}`);
     t.match([...shapes][0], /jump pin_dsr_tcp_eth0\n\t\tmeta mark 0x00000000 meta mark set jhash ip saddr \. ip daddr \. th sport \. th dport mod 64 seed 0x6e667466 offset N\n\t\tjump serve_dsr_tcp_eth0\n\t\tmeta mark set M jump count_drop/);
-    t.match(daemon.logs(), /"structureVia":"netlink"/, 'at least one chunk went over netlink');
+    const load = /\{[^\n]*"msg":"loaded the tables as they were planned \(pipelined\)"\}/.exec(daemon.logs());
+    t.ok(load, 'the first load was pipelined (in the load writer\'s thread)');
+    const counts = JSON.parse(load?.[0] ?? '{}');
+    t.equal(counts.structureViaNft, 1, 'the first chunk (the tables) through nft');
+    t.ok(counts.structureViaNetlink >= 2, `the later chunks' chains over netlink (${counts.structureViaNetlink})`);
+    t.notMatch(daemon.logs(), /the first load failed part way/, 'no fallback to the chunk-by-chunk load');
   });
 
   await t.test('a restart adopts the loaded kernel and keeps serving', async (t) => {
@@ -95,7 +100,7 @@ t.test(`${FARMS} stateless_dnat farms loaded at start: replies rewritten by chai
   });
   const daemon = await startLabDaemon(t, lab, { NFTFARM_LOG_LEVEL: 'debug' }, { beforeStart: (dbPath) => prepareStore(dbPath, 'stateless_dnat') });
   t.ok(await daemon.until(() => applied(daemon), 60_000), 'every farm applied');
-  t.match(daemon.logs(), /"structureVia":"netlink"/, 'chunks went over netlink');
+  t.match(daemon.logs(), /"structureViaNetlink":[1-9]\d*,[^\n]*"msg":"loaded the tables as they were planned \(pipelined\)"/, 'chunks went over netlink');
   for (const i of [0, 1100]) {
     const result = await lab.httpMany(`http://${VIP}:${portOf(i)}/`, 60);
     t.equal(result.ok, 60, `farm f${i}: all 60 answered ${JSON.stringify(result.errors)}`);

@@ -44,6 +44,10 @@ export class FakeKernel implements KernelAccess {
 
   /** Reads of the generation (GETGEN round trips of the real kernel). */
   generationReads = 0;
+  /** Whether the writer offers a pipelined first load (beginLoad), as the real one does. */
+  pipelinedLoad = true;
+  /** Pipelined first loads begun. */
+  loadSessions = 0;
 
   readonly writer = {
     // Like the netlink writer: the commit reports the generation it made.
@@ -53,6 +57,23 @@ export class FakeKernel implements KernelAccess {
     },
     load: async (operations: readonly Operation[]) => {
       await this.commit(operations);
+    },
+    // Each write is one transaction, queued: the kernel answers after the write returns.
+    beginLoad: async () => {
+      if (!this.pipelinedLoad) return null;
+      this.loadSessions++;
+      const queued: Promise<unknown>[] = [];
+      let failure: { err: unknown } | null = null;
+      return {
+        write: async (operations: readonly Operation[]) => {
+          if (failure) throw failure.err;
+          queued.push(this.commit(operations).catch((err: unknown) => void (failure ??= { err })));
+        },
+        finish: async () => {
+          await Promise.all(queued);
+          if (failure) throw failure.err;
+        },
+      };
     },
     check: async (operations: readonly Operation[]) => {
       this.checks++;

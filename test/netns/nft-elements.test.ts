@@ -509,4 +509,20 @@ t.test('the nft element writer against the kernel', { skip: !canRun }, async (t)
     t.same(results.map((r) => r.value?.generation), Array.from({ length: 20 }, (_, i) => before + 1 + i), 'one after the other, in call order');
     t.match(await d.call('info'), { staleReplies: 0 });
   });
+
+  t.test('a pipelined writer in a thread of its own (a first load): batches queued at once apply in order, a failing one alone is refused', async (t) => {
+    const spec = { family: M.big.family, table: TABLE, set: M.big.name, key: 'mark', data: 'mark' };
+    await d.commit([{ kind: 'flush', map: M.big }]);
+    const before = await d.call<number>('generation');
+    // 30 batches of 2,000 elements; the 11th deletes keys that are not there (ENOENT).
+    const batches = Array.from({ length: 30 }, (_, i) =>
+      i === 10 ? [{ kind: 'delete', spec, first: 900_000, count: 5 }] : [{ kind: 'add', spec, first: 1 + i * 2000, count: 2000, dataOffset: 7 }]);
+    const results = await d.call<{ ok: boolean; value?: CommitResult; error?: { code: string; opIndex: number | null; applied: unknown } }[]>('pipelinedGenerated', batches);
+    t.equal(results.filter((r) => r.ok).length, 29, 'every other batch applied');
+    t.match(results[10], { ok: false, error: { code: 'ENOENT', opIndex: 0, applied: false } }, 'the failing batch names its operation; nothing of it applied');
+    const generations = results.filter((r) => r.ok).map((r) => r.value?.generation);
+    t.same(generations, Array.from({ length: 29 }, (_, i) => before + 1 + i), 'one commit each, in the order they were queued');
+    t.equal(await d.call('count', 'netdev', TABLE, M.big.name), 29 * 2000, 'every element of the applied batches is in');
+    await d.commit([{ kind: 'flush', map: M.big }]);
+  });
 });

@@ -79,3 +79,87 @@ t.test('load: elements in batches within the size limit, the last ones at the en
     'the dispatch elements last',
   );
 });
+
+/** A load writer whose commits wait until released, recording the order of everything sent. */
+function pipelinedFakes() {
+  const events: string[] = [];
+  const waiting: { release: () => void; fail: (err: Error) => void }[] = [];
+  let closed = 0;
+  const nft: NftRunner = {
+    apply: async (script) => void events.push(`nft: ${script.split('\n').find((l) => l.trim() !== '')?.trim()}`),
+    check: async () => undefined,
+    run: async () => '',
+  };
+  const loadWriter: ElementWriter = {
+    maxBatchBytes: 1_000_000,
+    encodable: (ops) => ops.every((o) => !o.set.body.includes('flags interval')),
+    bytes: (o) => 100 + 10 * o.elements.length,
+    commit(ops) {
+      events.push(`queued ${ops.map((o) => `${o.set.name}:${o.elements.length}`).join()}`);
+      return new Promise((resolve, reject) =>
+        waiting.push({
+          release: () => {
+            events.push(`kernel ${ops.map((o) => o.set.name).join()}`);
+            resolve({ generation: 9 });
+          },
+          fail: reject,
+        }),
+      );
+    },
+    writeChains(operations) {
+      // As the netlink writer: plain chains only, else null (nft writes them).
+      if (!operations.every((o) => o.op === 'add-chain' && o.chain.hook === undefined)) return null;
+      events.push(`queued chains ${operations.map((o) => (o.op === 'add-chain' ? o.chain.name : o.op)).join()}`);
+      return new Promise((resolve, reject) => waiting.push({ release: () => resolve(), fail: reject }));
+    },
+    generation: async () => 9,
+    close: () => void closed++,
+  };
+  const elements: ElementWriter = { ...loadWriter, openLoadWriter: async () => loadWriter };
+  /** Answers every batch queued so far, in order. */
+  const kernelRuns = () => {
+    for (const w of waiting.splice(0)) w.release();
+  };
+  return { events, waiting, kernelRuns, closed: () => closed, writer: createKernelWriter(nft, elements) };
+}
+
+const chain = (name: string): Operation => ({ op: 'add-chain', table, chain: { name, rules: ['accept'] } }) as Operation;
+
+t.test('beginLoad: each write returns once queued, before the kernel answers; nft waits for what is queued before it', async (t) => {
+  const { events, waiting, kernelRuns, closed, writer } = pipelinedFakes();
+  const session = (await writer.beginLoad!())!;
+  t.ok(session, 'a session, since the element writer has a load writer');
+  await session.write([{ op: 'add-table', table } as Operation, add(3)]);
+  t.same(events, ['nft: add table netdev nftfarm', 'queued selection:3'], 'the tables through nft, then their elements queued');
+  await session.write([chain('farm_1'), add(2)]);
+  t.same(events.slice(2), ['queued chains farm_1', 'queued selection:2'], "the chunk's chains queued before its elements");
+  t.equal(waiting.length, 3, 'the kernel has answered none of them: the writes did not wait');
+  // Structure only nft can write (a hooked chain, say): it waits until the queue is through.
+  const dispatch = { ...intervalSet, name: 'dispatch_ranges' };
+  const last = session.write([add(1, dispatch)]);
+  await new Promise((r) => setImmediate(r));
+  t.notOk(events.some((e) => e.startsWith('nft: add element')), 'nft did not run while batches were queued');
+  kernelRuns();
+  await last;
+  t.same(events.slice(4), ['kernel selection', 'kernel selection', 'nft: add element netdev nftfarm dispatch_ranges { 1 : 1 }'], 'then nft');
+  await session.finish();
+  t.equal(closed(), 1, "finish closes the load writer (its thread)");
+});
+
+t.test('beginLoad: a failed batch fails the next write and finish, which still closes the load writer', async (t) => {
+  const { waiting, closed, writer } = pipelinedFakes();
+  const session = (await writer.beginLoad!())!;
+  await session.write([add(3)]);
+  await session.write([add(4)]);
+  waiting[0]!.fail(Object.assign(new Error('nftables refused operation 0: ENOENT'), { code: 'ENOENT' }));
+  waiting[1]!.release();
+  await new Promise((r) => setImmediate(r));
+  await t.rejects(session.write([add(5)]), { code: 'ENOENT' }, 'nothing more is queued after a failure');
+  await t.rejects(session.finish(), { code: 'ENOENT' });
+  t.equal(closed(), 1);
+});
+
+t.test('beginLoad: null without a load writer (the chunk-by-chunk load() then writes)', async (t) => {
+  const { writer } = fakes(1000);
+  t.equal(await writer.beginLoad!(), null);
+});

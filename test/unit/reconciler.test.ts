@@ -264,9 +264,12 @@ t.test('drift that the inventory cannot see (an edited element) is repaired', as
   t.ok(await until(() => kernel.snapshot() === before, 3000), 'repaired');
 });
 
-t.test('a first load of many farms goes in chunks', async (t) => {
+for (const pipelined of [true, false])
+t.test(`a first load of many farms goes in chunks (${pipelined ? 'pipelined' : 'chunk by chunk'})`, async (t) => {
   const { store, kernel, reconciler, passes } = setup(t, 1200);
+  kernel.pipelinedLoad = pipelined;
   await reconciler.start();
+  t.equal(kernel.loadSessions, pipelined ? 1 : 0, pipelined ? 'one pipelined load' : 'no pipelined load offered');
   t.equal(kernel.accepted.length, 4, 'three chunks of at most 500 farms, then the dispatch');
   const isDispatch = (o: Operation) => isElementOperation(o) && /vip_(ports|port_ranges|any)$/.test(o.set.name);
   t.notOk(kernel.accepted.slice(0, 3).some((ops) => ops.some(isDispatch)), 'no dispatch element with the chunks: no farm is reachable before every farm is loaded');
@@ -290,6 +293,35 @@ t.test('a first load of many farms goes in chunks', async (t) => {
   t.equal(kernel.accepted.length, commits, 'a restart adopts it: no transaction');
   t.ok(store.listFarms().every((f) => second.farm(f.id)?.state === 'applied'), 'every farm applied after the restart');
   await second.stop();
+});
+
+t.test('a pipelined first load the kernel refuses a farm of: the tables are removed, loaded again chunk by chunk, the farm left out', async (t) => {
+  const refusedName = 'f700';
+  const results: { snapshot: string; states: (string | undefined)[]; attempts: FakeKernel['attempts'] }[] = [];
+  for (const pipelined of [true, false]) {
+    const { store, kernel, reconciler, ids } = setup(t, 1200);
+    kernel.pipelinedLoad = pipelined;
+    const refusedSlot = store.listFarms().find((f) => f.name === refusedName)!.slot;
+    kernel.refuse = (o) => (o.op === 'add-chain' && o.chain.name === `farm_${refusedSlot}` ? 'Error: Could not process rule: Operation not supported (injected)' : null);
+    await reconciler.start();
+    t.equal(reconciler.system().lastError, null, `${pipelined ? 'pipelined' : 'chunk by chunk'}: the pass applied`);
+    results.push({ snapshot: kernel.snapshot(), states: ids.map((id) => reconciler.farm(id)?.state), attempts: kernel.attempts });
+    const refused = store.listFarms().find((f) => f.name === refusedName)!;
+    t.equal(reconciler.farm(refused.id)?.state, 'failed', 'the refused farm failed');
+    t.match(reconciler.farm(refused.id)?.error, /Operation not supported \(injected\)/);
+    const netdev = kernel.tables.get('netdev')!;
+    t.equal([...netdev.chains.keys()].filter((c) => /^farm_\d+$/.test(c)).length, 1199, 'every other farm chain');
+    t.equal(netdev.sets.get('ipv4_vip_ports')!.elements.size, 1199, 'every other dispatch entry');
+    t.equal(store.appliedState().farms.length, 1199, 'the record holds the farms applied');
+    await reconciler.stop();
+  }
+  const [pipelined, serial] = results;
+  t.ok(
+    pipelined!.attempts.some((a) => a.ok && a.operations.length > 0 && a.operations.every((o) => o.op === 'delete-table')),
+    'the pipelined load removed the tables it had made',
+  );
+  t.equal(pipelined!.snapshot, serial!.snapshot, 'the kernel holds what the chunk-by-chunk load alone gives');
+  t.same(pipelined!.states, serial!.states, 'every farm in the same state');
 });
 
 t.test("two running farms with every port ('*') on one VIP: the lower id serves, the other is refused by claim, and the load does not fail", async (t) => {

@@ -864,7 +864,8 @@ export interface NftElementWriter {
    * Applies the operations as one atomic batch; resolves once the kernel has answered every
    * message. Rejects with NftBatchError: EMSGSIZE (too large: nothing sent, use nft -f), the
    * kernel's errno with the failed operation's index, ETIMEDOUT, or ECONNRESET (writer closed
-   * or socket error). Calls are serialized: one batch in flight per socket.
+   * or socket error). Calls are serialized, one batch in flight per socket, unless the writer
+   * is pipelined (WriterOptions).
    */
   commit(ops: readonly NftBatchOp[], options?: CommitOptions): Promise<CommitResult>;
   /** The current ruleset generation (NFT_MSG_GETGEN over the same socket, queued behind commits). */
@@ -895,6 +896,13 @@ export interface NetlinkTransport {
 export interface WriterOptions {
   /** Default per-request timeout (ms). The kernel answers within sendmsg(): this guards against the unexpected. */
   timeoutMs?: number;
+  /**
+   * Sends each request at once, in call order, without waiting for the previous one's
+   * answer (for a transport that queues them: socket-thread.ts), so the kernel never waits
+   * for this thread between batches. Each batch is still its own transaction, and a failed
+   * one does not stop the next. The timeout then includes the wait in the transport's queue.
+   */
+  pipelined?: boolean;
 }
 
 export interface OpenWriterOptions extends WriterOptions {
@@ -962,7 +970,11 @@ export function createNftElementWriter(transport: NetlinkTransport, options: Wri
     return first;
   };
   let queue: Promise<unknown> = Promise.resolve();
-  let inFlight: InFlight | null = null;
+  const inFlight = new Set<InFlight>();
+  const ownerOf = (seq: number) => {
+    for (const r of inFlight) if (r.owns(seq)) return r;
+    return undefined;
+  };
   let closed = false;
   let stale = 0;
 
@@ -974,13 +986,14 @@ export function createNftElementWriter(transport: NetlinkTransport, options: Wri
       if (len < NLMSG_HDRLEN || at + len > datagram.length) break;
       const type = datagram.readUInt16LE(at + 4);
       const seq = datagram.readUInt32LE(at + 8);
-      if (inFlight?.owns(seq)) inFlight.onReply(type, seq, datagram.subarray(at + NLMSG_HDRLEN, at + len));
+      const owner = ownerOf(seq);
+      if (owner) owner.onReply(type, seq, datagram.subarray(at + NLMSG_HDRLEN, at + len));
       else stale++;
       at += (len + 3) & ~3;
     }
   });
   transport.onError((err) => {
-    inFlight?.abort(new NftBatchError(`netlink socket error while waiting for the kernel (${err.message}): the batch may or may not be applied`, 'ECONNRESET', null, [], 'unknown'));
+    for (const r of [...inFlight]) r.abort(new NftBatchError(`netlink socket error while waiting for the kernel (${err.message}): the batch may or may not be applied`, 'ECONNRESET', null, [], 'unknown'));
   });
 
   /**
@@ -997,12 +1010,13 @@ export function createNftElementWriter(transport: NetlinkTransport, options: Wri
           if (settled) return;
           settled = true;
           clearTimeout(timer);
-          inFlight = null;
-          transport.hold(false);
+          inFlight.delete(self);
+          if (inFlight.size === 0) transport.hold(false);
           if ('ok' in r) resolve(r.ok);
           else reject(r.err);
         };
-        inFlight = { ...start(settle), abort: (err) => settle({ err }) };
+        const self: InFlight = { ...start(settle), abort: (err) => settle({ err }) };
+        inFlight.add(self);
         transport.hold(true);
         transport.send(datagram, (err) => {
           if (err) settle({ err: new NftBatchError(`sendmsg: ${err.message}`, err.code ?? 'EIO', null, [], false) });
@@ -1011,6 +1025,7 @@ export function createNftElementWriter(transport: NetlinkTransport, options: Wri
         // a huge batch does not eat the timeout while its replies already wait in the queue.
         if (!settled) timer = setTimeout(() => settle({ err: new NftBatchError(`no complete answer from the kernel within ${timeoutMs} ms: the batch may or may not be applied`, 'ETIMEDOUT', null, [], 'unknown') }), timeoutMs);
       });
+    if (options.pipelined) return run();
     const result = queue.then(run, run);
     queue = result.catch(() => undefined);
     return result;
@@ -1111,7 +1126,7 @@ export function createNftElementWriter(transport: NetlinkTransport, options: Wri
     close() {
       if (closed) return;
       closed = true;
-      inFlight?.abort(new NftBatchError('nft element writer closed while waiting for the kernel: the batch may or may not be applied', 'ECONNRESET', null, [], 'unknown'));
+      for (const r of [...inFlight]) r.abort(new NftBatchError('nft element writer closed while waiting for the kernel: the batch may or may not be applied', 'ECONNRESET', null, [], 'unknown'));
       transport.close();
     },
   };

@@ -104,14 +104,8 @@ export function createKernelWriter(nft: NftRunner, elements?: ElementWriter, log
     },
     async beginLoad() {
       if (!elements?.openLoadWriter) return null;
-      let writer: ElementWriter;
-      try {
-        writer = await elements.openLoadWriter();
-      } catch (err) {
-        log?.warn({ err }, 'no thread for the netlink writer of a first load: it is written chunk by chunk');
-        return null;
-      }
-      return pipelinedLoad(writer, viaNft, log);
+      // The thread starts while the first chunk is planned and its tables written by nft.
+      return pipelinedLoad(elements.openLoadWriter(), viaNft, log);
     },
     async load(operations, last) {
       const structure = operations.filter((o) => !isElementOperation(o));
@@ -196,10 +190,14 @@ function batches(operations: readonly ElementOperation[], writer: ElementWriter)
 }
 
 /** The LoadSession over a pipelined element writer (beginLoad). */
-function pipelinedLoad(writer: ElementWriter, viaNft: (operations: readonly Operation[]) => Promise<void>, log?: Logger): LoadSession {
+function pipelinedLoad(opening: Promise<ElementWriter>, viaNft: (operations: readonly Operation[]) => Promise<void>, log?: Logger): LoadSession {
   const t0 = performance.now();
   const counts = { writes: 0, structureViaNetlink: 0, structureViaNft: 0, batches: 0, viaNftBatches: 0 };
   let queuedMs = 0;
+  let writer: ElementWriter | null = null;
+  const ready = opening.then((w) => (writer = w));
+  // A thread that does not start fails the first write that needs it (and finish).
+  ready.catch(() => undefined);
   const queued: Promise<unknown>[] = [];
   let failure: { err: unknown } | null = null;
   const track = (p: Promise<unknown>) => queued.push(p.catch((err) => void (failure ??= { err })));
@@ -213,10 +211,12 @@ function pipelinedLoad(writer: ElementWriter, viaNft: (operations: readonly Oper
       if (failure) throw failure.err;
       const structure = operations.filter((o) => !isElementOperation(o));
       const elementOps = operations.filter((o): o is ElementOperation => isElementOperation(o));
+      // The first write (the tables) needs no thread: nft writes it while the thread starts.
+      const now = writer ?? (structure.length > 0 && queued.length === 0 ? null : await ready);
       // Farm chains of compiled rules go over netlink, in turn; anything else (the tables,
       // hooked chains), through nft once what is queued before it is in. Netlink's chains
       // are queued before the elements, which may name them.
-      const chains = structure.length > 0 ? (writer.writeChains?.(structure) ?? null) : null;
+      const chains = now && structure.length > 0 ? (now.writeChains?.(structure) ?? null) : null;
       let byNft: Promise<void> | null = null;
       counts.writes++;
       if (chains) {
@@ -226,13 +226,22 @@ function pipelinedLoad(writer: ElementWriter, viaNft: (operations: readonly Oper
         counts.structureViaNft++;
         byNft = drain().then(() => viaNft(structure));
       }
+      // Handled now, awaited below: it may fail while the thread is awaited.
+      byNft?.catch(() => undefined);
+      let w: ElementWriter;
+      try {
+        w = now ?? (await ready);
+      } catch (err) {
+        await byNft?.catch(() => undefined);
+        throw err;
+      }
       // Sized while nft runs (CPU work that needs no kernel).
-      const planned = batches(elementOps, writer);
+      const planned = batches(elementOps, w);
       if (byNft) await byNft;
       for (const batch of planned) {
         counts.batches++;
-        if (writer.encodable(batch)) {
-          track(writer.commit(batch));
+        if (w.encodable(batch)) {
+          track(w.commit(batch));
           continue;
         }
         counts.viaNftBatches++;
@@ -244,8 +253,9 @@ function pipelinedLoad(writer: ElementWriter, viaNft: (operations: readonly Oper
     async finish() {
       try {
         await drain();
+        await ready;
       } finally {
-        writer.close();
+        (await ready.catch(() => null))?.close();
       }
       const ms = (x: number) => Math.round(x * 10) / 10;
       // queuedMs: the last write handed over; doneMs: the kernel had it all.

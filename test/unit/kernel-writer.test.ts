@@ -163,3 +163,27 @@ t.test('beginLoad: null without a load writer (the chunk-by-chunk load() then wr
   const { writer } = fakes(1000);
   t.equal(await writer.beginLoad!(), null);
 });
+
+t.test('beginLoad: the thread starts while nft writes the tables; one that does not start fails the first write, after nft, and finish', async (t) => {
+  const scripts: string[] = [];
+  const nft: NftRunner = { apply: async (script) => void scripts.push(script), check: async () => undefined, run: async () => '' };
+  let opened = 0;
+  const elements: ElementWriter = {
+    maxBatchBytes: 1000,
+    encodable: () => true,
+    bytes: () => 100,
+    commit: async () => ({ generation: 1 }),
+    generation: async () => 1,
+    close: () => undefined,
+    openLoadWriter: () => {
+      opened++;
+      return Promise.reject(Object.assign(new Error('the netlink socket thread ended (1) before it was ready'), { code: 'ECONNRESET' }));
+    },
+  };
+  const writer = createKernelWriter(nft, elements);
+  const session = (await writer.beginLoad!())!;
+  t.equal(opened, 1, 'the thread is started at once');
+  await t.rejects(session.write([{ op: 'add-table', table } as Operation, add(3)]), /thread ended/);
+  t.equal(scripts.length, 1, 'nft wrote the tables (the caller removes them)');
+  await t.rejects(session.finish(), /thread ended/);
+});

@@ -70,9 +70,9 @@ export interface KernelWriter {
  */
 export interface LoadSession {
   /**
-   * Queues the operations: structure first, then elements in batches, after everything
-   * queued before. Structure that nft must write (the tables, hooked chains) waits for what
-   * is queued before it, then for nft. Throws once an earlier write has failed.
+   * Queues the operations, after everything queued before: structure first, then elements
+   * in batches. Structure that nft must write (the tables, hooked chains) waits for every
+   * batch before it, then for nft. Returns at once; throws once an earlier write has failed.
    */
   write(operations: readonly Operation[]): Promise<void>;
   /** Waits for every write queued; throws the first failure. Ends the session (its thread). */
@@ -196,69 +196,74 @@ function pipelinedLoad(opening: Promise<ElementWriter>, viaNft: (operations: rea
   let queuedMs = 0;
   let writer: ElementWriter | null = null;
   const ready = opening.then((w) => (writer = w));
-  // A thread that does not start fails the first write that needs it (and finish).
+  // A thread that does not start fails the first step that needs it (and finish).
   ready.catch(() => undefined);
-  const queued: Promise<unknown>[] = [];
   let failure: { err: unknown } | null = null;
-  const track = (p: Promise<unknown>) => queued.push(p.catch((err) => void (failure ??= { err })));
-  /** Everything queued so far is in the kernel (or failed): nft may write after it. */
-  const drain = async () => {
-    await Promise.all(queued);
+  const fail = (err: unknown) => void (failure ??= { err });
+  /** Batches handed to the thread. */
+  const sent: Promise<unknown>[] = [];
+  const track = (p: Promise<unknown>) => sent.push(p.catch(fail));
+  /** Every batch handed over is in the kernel (or failed): nft may write after them. */
+  const drained = async () => {
+    await Promise.all(sent);
     if (failure) throw failure.err;
+  };
+  // The writes' steps, one after the other; those after a failure do nothing. write() only
+  // appends to it, so the caller plans its next chunk while nft writes the tables, or while
+  // the steps wait for the thread.
+  let lane: Promise<void> = Promise.resolve();
+  const step = (run: () => Promise<void> | void) => {
+    lane = lane.then(async () => (failure ? undefined : run())).catch(fail);
   };
   return {
     async write(operations) {
       if (failure) throw failure.err;
+      counts.writes++;
       const structure = operations.filter((o) => !isElementOperation(o));
       const elementOps = operations.filter((o): o is ElementOperation => isElementOperation(o));
-      // The first write (the tables) needs no thread: nft writes it while the thread starts.
-      const now = writer ?? (structure.length > 0 && queued.length === 0 ? null : await ready);
       // Farm chains of compiled rules go over netlink, in turn; anything else (the tables,
-      // hooked chains), through nft once what is queued before it is in. Netlink's chains
-      // are queued before the elements, which may name them.
-      const chains = now && structure.length > 0 ? (now.writeChains?.(structure) ?? null) : null;
-      let byNft: Promise<void> | null = null;
-      counts.writes++;
-      if (chains) {
-        counts.structureViaNetlink++;
-        track(chains);
-      } else if (structure.length > 0) {
-        counts.structureViaNft++;
-        byNft = drain().then(() => viaNft(structure));
+      // hooked chains), through nft once every batch before it is in. Structure before the
+      // elements, which may name it.
+      if (structure.length > 0) {
+        step(async () => {
+          // The first write (the tables) needs no thread: nft writes it while the thread starts.
+          const now = writer ?? (sent.length === 0 ? null : await ready);
+          const chains = now?.writeChains?.(structure) ?? null;
+          if (chains) {
+            counts.structureViaNetlink++;
+            track(chains);
+            return;
+          }
+          counts.structureViaNft++;
+          await drained();
+          await viaNft(structure);
+        });
       }
-      // Handled now, awaited below: it may fail while the thread is awaited.
-      byNft?.catch(() => undefined);
-      let w: ElementWriter;
-      try {
-        w = now ?? (await ready);
-      } catch (err) {
-        await byNft?.catch(() => undefined);
-        throw err;
-      }
-      // Sized while nft runs (CPU work that needs no kernel).
-      const planned = batches(elementOps, w);
-      if (byNft) await byNft;
-      for (const batch of planned) {
-        counts.batches++;
-        if (w.encodable(batch)) {
-          track(w.commit(batch));
-          continue;
+      step(async () => {
+        const w = await ready;
+        for (const batch of batches(elementOps, w)) {
+          counts.batches++;
+          if (w.encodable(batch)) {
+            track(w.commit(batch));
+            continue;
+          }
+          counts.viaNftBatches++;
+          await drained();
+          await viaNft(batch);
         }
-        counts.viaNftBatches++;
-        await drain();
-        await viaNft(batch);
-      }
-      queuedMs = performance.now() - t0;
+        queuedMs = performance.now() - t0;
+      });
     },
     async finish() {
       try {
-        await drain();
+        await lane;
+        await drained();
         await ready;
       } finally {
         (await ready.catch(() => null))?.close();
       }
       const ms = (x: number) => Math.round(x * 10) / 10;
-      // queuedMs: the last write handed over; doneMs: the kernel had it all.
+      // queuedMs: the last batch handed over; doneMs: the kernel had it all.
       log?.debug({ ...counts, queuedMs: ms(queuedMs), doneMs: ms(performance.now() - t0) }, 'loaded the tables as they were planned (pipelined)');
     },
   };

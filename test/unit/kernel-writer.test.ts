@@ -125,25 +125,29 @@ function pipelinedFakes() {
 
 const chain = (name: string): Operation => ({ op: 'add-chain', table, chain: { name, rules: ['accept'] } }) as Operation;
 
-t.test('beginLoad: each write returns once queued, before the kernel answers; nft waits for what is queued before it', async (t) => {
+/** Lets the session's steps run (they follow promises and I/O callbacks). */
+const settle = async () => {
+  for (let i = 0; i < 5; i++) await new Promise((r) => setImmediate(r));
+};
+
+t.test('beginLoad: each write returns at once, before the kernel answers; nft waits for the batches before it', async (t) => {
   const { events, waiting, kernelRuns, closed, writer } = pipelinedFakes();
   const session = (await writer.beginLoad!())!;
   t.ok(session, 'a session, since the element writer has a load writer');
   await session.write([{ op: 'add-table', table } as Operation, add(3)]);
-  t.same(events, ['nft: add table netdev nftfarm', 'queued selection:3'], 'the tables through nft, then their elements queued');
   await session.write([chain('farm_1'), add(2)]);
-  t.same(events.slice(2), ['queued chains farm_1', 'queued selection:2'], "the chunk's chains queued before its elements");
+  await settle();
+  t.same(events, ['nft: add table netdev nftfarm', 'queued selection:3', 'queued chains farm_1', 'queued selection:2'], "the tables through nft, their elements, then the next chunk's chains before its elements");
   t.equal(waiting.length, 3, 'the kernel has answered none of them: the writes did not wait');
-  // Structure only nft can write (a hooked chain, say): it waits until the queue is through.
+  // Structure only nft can write (a hooked chain, say): it waits until the batches before it are in.
   const dispatch = { ...intervalSet, name: 'dispatch_ranges' };
-  const last = session.write([add(1, dispatch)]);
-  await new Promise((r) => setImmediate(r));
-  t.notOk(events.some((e) => e.startsWith('nft: add element')), 'nft did not run while batches were queued');
+  await session.write([add(1, dispatch)]);
+  await settle();
+  t.notOk(events.some((e) => e.startsWith('nft: add element')), 'nft did not run while batches were in flight');
   kernelRuns();
-  await last;
-  t.same(events.slice(4), ['kernel selection', 'kernel selection', 'nft: add element netdev nftfarm dispatch_ranges { 1 : 1 }'], 'then nft');
   await session.finish();
-  t.equal(closed(), 1, "finish closes the load writer (its thread)");
+  t.same(events.slice(4), ['kernel selection', 'kernel selection', 'nft: add element netdev nftfarm dispatch_ranges { 1 : 1 }'], 'then nft');
+  t.equal(closed(), 1, 'finish closes the load writer (its thread)');
 });
 
 t.test('beginLoad: a failed batch fails the next write and finish, which still closes the load writer', async (t) => {
@@ -151,9 +155,10 @@ t.test('beginLoad: a failed batch fails the next write and finish, which still c
   const session = (await writer.beginLoad!())!;
   await session.write([add(3)]);
   await session.write([add(4)]);
+  await settle();
   waiting[0]!.fail(Object.assign(new Error('nftables refused operation 0: ENOENT'), { code: 'ENOENT' }));
   waiting[1]!.release();
-  await new Promise((r) => setImmediate(r));
+  await settle();
   await t.rejects(session.write([add(5)]), { code: 'ENOENT' }, 'nothing more is queued after a failure');
   await t.rejects(session.finish(), { code: 'ENOENT' });
   t.equal(closed(), 1);
@@ -164,7 +169,7 @@ t.test('beginLoad: null without a load writer (the chunk-by-chunk load() then wr
   t.equal(await writer.beginLoad!(), null);
 });
 
-t.test('beginLoad: the thread starts while nft writes the tables; one that does not start fails the first write, after nft, and finish', async (t) => {
+t.test('beginLoad: the thread starts while nft writes the tables; one that does not start fails the writes after nft, and finish', async (t) => {
   const scripts: string[] = [];
   const nft: NftRunner = { apply: async (script) => void scripts.push(script), check: async () => undefined, run: async () => '' };
   let opened = 0;
@@ -183,7 +188,9 @@ t.test('beginLoad: the thread starts while nft writes the tables; one that does 
   const writer = createKernelWriter(nft, elements);
   const session = (await writer.beginLoad!())!;
   t.equal(opened, 1, 'the thread is started at once');
-  await t.rejects(session.write([{ op: 'add-table', table } as Operation, add(3)]), /thread ended/);
+  await session.write([{ op: 'add-table', table } as Operation, add(3)]);
+  await settle();
   t.equal(scripts.length, 1, 'nft wrote the tables (the caller removes them)');
-  await t.rejects(session.finish(), /thread ended/);
+  await t.rejects(session.write([add(1)]), /thread ended/, 'the next write fails');
+  await t.rejects(session.finish(), /thread ended/, 'and finish');
 });

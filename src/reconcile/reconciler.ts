@@ -620,9 +620,12 @@ export class Reconciler implements DataplaneView {
     let { plan, operations } = chunked ? { plan: null, operations: [] as Operation[] } : planFor(changes);
     let via = '';
     const refusedNow = new Set<number>();
+    let rowsWritten = false;
     if (chunked) {
       via = 'load';
-      for (const id of await this.loadInChunks(changes, before)) refusedNow.add(id);
+      const loaded = await this.loadInChunks(changes, before);
+      for (const id of loaded.refused) refusedNow.add(id);
+      rowsWritten = loaded.rowsWritten;
     } else if (this.dryRun) {
       if (operations.length > 0) this.log.info({ generation, script: transactionText(operations) }, 'dry run: not applying the transaction');
     } else if (operations.length > 0 || rewrite) {
@@ -645,7 +648,7 @@ export class Reconciler implements DataplaneView {
     this.fullNeeded = false;
     // An adopted kernel is already recorded: only the farms this pass planned are written
     // (a start with 10,000 unchanged farms writes no row).
-    if (!this.dryRun) this.record(adopted ? new Map([...changes].filter(([id]) => !adopted.has(id))) : changes, kind === 'full' && !adopted);
+    if (!this.dryRun) this.record(adopted ? new Map([...changes].filter(([id]) => !adopted.has(id))) : changes, kind === 'full' && !adopted, { rowsWritten });
 
     if (!this.dryRun) {
       this.probe(changes.keys());
@@ -720,9 +723,10 @@ export class Reconciler implements DataplaneView {
    * validation of jumps, which walks every reachable chain at each commit, stays small: with
    * each chunk's dispatch sent after it, the later chunks' commits walked thousands of farms.
    * A chunk the kernel refuses is bisected like any pass; the refused farms are left out.
-   * Returns them. The dispatch batch failing fails the pass (the next one rewrites the tables).
+   * Returns them, and whether the record's rows are written already (loadPipelined). The
+   * dispatch batch failing fails the pass (the next one rewrites the tables).
    */
-  private async loadInChunks(changes: Map<number, DesiredFarm | null>, before: Map<number, DesiredFarm | undefined>): Promise<number[]> {
+  private async loadInChunks(changes: Map<number, DesiredFarm | null>, before: Map<number, DesiredFarm | undefined>): Promise<{ refused: number[]; rowsWritten: boolean }> {
     const refused: number[] = [];
     const ids = [...changes.keys()];
     const dispatch: Operation[] = [];
@@ -733,7 +737,7 @@ export class Reconciler implements DataplaneView {
     };
     const session = await this.kernel.writer.beginLoad?.();
     if (session) {
-      if (await this.loadPipelined(session, ids, changes, withoutDispatch, dispatch)) return refused;
+      if (await this.loadPipelined(session, ids, changes, withoutDispatch, dispatch)) return { refused, rowsWritten: true };
       dispatch.length = 0;
     }
     for (let i = 0; i < ids.length; i += LOAD_CHUNK_FARMS) {
@@ -759,7 +763,7 @@ export class Reconciler implements DataplaneView {
     }
     await this.kernel.writer.load(dispatch, isDispatch);
     this.knownGeneration = await this.kernel.generation();
-    return refused;
+    return { refused, rowsWritten: false };
   }
 
   /**
@@ -789,6 +793,10 @@ export class Reconciler implements DataplaneView {
           await yieldToEventLoop();
         }
         await session.write(dispatch);
+        // The record's rows while the kernel inserts the last batches: without a generation,
+        // so a crash before the load ends makes the next start rewrite; apply() then adds
+        // the generation alone.
+        this.record(new Map(), true, { provisional: true });
       } finally {
         await session.finish();
       }
@@ -886,16 +894,18 @@ export class Reconciler implements DataplaneView {
    * kernel has moved past, so the restart rewrites instead of adopting (every commit, by
    * anyone, bumps the generation; it is never the same with other contents).
    */
-  private record(changes: ReadonlyMap<number, DesiredFarm | null>, all: boolean): void {
+  private record(changes: ReadonlyMap<number, DesiredFarm | null>, all: boolean, options: { provisional?: boolean; rowsWritten?: boolean } = {}): void {
     const farms = new Map<number, string | null>();
-    const ids = all ? this.applied.farms.keys() : changes.keys();
+    // Rows written ahead by a pipelined load (provisional): only the generation is left.
+    const ids = options.rowsWritten ? [] : all ? this.applied.farms.keys() : changes.keys();
     for (const id of ids) {
       const farm = this.applied.farms.get(id);
       farms.set(id, farm ? JSON.stringify(farm) : null);
     }
-    const exact = this.knownGeneration >= 0 ? this.knownGeneration : null;
+    const replaceAll = all && !options.rowsWritten;
+    const exact = !options.provisional && this.knownGeneration >= 0 ? this.knownGeneration : null;
     try {
-      this.store.recordApplied(farms, exact, all);
+      this.store.recordApplied(farms, exact, replaceAll);
     } catch (err) {
       this.log.warn({ err: messageOf(err) }, 'could not record the applied state: the next start rewrites the tables');
     }

@@ -18,23 +18,63 @@ export type SocketThreadReply =
   | { kind: 'error'; error: { message: string; code?: string } };
 
 const port = parentPort!;
-const post = (reply: SocketThreadReply, transfer: ArrayBuffer[] = []) => port.postMessage(reply, transfer);
+const errorOf = (err: unknown) => ({ message: (err as Error)?.message ?? String(err), code: (err as { code?: string })?.code });
+/**
+ * Posts to the main thread, never throwing: an exception that escapes a callback of the
+ * netlink binding (a native callback) aborts the whole process, not only this thread.
+ */
+const post = (reply: SocketThreadReply, transfer: ArrayBuffer[] = []) => {
+  try {
+    port.postMessage(reply, transfer);
+  } catch {
+    // The main thread is gone or closing: nothing to tell.
+  }
+};
 const socket = new RawNetlinkSocket(NETLINK_NETFILTER, { sendBufferSize: 0x7fffffff, recvBufferSize: 0x7fffffff });
 socket.on('message', (m: Buffer, rinfo: { port: number }) => {
-  // Copied into a buffer of its own, so it can be transferred.
-  const own = new Uint8Array(m.length);
-  own.set(m);
-  post({ kind: 'message', datagram: own, port: rinfo.port }, [own.buffer]);
+  try {
+    // Copied into a buffer of its own, so it can be transferred.
+    const own = new Uint8Array(m.length);
+    own.set(m);
+    post({ kind: 'message', datagram: own, port: rinfo.port }, [own.buffer]);
+  } catch (err) {
+    post({ kind: 'error', error: errorOf(err) });
+  }
 });
-socket.on('error', (err: Error & { code?: string }) => post({ kind: 'error', error: { message: err.message, code: err.code } }));
+socket.on('error', (err: Error & { code?: string }) => post({ kind: 'error', error: errorOf(err) }));
+
+// Closed once every send has had its callback: the binding runs completions from a timer,
+// and nothing of it may be left to run while the thread ends.
+let sending = 0;
+let closing = false;
+const closeWhenIdle = () => {
+  if (!closing || sending > 0) return;
+  closing = false;
+  socket.close();
+  setImmediate(() => port.close());
+};
 port.on('message', (request: SocketThreadRequest) => {
   if (request.kind === 'close') {
-    socket.close();
-    port.close();
+    closing = true;
+    closeWhenIdle();
     return;
   }
-  socket.send(Buffer.from(request.datagram.buffer, request.datagram.byteOffset, request.datagram.byteLength), {}, (err?: Error & { code?: string }) =>
-    post({ kind: 'sent', id: request.id, error: err ? { message: err.message, code: err.code } : null }),
-  );
+  sending++;
+  const done = (error: { message: string; code?: string } | null) => {
+    sending--;
+    post({ kind: 'sent', id: request.id, error });
+    closeWhenIdle();
+  };
+  try {
+    socket.send(Buffer.from(request.datagram.buffer, request.datagram.byteOffset, request.datagram.byteLength), {}, (err?: Error & { code?: string }) => {
+      try {
+        done(err ? errorOf(err) : null);
+      } catch {
+        // See post().
+      }
+    });
+  } catch (err) {
+    done(errorOf(err));
+  }
 });
 post({ kind: 'ready', portId: socket.address().port, maxDatagramBytes: socket.getSendBufferSize() - SNDBUF_OVERHEAD, recvBufferBytes: socket.getRecvBufferSize() });

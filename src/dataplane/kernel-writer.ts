@@ -31,8 +31,8 @@ export interface ElementWriter {
   /** The ruleset generation, read over the writer's socket. */
   generation(): Promise<number>;
   /**
-   * A writer of the same kind over a socket in a thread of its own, whose batches are sent
-   * one after the other without waiting for this thread (for beginLoad). Closed by its user.
+   * A writer of the same kind over a socket in a helper process of its own, whose batches are sent
+   * one after the other without waiting for this process (for beginLoad). Closed by its user.
    */
   openLoadWriter?(): Promise<ElementWriter>;
   close(): void;
@@ -53,7 +53,7 @@ export interface KernelWriter {
   load(operations: readonly Operation[], last: (o: ElementOperation) => boolean): Promise<void>;
   /**
    * A first load written as it is planned, for a kernel that holds none of nftfarm's tables;
-   * null when the writer cannot (no element writer, or its thread did not start): load()
+   * null when the writer cannot (no element writer, or its helper process did not start): load()
    * then writes it chunk by chunk. On a failure the kernel holds part of it: the caller
    * removes the tables and loads again with load(), which finds what the kernel refuses.
    */
@@ -65,7 +65,7 @@ export interface KernelWriter {
 /**
  * A first load written as it is planned (see KernelWriter.beginLoad): each write queues a
  * chunk's structure and then its elements, and returns without waiting for the kernel, which
- * inserts them in the writer's thread while this one plans the next chunk. Each batch is a
+ * inserts them in the writer's helper process while this one plans the next chunk. Each batch is a
  * transaction of its own; the load as a whole is not one (as with load()).
  */
 export interface LoadSession {
@@ -75,7 +75,7 @@ export interface LoadSession {
    * batch before it, then for nft. Returns at once; throws once an earlier write has failed.
    */
   write(operations: readonly Operation[]): Promise<void>;
-  /** Waits for every write queued; throws the first failure. Ends the session (its thread). */
+  /** Waits for every write queued; throws the first failure. Ends the session (its helper process). */
   finish(): Promise<void>;
 }
 
@@ -104,7 +104,7 @@ export function createKernelWriter(nft: NftRunner, elements?: ElementWriter, log
     },
     async beginLoad() {
       if (!elements?.openLoadWriter) return null;
-      // The thread starts while the first chunk is planned and its tables written by nft.
+      // The helper process starts while the first chunk is planned and its tables written by nft.
       return pipelinedLoad(elements.openLoadWriter(), viaNft, log);
     },
     async load(operations, last) {
@@ -196,11 +196,11 @@ function pipelinedLoad(opening: Promise<ElementWriter>, viaNft: (operations: rea
   let queuedMs = 0;
   let writer: ElementWriter | null = null;
   const ready = opening.then((w) => (writer = w));
-  // A thread that does not start fails the first step that needs it (and finish).
+  // A helper that does not start fails the first step that needs it (and finish).
   ready.catch(() => undefined);
   let failure: { err: unknown } | null = null;
   const fail = (err: unknown) => void (failure ??= { err });
-  /** Batches handed to the thread. */
+  /** Batches handed to the helper process. */
   const sent: Promise<unknown>[] = [];
   const track = (p: Promise<unknown>) => sent.push(p.catch(fail));
   /** Every batch handed over is in the kernel (or failed): nft may write after them. */
@@ -210,7 +210,7 @@ function pipelinedLoad(opening: Promise<ElementWriter>, viaNft: (operations: rea
   };
   // The writes' steps, one after the other; those after a failure do nothing. write() only
   // appends to it, so the caller plans its next chunk while nft writes the tables, or while
-  // the steps wait for the thread.
+  // the steps wait for the helper process.
   let lane: Promise<void> = Promise.resolve();
   const step = (run: () => Promise<void> | void) => {
     lane = lane.then(async () => (failure ? undefined : run())).catch(fail);
@@ -226,7 +226,7 @@ function pipelinedLoad(opening: Promise<ElementWriter>, viaNft: (operations: rea
       // elements, which may name it.
       if (structure.length > 0) {
         step(async () => {
-          // The first write (the tables) needs no thread: nft writes it while the thread starts.
+          // The first write (the tables) needs no helper: nft writes it while the helper starts.
           const now = writer ?? (sent.length === 0 ? null : await ready);
           const chains = now?.writeChains?.(structure) ?? null;
           if (chains) {

@@ -768,7 +768,7 @@ export class Reconciler implements DataplaneView {
 
   /**
    * The first load as loadInChunks' loop, but each chunk is planned while the kernel inserts
-   * the one before (in the load writer's thread): the kernel's share of a cold start of
+   * the one before (in the load writer's helper process): the kernel's share of a cold start of
    * 10,000 farms (about 1 s in sendmsg) then overlaps the planning instead of following it.
    * True once the kernel holds every farm. On any failure (a farm the kernel refuses, a
    * batch too large), false with the kernel and the applied state as before the load: the

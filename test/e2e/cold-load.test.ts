@@ -71,7 +71,7 @@ t.test(`${FARMS} DSR farms loaded at start: every chunk serves, as nft would hav
     t.equal(shapes.size, 1, `one shape for all farms, whichever way they were written: ${[...shapes].slice(0, 3).join('\n---\n')}`);
     t.match([...shapes][0], /jump pin_dsr_tcp_eth0\n\t\tmeta mark 0x00000000 meta mark set jhash ip saddr \. ip daddr \. th sport \. th dport mod 64 seed 0x6e667466 offset N\n\t\tjump serve_dsr_tcp_eth0\n\t\tmeta mark set M jump count_drop/);
     const load = /\{[^\n]*"msg":"loaded the tables as they were planned \(pipelined\)"\}/.exec(daemon.logs());
-    t.ok(load, 'the first load was pipelined (in the load writer\'s thread)');
+    t.ok(load, 'the first load was pipelined (in the load writer\'s helper process)');
     const counts = JSON.parse(load?.[0] ?? '{}');
     t.equal(counts.structureViaNft, 1, 'the first chunk (the tables) through nft');
     t.ok(counts.structureViaNetlink >= 2, `the later chunks' chains over netlink (${counts.structureViaNetlink})`);

@@ -510,7 +510,7 @@ t.test('the nft element writer against the kernel', { skip: !canRun }, async (t)
     t.match(await d.call('info'), { staleReplies: 0 });
   });
 
-  t.test('a pipelined writer in a thread of its own (a first load): batches queued at once apply in order, a failing one alone is refused', async (t) => {
+  t.test('a pipelined writer over a socket in a helper process (a first load): batches queued at once apply in order, a failing one alone is refused', async (t) => {
     const spec = { family: M.big.family, table: TABLE, set: M.big.name, key: 'mark', data: 'mark' };
     await d.commit([{ kind: 'flush', map: M.big }]);
     const before = await d.call<number>('generation');
@@ -523,6 +523,20 @@ t.test('the nft element writer against the kernel', { skip: !canRun }, async (t)
     const generations = results.filter((r) => r.ok).map((r) => r.value?.generation);
     t.same(generations, Array.from({ length: 29 }, (_, i) => before + 1 + i), 'one commit each, in the order they were queued');
     t.equal(await d.call('count', 'netdev', TABLE, M.big.name), 29 * 2000, 'every element of the applied batches is in');
+    await d.commit([{ kind: 'flush', map: M.big }]);
+  });
+
+  t.test('the helper process holds batches back while their replies could overflow its receive buffer (an overflow aborts it)', async (t) => {
+    const spec = { family: M.big.family, table: TABLE, set: M.big.name, key: 'mark', data: 'mark' };
+    await d.commit([{ kind: 'flush', map: M.big }]);
+    const before = await d.call<number>('generation');
+    // 30 batches of 100 one-element operations: 100 messages, each acked, per batch; all the
+    // acks together take megabytes of a receive buffer of a few hundred kilobytes.
+    const batches = Array.from({ length: 30 }, (_, i) => Array.from({ length: 100 }, (_, j) => ({ kind: 'add', spec, first: 1 + i * 100 + j, count: 1, dataOffset: 7 })));
+    const results = await d.call<{ ok: boolean; value?: CommitResult; error?: { message: string } }[]>('pipelinedGenerated', batches, { recvBufferBytes: 128 * 1024 });
+    t.same(results.filter((r) => !r.ok).map((r) => r.error?.message), [], 'no batch failed (the helper is alive to the end)');
+    t.same(results.map((r) => r.value?.generation), Array.from({ length: 30 }, (_, i) => before + 1 + i), 'one commit each, in order');
+    t.equal(await d.call('count', 'netdev', TABLE, M.big.name), 3000, 'every element is in');
     await d.commit([{ kind: 'flush', map: M.big }]);
   });
 });

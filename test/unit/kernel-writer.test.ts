@@ -147,7 +147,7 @@ t.test('beginLoad: each write returns at once, before the kernel answers; nft wa
   kernelRuns();
   await session.finish();
   t.same(events.slice(4), ['kernel selection', 'kernel selection', 'nft: add element netdev nftfarm dispatch_ranges { 1 : 1 }'], 'then nft');
-  t.equal(closed(), 1, 'finish closes the load writer (its thread)');
+  t.equal(closed(), 1, 'finish closes the load writer (its helper process)');
 });
 
 t.test('beginLoad: a failed batch fails the next write and finish, which still closes the load writer', async (t) => {
@@ -169,7 +169,7 @@ t.test('beginLoad: null without a load writer (the chunk-by-chunk load() then wr
   t.equal(await writer.beginLoad!(), null);
 });
 
-t.test('beginLoad: the thread starts while nft writes the tables; one that does not start fails the writes after nft, and finish', async (t) => {
+t.test('beginLoad: the helper process starts while nft writes the tables; one that does not start fails the writes after nft, and finish', async (t) => {
   const scripts: string[] = [];
   const nft: NftRunner = { apply: async (script) => void scripts.push(script), check: async () => undefined, run: async () => '' };
   let opened = 0;
@@ -182,15 +182,15 @@ t.test('beginLoad: the thread starts while nft writes the tables; one that does 
     close: () => undefined,
     openLoadWriter: () => {
       opened++;
-      return Promise.reject(Object.assign(new Error('the netlink socket thread ended (1) before it was ready'), { code: 'ECONNRESET' }));
+      return Promise.reject(Object.assign(new Error('the netlink helper process ended (1) before it was ready'), { code: 'ECONNRESET' }));
     },
   };
   const writer = createKernelWriter(nft, elements);
   const session = (await writer.beginLoad!())!;
-  t.equal(opened, 1, 'the thread is started at once');
+  t.equal(opened, 1, 'the helper is started at once');
   await session.write([{ op: 'add-table', table } as Operation, add(3)]);
   await settle();
   t.equal(scripts.length, 1, 'nft wrote the tables (the caller removes them)');
-  await t.rejects(session.write([add(1)]), /thread ended/, 'the next write fails');
-  await t.rejects(session.finish(), /thread ended/, 'and finish');
+  await t.rejects(session.write([add(1)]), /helper process ended/, 'the next write fails');
+  await t.rejects(session.finish(), /helper process ended/, 'and finish');
 });

@@ -780,7 +780,7 @@ export function elementBatchBytes(ops: readonly NftBatchOp[], options: Pick<Enco
 }
 
 /** The receive buffer the replies to this batch could take if every message failed (see MESSAGE_MAX_BYTES). */
-function worstReplyBytes(datagram: Buffer): number {
+export function worstReplyBytes(datagram: Buffer): number {
   let total = REPLY_FIXED_BYTES;
   for (let at = 0; at + NLMSG_HDRLEN <= datagram.length; ) {
     const len = datagram.readUInt32LE(at);
@@ -898,9 +898,11 @@ export interface WriterOptions {
   timeoutMs?: number;
   /**
    * Sends each request at once, in call order, without waiting for the previous one's
-   * answer (for a transport that queues them: socket-thread.ts), so the kernel never waits
-   * for this thread between batches. Each batch is still its own transaction, and a failed
-   * one does not stop the next. The timeout then includes the wait in the transport's queue.
+   * answer, so the kernel never waits for this process between batches. Only for a transport
+   * that queues them and sends the next only while the replies still unread fit its receive
+   * buffer (socket-process-child.ts): several batches' replies could overflow it
+   * (MESSAGE_MAX_BYTES). Each batch is still its own transaction, and a failed one does not
+   * stop the next. The timeout then includes the wait in the transport's queue.
    */
   pipelined?: boolean;
 }

@@ -7,14 +7,14 @@
 import type { ElementWriter } from '../kernel-writer.js';
 import type { ElementOperation, Operation } from './transaction.js';
 import { compileRule } from './netlink-rules.js';
-import { openSocketThread } from '../netlink/socket-thread.js';
+import { openSocketProcess } from '../netlink/socket-process.js';
 import { createNftElementWriter, nftSet, openNftElementWriter, type NftChainOp, type NftElementOp, type NftElementWriter, type NftFamily, type NftScalarType, type NftType, type NftValue, type NftVerdict } from '../netlink/nft-elements.js';
 
 const SCALARS = new Set<string>(['mark', 'ipv4_addr', 'ipv6_addr', 'ether_addr', 'inet_service', 'inet_proto']);
 const NUMERIC = new Set<string>(['mark', 'inet_service']);
 /** A batch much larger than this blocks the event loop while the kernel works in sendmsg: kept smaller. */
 const BATCH_BYTES = 2 * 1024 * 1024;
-/** A first load's batches wait in the socket thread's queue: their timeout covers the wait. */
+/** A first load's batches wait in the socket helper's queue: their timeout covers the wait. */
 const LOAD_TIMEOUT_MS = 120_000;
 
 function typeOf(text: string): NftType | null {
@@ -98,7 +98,7 @@ export function netlinkElementWriter(writer: NftElementWriter = openNftElementWr
       return writer.commit(chains, { maxBytes: limit }).then(() => undefined);
     },
     generation: () => writer.generation(),
-    openLoadWriter: async () => netlinkElementWriter(createNftElementWriter(await openSocketThread(), { pipelined: true, timeoutMs: LOAD_TIMEOUT_MS })),
+    openLoadWriter: async () => netlinkElementWriter(createNftElementWriter(await openSocketProcess(), { pipelined: true, timeoutMs: LOAD_TIMEOUT_MS })),
     close: () => writer.close(),
   };
 }

@@ -271,6 +271,26 @@ t.test('host network over rtnetlink in namespaces', async (t) => {
     t.equal(d.events, before);
   });
 
+  t.test('a flood of neighbour changes is survived, and the watch goes on (an overrun socket of the netlink package aborts its process)', async (t) => {
+    await d.call('watch');
+    // 3 x 5,000 entries added and flushed: tens of thousands of notifications within a second.
+    const lines = Array.from({ length: 5000 }, (_, i) => `neigh replace 10.251.${i >> 8}.${i & 255} lladdr 02:4e:48:01:${(i >> 8).toString(16).padStart(2, '0')}:${(i & 255).toString(16).padStart(2, '0')} dev eth0 nud permanent`);
+    const batch = join(BUILD_DIR, 'neigh-flood.batch');
+    writeFileSync(batch, `${lines.join('\n')}\n`);
+    for (let round = 0; round < 3; round++) {
+      must('ip', ['-n', NS_LB, '-batch', batch]);
+      must('ip', ['-n', NS_LB, 'neigh', 'flush', 'dev', 'eth0', 'nud', 'permanent']);
+    }
+    t.ok(await d.call('listInterfaces'), 'the watching process still answers');
+    // What the flood left to tell is told; then one more change must still be seen.
+    while (await d.nextEvent(1000));
+    const seen = d.nextEvent(5000);
+    must('ip', ['-n', NS_LB, 'neigh', 'add', '10.250.0.78', 'lladdr', '02:4e:48:00:00:78', 'dev', 'eth0', 'nud', 'permanent']);
+    t.ok(await seen, 'a change after the flood is still reported');
+    must('ip', ['-n', NS_LB, 'neigh', 'del', '10.250.0.78', 'dev', 'eth0']);
+    await d.call('unwatch');
+  });
+
   t.test('proxy ARP answers for the VIP only with forwarding, a route via lo and proxy_delay 0', async (t) => {
     inNs(NS_LB, 'sysctl', '-q', '-w', 'net.ipv4.conf.eth0.forwarding=1');
     await d.call('setProxyDelay', ETH0, 0);

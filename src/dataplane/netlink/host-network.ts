@@ -1,6 +1,9 @@
 // nftfarm's only rtnetlink client: links, addresses, the ARP table, proxy ARP entries,
 // the VIP routes nftfarm owns and the per-interface proxy_delay, over the npm `netlink`
-// package, in the network namespace of the current process.
+// package, in the network namespace of the current process; notifications through
+// `ip monitor` (watch()).
+import { spawn, type ChildProcess } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { createRtNetlink, FlagsNew, rt, type RtNetlinkSocket } from 'netlink';
 import { HostNetworkError, toHostNetworkError } from './errors.js';
 import { formatIPv4, parseIPv4 } from './ipv4.js';
@@ -47,14 +50,15 @@ export interface HostNetwork {
   /** Sets a link administratively up (IFF_UP), e.g. `lo` in a fresh namespace. */
   setLinkUp(ifindex: number): Promise<void>;
   /**
-   * Calls onChange after every RTNLGRP_NEIGH notification, and after a lost notification
-   * (socket overrun): the caller re-reads the table. Proxy entries send no notifications.
-   * Returns the unsubscribe function.
+   * Calls onChange after RTNLGRP_NEIGH notifications (at least once for a burst), after lost
+   * ones (receive buffer overrun), once the watch is in place and when it had to start again:
+   * the caller re-reads the table. Proxy entries send no notifications. Returns the
+   * unsubscribe function.
    */
   watchNeighbors?(onChange: () => void): () => void;
   /**
-   * Calls onChange after every link or IPv4 address notification (an interface or address
-   * added, removed, up or down), and after a lost one. Returns the unsubscribe function.
+   * Calls onChange after link or address notifications (an interface or address added,
+   * removed, up or down), as watchNeighbors does. Returns the unsubscribe function.
    */
   watchInterfaces?(onChange: () => void): () => void;
   /** Closes the sockets; later calls reject, requests in flight reject at their 5 s timeout. */
@@ -251,27 +255,74 @@ class NetlinkHostNetwork implements HostNetwork {
   }
 
   watchNeighbors(onChange: () => void): () => void {
-    return this.watch('NEIGH', onChange);
+    return this.watch(['neigh'], onChange);
   }
 
   watchInterfaces(onChange: () => void): () => void {
-    return this.watch('LINK', onChange, 'IPV4_IFADDR', 'IPV6_IFADDR');
+    return this.watch(['link', 'address'], onChange);
   }
 
-  private watch(group: 'NEIGH' | 'LINK', onChange: () => void, ...more: ('IPV4_IFADDR' | 'IPV6_IFADDR')[]): () => void {
+  /**
+   * Notifications come through `ip monitor`, not a netlink socket of this process: when
+   * notifications overflow a socket's receive buffer (a flood of ARP changes while the event
+   * loop is busy), the kernel sets the socket's error, and the `netlink` package's poll
+   * handler then throws from C++ and aborts the whole daemon (measured: 15,000 neighbour
+   * changes in a second did). `ip monitor` reports the overflow ("netlink receive error ...
+   * No buffer space available") on stderr and goes on: any output means "read again". It is
+   * started again if it ends.
+   */
+  private watch(objects: string[], onChange: () => void): () => void {
     if (this.closed) throw new HostNetworkError('other', 'watch: host network is closed');
-    // A socket of its own: notifications must not interleave with dump replies.
-    const socket = openSocket(onChange);
-    socket.addMembership(group);
-    for (const g of more) socket.addMembership(g);
-    socket.on('message', () => onChange());
-    socket.on('invalid', () => onChange());
     let open = true;
+    let monitor: ChildProcess | null = null;
+    let restart: NodeJS.Timeout | undefined;
+    let readyPoll: NodeJS.Timeout | undefined;
+    const changed = () => {
+      if (open) onChange();
+    };
+    const start = () => {
+      // Through sh, which ends `ip monitor` once its stdin (a pipe from this process) closes:
+      // on unsubscribe, and when the daemon ends, even by SIGKILL (else it would live on
+      // until its next write).
+      const child = spawn('sh', ['-c', MONITOR_SCRIPT, 'sh', ...objects], { stdio: ['pipe', 'pipe', 'pipe'] });
+      child.stdin.on('error', () => undefined);
+      monitor = child;
+      child.stdout.on('data', changed);
+      child.stderr.on('data', changed);
+      child.on('error', () => undefined); // 'exit' follows (or never came up: see below)
+      child.on('close', () => {
+        clearTimeout(readyPoll);
+        child.stdin.destroy();
+        if (!open || monitor !== child) return;
+        monitor = null;
+        // Changes may have gone unseen: read again, and watch again a little later.
+        changed();
+        restart = setTimeout(start, MONITOR_RESTART_MS);
+        restart.unref();
+      });
+      // Once the monitor's socket has joined the groups (it shows in /proc/net/netlink under
+      // the monitor's pid), one call: whatever changed while it started is read again.
+      const startedAt = Date.now();
+      const poll = () => {
+        if (!open || monitor !== child) return;
+        if (child.pid !== undefined && !subscribed(child.pid) && Date.now() - startedAt < MONITOR_READY_MS) {
+          readyPoll = setTimeout(poll, 5);
+          readyPoll.unref();
+          return;
+        }
+        changed();
+      };
+      poll();
+    };
+    start();
     const unsubscribe = (): void => {
       if (!open) return;
       open = false;
       this.watchers.delete(unsubscribe);
-      socket.socket.close();
+      clearTimeout(restart);
+      clearTimeout(readyPoll);
+      monitor?.stdin?.end();
+      monitor = null;
     };
     this.watchers.add(unsubscribe);
     return unsubscribe;
@@ -298,6 +349,35 @@ class NetlinkHostNetwork implements HostNetwork {
       throw toHostNetworkError(operation, err);
     });
   }
+}
+
+/** How long a monitor that ended waits before it is started again. */
+const MONITOR_RESTART_MS = 1000;
+/** How long a starting monitor is waited for before the first read anyway. */
+const MONITOR_READY_MS = 2000;
+
+/**
+ * `ip monitor OBJECTS` in the background, ended by a reader of stdin when it reaches its end;
+ * sh ends with the monitor (so a monitor that dies is seen, and started again).
+ */
+// (The reader takes stdin as fd 3: an asynchronous list's own stdin is /dev/null.)
+const MONITOR_SCRIPT = 'exec 3<&0; ip monitor "$@" 3<&- & m=$!; { read _ <&3; kill $m; } >/dev/null 2>&1 & exec 3<&-; wait $m';
+
+/** Whether a child of the process (the monitor under sh) has an rtnetlink socket that joined multicast groups. */
+function subscribed(shPid: number): boolean {
+  let table: string;
+  let children: string[];
+  try {
+    children = readFileSync(`/proc/${shPid}/task/${shPid}/children`, 'utf8').trim().split(/\s+/);
+    table = readFileSync('/proc/net/netlink', 'utf8');
+  } catch {
+    return false; // not yet (or gone: then 'close' comes)
+  }
+  // sk Eth Pid Groups ...: a socket's port id is the pid of its process (its first socket).
+  return table.split('\n').some((line) => {
+    const f = line.trim().split(/\s+/);
+    return f[1] === '0' && children.includes(f[2] as string) && f[3] !== undefined && /[1-9a-f]/.test(f[3]);
+  });
 }
 
 /**

@@ -11,6 +11,10 @@
  * the memory outside the heap grew. With them, 2 runs of the bench's control part at 10,000
  * farms: RSS after it 301-333 MB (477-535 MB without), PUT p99 14-15 ms, reads while scraping
  * 19-21 ms.
+ *
+ * A window waits until API writes have been quiet for a while, and a write ends an open one
+ * (it opens again at the next quiet spell): changes measured inside the window after a
+ * 10,000-farm start took up to 32 ms (41 ms under 100 PUTs/s), after it at most 10.5 ms.
  */
 import v8 from 'node:v8';
 import type { Logger } from 'pino';
@@ -18,6 +22,8 @@ import type { Logger } from 'pino';
 export interface MemoryReclaimOptions {
   /** How long one window of memory saver mode lasts. */
   windowMs?: number;
+  /** How long API writes must have been quiet before a window opens. */
+  quietMs?: number;
   /** How often the resident memory is compared with the heap. */
   checkEveryMs?: number;
   /**
@@ -34,42 +40,84 @@ export interface MemoryReclaimOptions {
 }
 
 export interface MemoryReclaim {
-  /** Opens a window now (unless one is open). */
-  now(why: string): void;
+  /** Opens a window once writes are quiet (at once if they are; nothing if one is open). */
+  whenQuiet(why: string): void;
+  /** An API write arrived: an open window ends, and opens again at the next quiet spell. */
+  write(): void;
   stop(): void;
 }
 
 export function startMemoryReclaim(options: MemoryReclaimOptions = {}): MemoryReclaim {
   const windowMs = options.windowMs ?? 8000;
+  const quietMs = options.quietMs ?? 2000;
   const slack = options.slackBytes ?? 128 * 2 ** 20;
   const resident = options.residentBytes ?? (() => process.memoryUsage.rss());
   const heap = options.heapBytes ?? (() => v8.getHeapStatistics().total_physical_size);
   const setFlags = options.setFlags ?? ((flags: string) => v8.setFlagsFromString(flags));
-  let closing: NodeJS.Timeout | null = null;
   const outsideHeap = () => resident() - heap();
   let baseline = outsideHeap();
+  /** The open window's end, and why it opened. */
+  let closing: { timer: NodeJS.Timeout; why: string } | null = null;
+  /** Why a window is wanted, while it waits for quiet. */
+  let wanted: string | null = null;
+  let waiting: NodeJS.Timeout | null = null;
+  let lastWrite = -Infinity;
 
-  const now = (why: string) => {
-    if (closing) return;
+  const open = (why: string) => {
     options.log?.debug({ why, residentMb: Math.round(resident() / 2 ** 20), heapMb: Math.round(heap() / 2 ** 20) }, 'returning pooled memory (V8 memory saver mode for a while)');
     setFlags('--memory-saver-mode');
-    closing = setTimeout(() => {
+    const timer = setTimeout(() => {
       closing = null;
       setFlags('--no-memory-saver-mode');
       baseline = outsideHeap();
     }, windowMs);
-    closing.unref();
+    timer.unref();
+    closing = { timer, why };
+  };
+  /** Opens the wanted window if writes have been quiet long enough, else looks again then. */
+  const tryOpen = () => {
+    waiting = null;
+    if (wanted === null || closing) return;
+    const wait = lastWrite + quietMs - performance.now();
+    if (wait > 0) {
+      waiting = setTimeout(tryOpen, wait);
+      waiting.unref();
+      return;
+    }
+    const why = wanted;
+    wanted = null;
+    open(why);
+  };
+  const whenQuiet = (why: string) => {
+    if (closing || wanted !== null) return;
+    wanted = why;
+    tryOpen();
   };
   const check = setInterval(() => {
-    if (outsideHeap() - baseline > slack) now('resident memory grew far beyond the heap');
+    if (outsideHeap() - baseline > slack) whenQuiet('resident memory grew far beyond the heap');
   }, options.checkEveryMs ?? 30_000);
   check.unref();
   return {
-    now,
+    whenQuiet,
+    write() {
+      lastWrite = performance.now();
+      if (!closing) return;
+      // Cut short: its collections would land on the writes. Wanted again once they pause.
+      clearTimeout(closing.timer);
+      const { why } = closing;
+      closing = null;
+      setFlags('--no-memory-saver-mode');
+      wanted = why;
+      waiting ??= setTimeout(tryOpen, quietMs);
+      waiting.unref();
+    },
     stop() {
       clearInterval(check);
+      if (waiting) clearTimeout(waiting);
+      waiting = null;
+      wanted = null;
       if (closing) {
-        clearTimeout(closing);
+        clearTimeout(closing.timer);
         closing = null;
         setFlags('--no-memory-saver-mode');
       }

@@ -170,9 +170,11 @@ export async function serve(config: Config): Promise<number> {
   // converges the kernel to the store in one transaction; farms that did not change keep
   // their flows. Started right after listen resolves: no request runs before it subscribes.
   const memory = startMemoryReclaim({ log });
+  // Windows of memory saver mode keep away from writes (memory-reclaim.ts).
+  store.onChange(() => memory.write());
   const converged = reconciler.start().then(() => {
     log.info({ dataplane: reconciler.system() }, 'first reconcile pass done');
-    memory.now('the first pass is done');
+    memory.whenQuiet('the first pass is done');
   });
   health.start();
   log.info(

@@ -18,9 +18,9 @@ t.test('a window turns memory saver mode on, then off; a second call inside it o
   const flags: string[] = [];
   const reclaim = startMemoryReclaim({ windowMs: 30, checkEveryMs: 60_000, residentBytes: () => 300 * MB, heapBytes: () => 100 * MB, setFlags: (f) => flags.push(f) });
   t.teardown(() => reclaim.stop());
-  reclaim.now('test');
-  reclaim.now('again');
-  t.same(flags, ['--memory-saver-mode']);
+  reclaim.whenQuiet('test');
+  reclaim.whenQuiet('again');
+  t.same(flags, ['--memory-saver-mode'], 'no write yet: open at once');
   t.ok(await until(() => flags.length === 2), 'closed after the window');
   t.same(flags, ['--memory-saver-mode', '--no-memory-saver-mode']);
 });
@@ -42,7 +42,28 @@ t.test('the periodic check opens a window when memory outside the heap grew by m
 t.test('stop ends an open window', async (t) => {
   const flags: string[] = [];
   const reclaim = startMemoryReclaim({ windowMs: 60_000, residentBytes: () => 0, heapBytes: () => 0, setFlags: (f) => flags.push(f) });
-  reclaim.now('test');
+  reclaim.whenQuiet('test');
   reclaim.stop();
   t.same(flags, ['--memory-saver-mode', '--no-memory-saver-mode']);
+});
+
+t.test('a window waits for writes to pause, a write ends it, and it opens again at the next pause', async (t) => {
+  const flags: string[] = [];
+  const reclaim = startMemoryReclaim({ windowMs: 200, quietMs: 40, checkEveryMs: 60_000, residentBytes: () => 0, heapBytes: () => 0, setFlags: (f) => flags.push(f) });
+  t.teardown(() => reclaim.stop());
+  reclaim.write();
+  reclaim.whenQuiet('test');
+  t.same(flags, [], 'a write just now: not yet');
+  // Writes every 10 ms for 100 ms keep it closed.
+  for (let i = 0; i < 10; i++) {
+    await new Promise((r) => setTimeout(r, 10));
+    reclaim.write();
+  }
+  t.same(flags, [], 'still closed while writes go on');
+  t.ok(await until(() => flags.length === 1), 'opens once they pause');
+  reclaim.write();
+  t.same(flags, ['--memory-saver-mode', '--no-memory-saver-mode'], 'a write ends it at once');
+  t.ok(await until(() => flags.length === 3), 'and it opens again after the next pause');
+  t.ok(await until(() => flags.length === 4, 2000), 'then runs its course');
+  t.same(flags, ['--memory-saver-mode', '--no-memory-saver-mode', '--memory-saver-mode', '--no-memory-saver-mode']);
 });

@@ -48,6 +48,8 @@ class Driver {
   private nextId = 1;
   private readonly pending = new Map<number, { resolve: (v: unknown) => void; reject: (e: DriverError) => void }>();
   events = 0;
+  /** Events by the name of the watch that got them. */
+  readonly eventsOf = new Map<string, number>();
   private eventWaiters: (() => void)[] = [];
 
   constructor(ns: string, modulePath: string) {
@@ -58,9 +60,10 @@ class Driver {
     });
     this.child.stderr.on('data', (d: Buffer) => process.stderr.write(`[driver] ${d.toString()}`));
     createInterface({ input: this.child.stdout }).on('line', (line) => {
-      const msg = JSON.parse(line) as { id?: number; ok?: boolean; value?: unknown; error?: DriverError; event?: string };
+      const msg = JSON.parse(line) as { id?: number; ok?: boolean; value?: unknown; error?: DriverError; event?: string; who?: string };
       if (msg.event !== undefined) {
         this.events++;
+        if (msg.who !== undefined) this.eventsOf.set(msg.who, (this.eventsOf.get(msg.who) ?? 0) + 1);
         for (const w of this.eventWaiters.splice(0)) w();
         return;
       }
@@ -269,6 +272,32 @@ t.test('host network over rtnetlink in namespaces', async (t) => {
     must('ip', ['-n', NS_LB, 'neigh', 'del', '10.250.0.77', 'dev', 'eth0']);
     t.notOk(await d.nextEvent(300), 'no notification after unsubscribe');
     t.equal(d.events, before);
+  });
+
+  t.test('neighbour watches share one monitor; each is called until it unsubscribes', async (t) => {
+    await d.call('watch', 'x');
+    await d.call('watch', 'y');
+    t.equal(await d.call('monitorCount'), 1, 'one `ip monitor` for both');
+    const neighbor = (verb: 'add' | 'del') => must('ip', ['-n', NS_LB, 'neigh', verb, '10.250.0.79', ...(verb === 'add' ? ['lladdr', '02:4e:48:00:00:79'] : []), 'dev', 'eth0', ...(verb === 'add' ? ['nud', 'permanent'] : [])]);
+    const seen = (who: string) => d.eventsOf.get(who) ?? 0;
+    neighbor('add');
+    const deadline = Date.now() + 5000;
+    while ((seen('x') === 0 || seen('y') === 0) && Date.now() < deadline) await d.nextEvent(200);
+    t.ok(seen('x') > 0 && seen('y') > 0, `both notified (x ${seen('x')}, y ${seen('y')})`);
+    await d.call('unwatch', 'x');
+    const [x, y] = [seen('x'), seen('y')];
+    neighbor('del');
+    while (seen('y') === y && Date.now() < deadline + 5000) await d.nextEvent(200);
+    t.ok(seen('y') > y, 'the remaining watch is still notified');
+    t.equal(seen('x'), x, 'the one unsubscribed is not');
+    t.equal(await d.call('monitorCount'), 1, 'the monitor stays for the other');
+    await d.call('unwatch', 'y');
+    let count = await d.call<number>('monitorCount');
+    while (count > 0 && Date.now() < deadline + 10_000) {
+      await new Promise((r) => setTimeout(r, 50));
+      count = await d.call<number>('monitorCount');
+    }
+    t.equal(count, 0, 'the last unsubscribe ends it');
   });
 
   t.test('a flood of neighbour changes is survived, and the watch goes on (an overrun socket of the netlink package aborts its process)', async (t) => {

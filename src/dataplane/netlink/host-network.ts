@@ -90,8 +90,9 @@ export function openHostNetwork(): HostNetwork {
 }
 
 class NetlinkHostNetwork implements HostNetwork {
-  private readonly socket: RtNetlinkSocket = openSocket(() => {});
-  private readonly watchers = new Set<() => void>();
+  private readonly socket: RtNetlinkSocket = openSocket();
+  /** The `ip monitor` of each kind of object watched (watch()). */
+  private readonly monitors = new Map<string, SharedMonitor>();
   /** Tail of the request queue; never rejects. */
   private queue: Promise<unknown> = Promise.resolve();
   private closed = false;
@@ -268,70 +269,50 @@ class NetlinkHostNetwork implements HostNetwork {
    * loop is busy), the kernel sets the socket's error, and the `netlink` package's poll
    * handler then throws from C++ and aborts the whole daemon (measured: 15,000 neighbour
    * changes in a second did). `ip monitor` reports the overflow ("netlink receive error ...
-   * No buffer space available") on stderr and goes on: any output means "read again". It is
-   * started again if it ends.
+   * No buffer space available") on stderr and goes on: any output means "read again". One
+   * monitor per kind of object, shared by its subscribers.
    */
   private watch(objects: string[], onChange: () => void): () => void {
     if (this.closed) throw new HostNetworkError('other', 'watch: host network is closed');
-    let open = true;
-    let monitor: ChildProcess | null = null;
-    let restart: NodeJS.Timeout | undefined;
-    let readyPoll: NodeJS.Timeout | undefined;
-    const changed = () => {
-      if (open) onChange();
-    };
-    const start = () => {
-      // Through sh, which ends `ip monitor` once its stdin (a pipe from this process) closes:
-      // on unsubscribe, and when the daemon ends, even by SIGKILL (else it would live on
-      // until its next write).
-      const child = spawn('sh', ['-c', MONITOR_SCRIPT, 'sh', ...objects], { stdio: ['pipe', 'pipe', 'pipe'] });
-      child.stdin.on('error', () => undefined);
-      monitor = child;
-      child.stdout.on('data', changed);
-      child.stderr.on('data', changed);
-      child.on('error', () => undefined); // 'exit' follows (or never came up: see below)
-      child.on('close', () => {
-        clearTimeout(readyPoll);
-        child.stdin.destroy();
-        if (!open || monitor !== child) return;
-        monitor = null;
-        // Changes may have gone unseen: read again, and watch again a little later.
-        changed();
-        restart = setTimeout(start, MONITOR_RESTART_MS);
-        restart.unref();
-      });
-      // Once the monitor's socket has joined the groups (it shows in /proc/net/netlink under
-      // the monitor's pid), one call: whatever changed while it started is read again.
-      const startedAt = Date.now();
-      const poll = () => {
-        if (!open || monitor !== child) return;
-        if (child.pid !== undefined && !subscribed(child.pid) && Date.now() - startedAt < MONITOR_READY_MS) {
-          readyPoll = setTimeout(poll, 5);
-          readyPoll.unref();
-          return;
-        }
-        changed();
+    const key = objects.join(' ');
+    let shared = this.monitors.get(key);
+    if (!shared) {
+      const listeners = new Set<() => void>();
+      const callAll = () => {
+        for (const listener of [...listeners]) listener();
       };
-      poll();
+      const entry: SharedMonitor = { listeners, ready: false, stop: () => undefined };
+      entry.stop = startMonitor(objects, {
+        change: callAll,
+        ready: () => {
+          entry.ready = true;
+          callAll();
+        },
+      });
+      this.monitors.set(key, entry);
+      shared = entry;
+    }
+    const monitor = shared;
+    const listener = () => onChange();
+    monitor.listeners.add(listener);
+    // Joined a monitor already in place: this subscriber's first call (see watchNeighbors).
+    if (monitor.ready) {
+      setImmediate(() => {
+        if (monitor.listeners.has(listener)) listener();
+      });
+    }
+    return () => {
+      if (!monitor.listeners.delete(listener) || monitor.listeners.size > 0) return;
+      monitor.stop();
+      if (this.monitors.get(key) === monitor) this.monitors.delete(key);
     };
-    start();
-    const unsubscribe = (): void => {
-      if (!open) return;
-      open = false;
-      this.watchers.delete(unsubscribe);
-      clearTimeout(restart);
-      clearTimeout(readyPoll);
-      monitor?.stdin?.end();
-      monitor = null;
-    };
-    this.watchers.add(unsubscribe);
-    return unsubscribe;
   }
 
   close(): void {
     if (this.closed) return;
     this.closed = true;
-    for (const unsubscribe of [...this.watchers]) unsubscribe();
+    for (const monitor of this.monitors.values()) monitor.stop();
+    this.monitors.clear();
     this.socket.socket.close();
   }
 
@@ -363,6 +344,69 @@ const MONITOR_READY_MS = 2000;
 // (The reader takes stdin as fd 3: an asynchronous list's own stdin is /dev/null.)
 const MONITOR_SCRIPT = 'exec 3<&0; ip monitor "$@" 3<&- & m=$!; { read _ <&3; kill $m; } >/dev/null 2>&1 & exec 3<&-; wait $m';
 
+interface SharedMonitor {
+  listeners: Set<() => void>;
+  /** Its socket has joined the groups once (later subscribers get their first call at once). */
+  ready: boolean;
+  stop: () => void;
+}
+
+/**
+ * Runs `ip monitor OBJECTS`: change() after its output (and when it ended: it is started
+ * again a little later), ready() once its socket has joined the groups (it shows in
+ * /proc/net/netlink under the monitor's pid; after MONITOR_READY_MS at the latest), so that
+ * whatever changed while it started is read again. Returns the function that stops it.
+ */
+function startMonitor(objects: string[], on: { change: () => void; ready: () => void }): () => void {
+  let stopped = false;
+  let monitor: ChildProcess | null = null;
+  /** The restart, or the next look for readiness. */
+  let timer: NodeJS.Timeout | undefined;
+  const start = () => {
+    // Through sh, which ends `ip monitor` once its stdin (a pipe from this process) closes:
+    // on stop, and when the daemon ends, even by SIGKILL (else it would live on until its
+    // next write).
+    const child = spawn('sh', ['-c', MONITOR_SCRIPT, 'sh', ...objects], { stdio: ['pipe', 'pipe', 'pipe'] });
+    monitor = child;
+    const changed = () => {
+      if (!stopped) on.change();
+    };
+    child.stdout.on('data', changed);
+    child.stderr.on('data', changed);
+    child.stdin.on('error', () => undefined);
+    child.on('error', () => undefined); // 'close' follows (or it never came up: see below)
+    child.on('close', () => {
+      child.stdin.destroy();
+      if (stopped || monitor !== child) return;
+      clearTimeout(timer);
+      monitor = null;
+      // Changes may have gone unseen: read again, and watch again a little later.
+      on.change();
+      timer = setTimeout(start, MONITOR_RESTART_MS);
+      timer.unref();
+    });
+    const startedAt = Date.now();
+    const poll = () => {
+      if (stopped || monitor !== child) return;
+      if (child.pid !== undefined && !subscribed(child.pid) && Date.now() - startedAt < MONITOR_READY_MS) {
+        timer = setTimeout(poll, 5);
+        timer.unref();
+        return;
+      }
+      on.ready();
+    };
+    poll();
+  };
+  start();
+  return () => {
+    if (stopped) return;
+    stopped = true;
+    clearTimeout(timer);
+    monitor?.stdin?.end();
+    monitor = null;
+  };
+}
+
 /** Whether a child of the process (the monitor under sh) has an rtnetlink socket that joined multicast groups. */
 function subscribed(shPid: number): boolean {
   let table: string;
@@ -381,12 +425,12 @@ function subscribed(shPid: number): boolean {
 }
 
 /**
- * An rtnetlink socket with an 'error' listener: the package re-emits receive errors (e.g.
- * ENOBUFS when notifications overflow) as 'error' events, which crash the process unheard.
+ * An rtnetlink socket with an 'error' listener: the package re-emits receive errors as
+ * 'error' events, which crash the process unheard; a request that lost its answer times out.
  */
-function openSocket(onReceiveError: () => void): RtNetlinkSocket {
+function openSocket(): RtNetlinkSocket {
   const socket = createRtNetlink();
-  socket.socket.on('error', () => onReceiveError());
+  socket.socket.on('error', () => undefined);
   return socket;
 }
 

@@ -39,14 +39,14 @@ const NETLINK_NETFILTER = 12;
 const NFNL_SUBSYS_NFTABLES = 10;
 
 // include/uapi/linux/netlink.h
-const NLMSG_ERROR = 2;
+export const NLMSG_ERROR = 2;
 const NLM_F_REQUEST = 0x1;
-const NLM_F_ACK = 0x4;
+export const NLM_F_ACK = 0x4;
 const NLM_F_ECHO = 0x8;
 const NLM_F_CREATE = 0x400;
 const NLM_F_APPEND = 0x800;
 const NLA_F_NESTED = 0x8000;
-const NLMSG_HDRLEN = 16;
+export const NLMSG_HDRLEN = 16;
 /** nlmsghdr + struct nfgenmsg (family u8, version u8, res_id be16). */
 const NFNL_HDRLEN = NLMSG_HDRLEN + 4;
 
@@ -920,6 +920,11 @@ export interface OpenWriterOptions extends WriterOptions {
  * with this machine's 4 MiB sysctls): they bound one batch (maxBatchBytes).
  */
 export function openNftElementWriter(options: OpenWriterOptions = {}): NftElementWriter {
+  return createNftElementWriter(openNetfilterTransport(options), options);
+}
+
+/** The transport of openNftElementWriter (also the socket of socket-process-child.ts). */
+export function openNetfilterTransport(options: Pick<OpenWriterOptions, 'sendBufferBytes' | 'recvBufferBytes'> = {}): NetlinkTransport {
   const socket = new RawNetlinkSocket(NETLINK_NETFILTER, {
     // The kernel doubles the value and caps it at the sysctl maximum: asking too much is fine.
     sendBufferSize: options.sendBufferBytes ?? 0x7fffffff,
@@ -927,21 +932,21 @@ export function openNftElementWriter(options: OpenWriterOptions = {}): NftElemen
     // Message peeking (the default) reads each datagram whole, whatever its size.
   });
   socket.unref();
-  return createNftElementWriter(
-    {
-      portId: socket.address().port,
-      maxDatagramBytes: socket.getSendBufferSize() - SNDBUF_OVERHEAD,
-      recvBufferBytes: socket.getRecvBufferSize(),
-      send: (datagram, done) => socket.send(datagram, {}, done),
-      onMessage: (handler) => socket.on('message', (m, rinfo) => handler(m, rinfo.port)),
-      // Without a listener, an 'error' event would throw inside the binding's callback.
-      onError: (handler) => socket.on('error', handler),
-      hold: (held) => (held ? socket.ref() : socket.unref()),
-      close: () => socket.close(),
-    },
-    options,
-  );
+  return {
+    portId: socket.address().port,
+    maxDatagramBytes: socket.getSendBufferSize() - SNDBUF_OVERHEAD,
+    recvBufferBytes: socket.getRecvBufferSize(),
+    send: (datagram, done) => socket.send(datagram, {}, done),
+    onMessage: (handler) => socket.on('message', (m, rinfo) => handler(m, rinfo.port)),
+    // Without a listener, an 'error' event would throw inside the binding's callback.
+    onError: (handler) => socket.on('error', handler),
+    hold: (held) => (held ? socket.ref() : socket.unref()),
+    close: () => socket.close(),
+  };
 }
+
+/** Whether a sequence number is within first..last, which may wrap around 2^32. */
+export const seqInRange = (seq: number, first: number, last: number): boolean => (first <= last ? seq >= first && seq <= last : seq >= first || seq <= last);
 
 type Settle<T> = (r: { ok: T } | { err: NftBatchError }) => void;
 
@@ -1033,7 +1038,7 @@ export function createNftElementWriter(transport: NetlinkTransport, options: Wri
     return result;
   }
 
-  const ownsRange = (first: number, last: number) => (seq: number) => (first <= last ? seq >= first && seq <= last : seq >= first || seq <= last);
+  const ownsRange = (first: number, last: number) => (seq: number) => seqInRange(seq, first, last);
   const tooLarge = (what: string) => new NftBatchError(`${what}: nothing sent (use nft -f)`, 'EMSGSIZE', null, [], false);
 
   return {

@@ -13,12 +13,7 @@
  */
 import fs from 'node:fs';
 import os from 'node:os';
-import { RawNetlinkSocket } from 'netlink';
-import { worstReplyBytes } from './nft-elements.js';
-
-const NETLINK_NETFILTER = 12;
-/** netlink_sendmsg() refuses a datagram longer than sk_sndbuf - 32. */
-const SNDBUF_OVERHEAD = 32;
+import { NLM_F_ACK, NLMSG_ERROR, NLMSG_HDRLEN, openNetfilterTransport, seqInRange, worstReplyBytes } from './nft-elements.js';
 
 /** Over IPC; a datagram's bytes are in the file at fd 4, at `offset` (see socket-process.ts). */
 export type SocketProcessRequest = { kind: 'send'; id: number; offset: number; length: number } | { kind: 'close' };
@@ -37,13 +32,11 @@ const post = (reply: SocketProcessReply) => {
     // The daemon is gone or closing: nothing to tell.
   }
 };
-const NLMSG_HDRLEN = 16;
-const NLMSG_ERROR = 2;
-const NLM_F_ACK = 0x4;
-
 // argv[2]: the receive buffer to ask for (tests make it small); default as large as allowed.
-const socket = new RawNetlinkSocket(NETLINK_NETFILTER, { sendBufferSize: 0x7fffffff, recvBufferSize: Number(process.argv[2]) || 0x7fffffff });
-const recvBufferBytes = socket.getRecvBufferSize();
+const socket = openNetfilterTransport({ recvBufferBytes: Number(process.argv[2]) || undefined });
+// Kept alive by the IPC channel and by the socket while sends are under way (closeWhenIdle).
+socket.hold(true);
+const { recvBufferBytes } = socket;
 
 /** A datagram to send, and what of its replies tells that they have all been read. */
 interface Outgoing {
@@ -78,7 +71,6 @@ const outgoing = (id: number, datagram: Buffer): Outgoing => {
   const finalIsAck = finalSeq !== -1;
   return { id, datagram, replyBytes: worstReplyBytes(datagram), firstSeq, lastSeq, finalSeq: finalIsAck ? finalSeq : firstSeq, finalIsAck };
 };
-const owns = (o: Outgoing, seq: number) => (o.firstSeq <= o.lastSeq ? seq >= o.firstSeq && seq <= o.lastSeq : seq >= o.firstSeq || seq <= o.lastSeq);
 
 /** Sends what waits, in order, while its replies fit beside those unread. */
 const pump = () => {
@@ -105,7 +97,7 @@ const noteReplies = (datagram: Buffer) => {
     if (len < NLMSG_HDRLEN || at + len > datagram.length) break;
     const type = datagram.readUInt16LE(at + 4);
     const seq = datagram.readUInt32LE(at + 8);
-    const o = unread.find((u) => owns(u, seq));
+    const o = unread.find((u) => seqInRange(seq, u.firstSeq, u.lastSeq));
     if (o) {
       const errno = type === NLMSG_ERROR && len >= NLMSG_HDRLEN + 4 ? -datagram.readInt32LE(at + NLMSG_HDRLEN) : 0;
       // As the writer reads them: an error on the first message (the batch refused as a
@@ -116,9 +108,9 @@ const noteReplies = (datagram: Buffer) => {
   }
 };
 
-socket.on('message', (m: Buffer, rinfo: { port: number }) => {
-  post({ kind: 'message', datagram: m, port: rinfo.port });
-  if (rinfo.port === 0) {
+socket.onMessage((m, port) => {
+  post({ kind: 'message', datagram: m, port });
+  if (port === 0) {
     try {
       noteReplies(m);
     } catch (err) {
@@ -126,7 +118,7 @@ socket.on('message', (m: Buffer, rinfo: { port: number }) => {
     }
   }
 });
-socket.on('error', (err: Error & { code?: string }) => post({ kind: 'error', error: errorOf(err) }));
+socket.onError((err) => post({ kind: 'error', error: errorOf(err) }));
 
 // Closed once every send has had its callback: the binding runs completions from a timer,
 // and nothing of it may be left to run while the process ends.
@@ -157,7 +149,7 @@ const send = (o: Outgoing) => {
     closeWhenIdle();
   };
   try {
-    socket.send(datagram, {}, (err?: Error & { code?: string }) => {
+    socket.send(datagram, (err) => {
       try {
         done(err ? errorOf(err) : null);
       } catch {
@@ -194,4 +186,4 @@ process.on('message', (request: SocketProcessRequest) => {
     post({ kind: 'sent', id: request.id, error: errorOf(err) });
   }
 });
-post({ kind: 'ready', portId: socket.address().port, maxDatagramBytes: socket.getSendBufferSize() - SNDBUF_OVERHEAD, recvBufferBytes: socket.getRecvBufferSize() });
+post({ kind: 'ready', portId: socket.portId, maxDatagramBytes: socket.maxDatagramBytes, recvBufferBytes });
